@@ -1,0 +1,32 @@
+"""TrainGym environments: training a neural network, as a Gymnasium environment.
+
+Importing this module registers the environments::
+
+    import gymnasium as gym
+    import traingym.envs  # noqa: F401
+
+    env = gym.make("TrainGym/DigitsMLP-v0")
+"""
+
+from gymnasium.envs.registration import register
+from traingym.envs.config import TrainingEnvConfig
+from traingym.envs.moves import KNOBS, Move, action_to_move, move_to_action
+from traingym.envs.training_env import TrainingEnv
+from traingym.envs.wrappers import DiscreteActionWrapper
+
+DEFAULT_HORIZON = 20
+
+ENV_TASKS: dict[str, str] = {
+    "TrainGym/DigitsMLP-v0": "digits_mlp",
+    "TrainGym/DigitsCNN-v0": "digits_cnn",
+    "TrainGym/MNISTCNN-v0": "mnist_cnn",
+    "TrainGym/TabularMLP-v0": "tabular_mlp",
+}
+"""Registered environment ids and the task family each one trains."""
+
+for _env_id, _task in ENV_TASKS.items():
+    register(id=_env_id, entry_point="traingym.envs.training_env:TrainingEnv",
+             max_episode_steps=DEFAULT_HORIZON, kwargs={"task": _task})
+
+__all__ = ["ENV_TASKS", "KNOBS", "DiscreteActionWrapper", "Move", "TrainingEnv", "TrainingEnvConfig",
+           "action_to_move", "move_to_action"]

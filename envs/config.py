@@ -1,0 +1,125 @@
+"""The environment's configuration: one frozen dataclass, validated on construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+OBS_KEYS: tuple[str, ...] = ("training", "neurons", "diagnosis")
+"""Observation keys an env can emit; ``obs_keys`` picks a non-empty subset (ablations drop any of them)."""
+
+LR_BOUNDS = (1e-6, 10.0)
+"""Learning rate is clipped to this range after every move."""
+WD_BOUNDS = (1e-7, 1e-1)
+"""Weight decay is clipped to this range after every move."""
+INSTANCE_SETS = ("train", "test", "sampled")
+OPTIMIZERS = ("sgd", "adam")
+ADVISOR_CALLS = ("every_step", "every_n", "on_event")
+ENCODERS = ("minilm", "hashing")
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not (low <= value <= high):
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
+
+
+def _check_choice(name: str, value: object, choices: tuple[object, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TrainingEnvConfig:
+    """Everything that defines a :class:`TrainingEnv`. Every field is JSON-able, so it can be a ``gym.make`` kwarg."""
+
+    task: str = "digits_mlp"
+    """Task family: digits_mlp, digits_cnn, mnist_cnn, tabular_mlp, reviews_bert, reviews_shortcut."""
+    instance_set: str = "train"
+    """Which instances ``reset(seed=...)`` draws from: the fixed ``train`` set, the held-out ``test`` set, or
+    ``sampled`` (a fresh instance from the family's distribution)."""
+    steps_per_action: int = 50
+    """K: optimizer steps run by one env step (1..10000)."""
+    horizon: int = 20
+    """T: env steps per episode when the env is built directly (``gym.make`` uses ``max_episode_steps``)."""
+    optimizer: str = "sgd"
+    """``sgd`` (with momentum) or ``adam`` (AdamW: decoupled weight decay)."""
+    momentum: float = 0.9
+    """SGD momentum in [0, 0.999]."""
+    batch_size: int = 64
+    """Training batch size (1..4096)."""
+    val_size: int = 512
+    """Size cap of the fixed validation buffer (16..100000)."""
+    flag_top_k: int = 4
+    """Flagged neurons per hidden layer: the top-k by |activation x gradient| on validation errors (1..64)."""
+    max_error_samples: int = 256
+    """Cap on the validation errors used for neuron importance (1..100000)."""
+    history_len: int = 8
+    """Steps of train/val history kept for slopes and the advisor's report (2..64)."""
+    obs_keys: tuple[str, ...] = ("training", "neurons", "diagnosis")
+    """Observation keys to emit, a non-empty subset of ("training", "neurons", "diagnosis")."""
+    divergence_penalty: float = 1.0
+    """Reward on divergence is ``-divergence_penalty`` (0..10); the episode terminates."""
+    max_weight_norm: float = 1e4
+    """Weights whose global L2 norm exceeds this count as diverged (1..1e12)."""
+    num_threads: int | None = 1
+    """torch intra-op threads for the process (None leaves the torch default)."""
+    device: str = "cpu"
+    """Torch device of the target network: ``cpu`` or ``cuda``/``cuda:N``."""
+    advisor: str = "heuristic"
+    """Advisor spec: heuristic, smollm, hf:<path>, openai:<model> or module.path:ClassName."""
+    advisor_call: str = "on_event"
+    """When the advisor is called: every_step, every_n or on_event (reuse the last diagnosis otherwise)."""
+    advisor_every_n: int = 5
+    """Call period for ``advisor_call="every_n"`` (1..1000)."""
+    advisor_base_url: str | None = None
+    """Base URL of an OpenAI-compatible server for ``openai:`` advisors (the key comes from an env variable)."""
+    encoder: str = "minilm"
+    """Diagnosis text encoder: ``minilm`` (the offline MiniLM sentence encoder) or ``hashing`` (cheap, for tests)."""
+    diagnosis_dim: int | None = None
+    """Reduce the encoded text to this dimension with a fixed seeded projection (None keeps 384)."""
+    log_path: str | None = None
+    """Append the neuron event log as JSON Lines to this file (None: memory only)."""
+    event_log_capacity: int = 256
+    """Ring-buffer size of the in-memory event log (1..100000)."""
+    relevance: bool = True
+    """Text tasks: compute Chefer token relevance on validation errors."""
+    shortcut_p_pos: float = 0.9
+    """reviews_shortcut: probability of the planted token in positive training reviews."""
+    shortcut_p_neg: float = 0.05
+    """reviews_shortcut: probability of the planted token in negative training reviews."""
+
+    def __post_init__(self) -> None:
+        from traingym.envs.tasks.registry import task_names
+
+        _check_choice("task", self.task, task_names())
+        _check_choice("instance_set", self.instance_set, INSTANCE_SETS)
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("advisor_call", self.advisor_call, ADVISOR_CALLS)
+        _check_choice("encoder", self.encoder, ENCODERS)
+        for name, low, high in (("steps_per_action", 1, 10_000), ("horizon", 1, 10_000), ("batch_size", 1, 4096),
+                                ("val_size", 16, 100_000), ("flag_top_k", 1, 64), ("max_error_samples", 1, 100_000),
+                                ("history_len", 2, 64), ("advisor_every_n", 1, 1000),
+                                ("event_log_capacity", 1, 100_000)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"{name} must be an int in [{low}, {high}], got {value!r}")
+            _check_range(name, value, low, high)
+        _check_range("momentum", self.momentum, 0.0, 0.999)
+        _check_range("divergence_penalty", self.divergence_penalty, 0.0, 10.0)
+        _check_range("max_weight_norm", self.max_weight_norm, 1.0, 1e12)
+        _check_range("shortcut_p_pos", self.shortcut_p_pos, 0.0, 1.0)
+        _check_range("shortcut_p_neg", self.shortcut_p_neg, 0.0, 1.0)
+        if self.num_threads is not None:
+            _check_range("num_threads", self.num_threads, 1, 256)
+        if self.diagnosis_dim is not None:
+            _check_range("diagnosis_dim", self.diagnosis_dim, 1, 384)
+        if not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        keys = tuple(self.obs_keys)
+        if not keys or len(set(keys)) != len(keys) or any(k not in OBS_KEYS for k in keys):
+            raise ValueError(f"obs_keys must be a non-empty subset of {OBS_KEYS} without repeats, got {keys!r}")
+        # Keep a canonical order so spaces are identical whatever order the user listed the keys in.
+        object.__setattr__(self, "obs_keys", tuple(k for k in OBS_KEYS if k in keys))
+
+
+def field_names() -> list[str]:
+    return [f.name for f in fields(TrainingEnvConfig)]

@@ -1,0 +1,39 @@
+"""The ``"neurons"`` observation block: a fixed-size float32 view of the neuron log and the event log."""
+
+from __future__ import annotations
+
+import numpy as np
+from traingym.envs.event_log import EVENT_TYPES, EventLog
+from traingym.envs.neuron_log import LAYER_SLOTS, SUMMARY_FIELDS, NeuronLog
+
+_LOG_FIELDS = {"grad_norm", "weight_change", "mean_abs_weight"}
+"""Summary fields observed as log10 (they span decades); the others are fractions in [0, 1]."""
+
+
+class NeuronFeatures:
+    """Layout, per layer slot (4 slots, zero padded, stable order = forward order of the hidden layers):
+
+    1. ``top_k`` flagged-neuron importances (share of the total error relevance, highest first);
+    2. the summaries of :data:`~traingym.envs.neuron_log.SUMMARY_FIELDS` (grad norm, weight change and mean
+       |weight| as log10, the rest as fractions);
+
+    then, once: per event type (:data:`~traingym.envs.event_log.EVENT_TYPES`), log1p of the events of the last
+    step and log1p of the events since the episode began. Text tasks append the token block of
+    :class:`~traingym.envs.token_features.TokenFeatures` when relevance is on.
+    """
+
+    def __init__(self, top_k: int, extra_size: int = 0) -> None:
+        self.top_k = top_k
+        self.extra_size = extra_size
+        self.size = LAYER_SLOTS * (top_k + len(SUMMARY_FIELDS)) + 2 * len(EVENT_TYPES) + extra_size
+
+    def vector(self, log: NeuronLog, events: EventLog, extra: np.ndarray | None = None) -> np.ndarray:
+        summaries = log.summary_matrix()
+        for j, name in enumerate(SUMMARY_FIELDS):
+            if name in _LOG_FIELDS:
+                summaries[:, j] = np.log10(summaries[:, j] + 1e-8) * (summaries[:, j] > 0)
+        parts = [np.concatenate([log.flagged_matrix(), summaries], axis=1).reshape(-1),
+                 np.log1p(events.count_vector("step")), np.log1p(events.count_vector("reset"))]
+        if self.extra_size:
+            parts.append(extra if extra is not None else np.zeros(self.extra_size, dtype=np.float32))
+        return np.concatenate(parts).astype(np.float32)

@@ -1,0 +1,179 @@
+"""Compressed neuron logs: selective (flagged neurons), summarised (per-layer statistics) and event-triggered.
+
+The log never adds hooks to the training steps: gradient norms come from the gradients the last training step
+already left on the parameters, and activations are captured by forward hooks only during the validation pass.
+The selective part runs one extra forward/backward on the validation *errors* only (capped by
+``max_error_samples``): importance of unit ``i`` is the first-order Taylor term ``|sum(a_i * g_i)|`` of the
+predicted (wrong) class logit, averaged over the errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from traingym.envs.hidden_layer import HiddenLayer
+
+LAYER_SLOTS = 4
+"""Hidden layers reported per network (later layers are dropped, missing ones padded with zeros)."""
+SUMMARY_FIELDS = ("grad_norm", "weight_change", "mean_abs_weight", "dead_fraction", "saturation", "error_share")
+"""Per-layer summary statistics, in report and observation order."""
+
+
+@dataclass
+class LayerSummary:
+    """Summarised statistics of one hidden layer after one env step."""
+
+    name: str
+    grad_norm: float = 0.0
+    """L2 norm of the incoming-weight gradient left by the last training step."""
+    weight_change: float = 0.0
+    """L2 norm of the incoming-weight change since the previous env step."""
+    mean_abs_weight: float = 0.0
+    dead_fraction: float = 0.0
+    """Fraction of units never active (activation <= 0) on the whole validation buffer."""
+    saturation: float = 0.0
+    """Fraction of units active on more than 99% of validation activations (they no longer gate)."""
+    error_share: float = 0.0
+    """This layer's share of the total error relevance (sum of unit importances) over all layers."""
+
+    def as_dict(self) -> dict[str, float | str]:
+        return {"name": self.name, **{f: float(getattr(self, f)) for f in SUMMARY_FIELDS}}
+
+
+class NeuronLog:
+    """Per-layer statistics and flagged neurons of a target network, refreshed once per env step."""
+
+    def __init__(self, layers: Sequence[HiddenLayer], top_k: int, max_error_samples: int) -> None:
+        self.layers = list(layers)
+        self.top_k = top_k
+        self.max_error_samples = max_error_samples
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._captured: dict[int, torch.Tensor] = {}
+        self._capturing = False
+        self._previous_weights = [layer.weight.detach().clone() for layer in self.layers]
+        self.summaries = [LayerSummary(layer.name) for layer in self.layers]
+        self.flagged: list[torch.Tensor] = [torch.zeros(0, dtype=torch.int64) for _ in self.layers]
+        self.flagged_scores: list[torch.Tensor] = [torch.zeros(0) for _ in self.layers]
+        self.n_errors = 0
+        for index, layer in enumerate(self.layers):
+            self._handles.append(layer.module.register_forward_hook(self._make_hook(index)))
+
+    def _make_hook(self, index: int):
+        def hook(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
+            if self._capturing:
+                self._captured[index] = output
+
+        return hook
+
+    # ------------------------------------------------------------------ per step
+    @torch.no_grad()
+    def record_training(self) -> None:
+        """Gradient norms (from the last training step) and weight changes since the previous env step."""
+        for i, layer in enumerate(self.layers):
+            summary = self.summaries[i]
+            grad = layer.weight.grad
+            summary.grad_norm = float(grad.norm()) if grad is not None else 0.0
+            weight = layer.weight.detach()
+            summary.weight_change = float((weight - self._previous_weights[i]).norm())
+            summary.mean_abs_weight = float(weight.abs().mean())
+            self._previous_weights[i].copy_(weight)
+
+    def validation_logits(self, model: nn.Module, x_val: torch.Tensor) -> torch.Tensor:
+        """The validation forward pass, capturing activations for the dead-unit and saturation statistics."""
+        self._capturing = True
+        try:
+            with torch.no_grad():
+                logits = model(x_val)
+        finally:
+            self._capturing = False
+        for i, layer in enumerate(self.layers):
+            act = self._captured.pop(i, None)
+            if act is None:
+                continue
+            active = _fold_units(act > 0, layer.unit_dim).float().mean(0)  # fraction of activations > 0 per unit
+            self.summaries[i].dead_fraction = float((active == 0).float().mean())
+            self.summaries[i].saturation = float((active > 0.99).float().mean())
+        return logits
+
+    def record_errors(self, model: nn.Module, x_err: torch.Tensor, predicted: torch.Tensor) -> None:
+        """Selective log: importance |a * g| of every unit on the validation errors; flags the top-k per layer."""
+        self.n_errors = int(x_err.shape[0])
+        if self.n_errors == 0:
+            for i in range(len(self.layers)):
+                self.flagged[i] = torch.zeros(0, dtype=torch.int64)
+                self.flagged_scores[i] = torch.zeros(0)
+                self.summaries[i].error_share = 0.0
+            return
+        x_err, predicted = x_err[: self.max_error_samples], predicted[: self.max_error_samples]
+        self._capturing = True
+        try:
+            with torch.enable_grad():
+                logits = model(x_err)
+                activations = [self._captured.pop(i) for i in range(len(self.layers))]
+                target = logits.gather(1, predicted[:, None]).sum()
+                grads = torch.autograd.grad(target, activations, allow_unused=True)
+        finally:
+            self._capturing = False
+            self._captured.clear()
+        importances = []
+        for layer, act, grad in zip(self.layers, activations, grads):
+            if grad is None:
+                importances.append(torch.zeros(layer.units))
+                continue
+            taylor = _per_sample_units(act.detach() * grad, layer.unit_dim)  # (B, units)
+            importances.append(taylor.abs().mean(0))
+        total = float(sum(imp.sum() for imp in importances)) or 1.0
+        for i, imp in enumerate(importances):
+            k = min(self.top_k, imp.numel())
+            # Stable order: highest importance first, ties by lowest unit id.
+            order = torch.argsort(-imp, stable=True)[:k]
+            self.flagged[i] = order
+            self.flagged_scores[i] = imp[order] / total
+            self.summaries[i].error_share = float(imp.sum()) / total
+
+    def scale_flagged(self, factor: float) -> int:
+        """Scale the incoming weights of every flagged neuron by ``factor``; returns how many were scaled."""
+        count = 0
+        for layer, ids in zip(self.layers, self.flagged):
+            layer.scale_units(ids, factor)
+            count += int(ids.numel())
+        return count
+
+    # ------------------------------------------------------------------ outputs
+    def summary_matrix(self) -> np.ndarray:
+        """``(LAYER_SLOTS, len(SUMMARY_FIELDS))`` float32, zero padded."""
+        out = np.zeros((LAYER_SLOTS, len(SUMMARY_FIELDS)), dtype=np.float32)
+        for i, summary in enumerate(self.summaries[:LAYER_SLOTS]):
+            out[i] = [getattr(summary, f) for f in SUMMARY_FIELDS]
+        return out
+
+    def flagged_matrix(self) -> np.ndarray:
+        """``(LAYER_SLOTS, top_k)`` float32: the flagged neurons' normalised importances, zero padded."""
+        out = np.zeros((LAYER_SLOTS, self.top_k), dtype=np.float32)
+        for i, scores in enumerate(self.flagged_scores[:LAYER_SLOTS]):
+            out[i, : scores.numel()] = scores.numpy()
+        return out
+
+    def flagged_report(self) -> list[dict]:
+        return [{"layer": layer.name, "ids": ids.tolist(), "scores": [round(float(s), 6) for s in scores]}
+                for layer, ids, scores in zip(self.layers, self.flagged, self.flagged_scores) if ids.numel()]
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+
+def _fold_units(t: torch.Tensor, unit_dim: int) -> torch.Tensor:
+    """``(N, units)``: every axis but the unit axis folded into N."""
+    return t.movedim(unit_dim, -1).reshape(-1, t.shape[unit_dim])
+
+
+def _per_sample_units(t: torch.Tensor, unit_dim: int) -> torch.Tensor:
+    """``(B, units)``: summed over every axis but the batch and unit axes (conv positions, tokens)."""
+    t = t.movedim(unit_dim, -1)
+    return t.reshape(t.shape[0], -1, t.shape[-1]).sum(1)

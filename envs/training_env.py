@@ -1,0 +1,395 @@
+"""Training a target network, as a Gymnasium environment."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+from traingym.envs.config import LR_BOUNDS, WD_BOUNDS, TrainingEnvConfig, field_names
+from traingym.envs.event_log import EventLog, EventType, report_view
+from traingym.envs.moves import AUG_LEVELS, KNOBS, LR_FACTOR, SCALE_DOWN, SCALE_UP, WD_FACTOR, action_to_move
+from traingym.envs.neuron_log import LAYER_SLOTS, NeuronLog
+from traingym.envs.report import build_report, finite, slope
+from traingym.envs.tasks.base import Instance, Split, TaskFamily
+from traingym.envs.tasks.registry import make_task
+
+TRAINING_FIELDS: tuple[str, ...] = (
+    "log10_lr", "log10_weight_decay", "aug_level", "progress",
+    "train_loss", "train_acc", "val_loss", "val_acc", "gap_loss", "gap_acc",
+    "slope_val_loss", "slope_val_acc", "slope_gap_loss", "dead_fraction",
+    *(f"log10_grad_norm_{i}" for i in range(LAYER_SLOTS)),
+    *(f"log10_weight_change_{i}" for i in range(LAYER_SLOTS)),
+)
+"""Layout of the ``"training"`` observation vector. ``aug_level`` is scaled to [0, 1]."""
+OBS_BOUND = 10.0
+"""Every observation entry is clipped to [-OBS_BOUND, OBS_BOUND] (non-finite values are sanitised first)."""
+MAX_LOSS = 10.0
+"""Losses are capped at this value in observations, history and reports."""
+
+
+class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
+    """
+    ## Description
+    One episode is one training run, from scratch, of a small target network on one task instance (a dataset
+    split, an architecture, initial hyperparameters that may be bad, optional label noise). The agent steers the
+    run: every step it nudges the learning rate, weight decay, augmentation strength and the weights of the
+    neurons that most drove the validation errors; then the env runs K optimizer steps and evaluates on a fixed
+    validation buffer.
+
+    ## Action Space
+    ``MultiDiscrete([3, 3, 3, 3])``, one sub-action per knob, 0 = decrease, 1 = keep, 2 = increase:
+
+    | knob | decrease | increase | bounds |
+    |---|---|---|---|
+    | learning rate | x0.5 | x2 | [1e-6, 10] |
+    | weight decay | x1/3 | x3 | [1e-7, 0.1] |
+    | augmentation level | -1 | +1 | 0..4 |
+    | flagged-neuron weights | x0.8 | x1.25 | incoming weights of the top-k units per layer |
+
+    ``DiscreteActionWrapper`` flattens this to ``Discrete(81)`` for DQN.
+
+    ## Observation Space
+    A ``Dict`` with the keys chosen by ``obs_keys`` (all float32 Boxes in [-10, 10], always finite):
+
+    - ``"training"`` (22,): log10 LR, log10 WD, augmentation level / 4, progress t/T, train loss, train
+      accuracy, validation loss, validation accuracy, loss gap (val - train), accuracy gap (train - val),
+      least-squares slopes of val loss, val accuracy and loss gap over the last ``history_len`` steps, mean
+      dead-unit fraction, log10 gradient norm and log10 weight-change norm of up to 4 hidden layers.
+    - ``"neurons"``: the compressed neuron log (flagged-neuron importances per layer slot, per-layer summaries,
+      event counts); see :mod:`traingym.envs.neuron_features`.
+    - ``"diagnosis"``: the advisor's diagnosis text encoded by a language model, plus one-hot findings and the
+      one-hot suggested move; see :mod:`traingym.advisors`.
+
+    ## Rewards
+    The change in validation accuracy since the previous step, so an episode's return is the final minus the
+    initial (untrained) validation accuracy. On divergence the reward is ``-divergence_penalty`` (default -1).
+    Test accuracy is reported in ``info`` at the end of an episode and never rewarded.
+
+    ## Starting State
+    ``reset(seed=...)`` draws an instance from the configured instance set (``train``: 512 fixed instances,
+    ``test``: 128 held-out instances on disjoint data splits, ``sampled``: fresh draws) and initialises a new
+    network; ``reset(options={"instance": {...}})`` or ``{"instance_index": i}`` picks one explicitly.
+
+    ## Episode End
+    - Termination: divergence (non-finite training loss or weights whose global norm exceeds
+      ``max_weight_norm``).
+    - Truncation: after ``max_episode_steps`` (default 20) env steps.
+
+    ## Arguments
+    Every field of :class:`TrainingEnvConfig` is a keyword argument, plus ``render_mode="ansi"``.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        unknown = sorted(set(kwargs) - set(field_names()))
+        if unknown:
+            raise ValueError(f"unknown TrainingEnv argument(s) {unknown}; valid arguments: {field_names()}")
+        if render_mode not in (None, "ansi"):
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.config = TrainingEnvConfig(**kwargs)
+        self.render_mode = render_mode
+        self.task: TaskFamily = make_task(self.config.task)
+        if self.config.num_threads is not None:
+            torch.set_num_threads(self.config.num_threads)
+        if self.config.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device={self.config.device!r} but no CUDA device is available; use device='cpu'")
+        self.device = torch.device(self.config.device)
+        self.action_space = spaces.MultiDiscrete([3] * len(KNOBS))
+        self._events = EventLog(self.config.event_log_capacity, self.config.log_path)
+        self._neuron_features = None
+        self._diagnosis = None
+        obs_spaces: dict[str, spaces.Box] = {}
+        if "training" in self.config.obs_keys:
+            obs_spaces["training"] = _box(len(TRAINING_FIELDS))
+        if "neurons" in self.config.obs_keys:
+            from traingym.envs.neuron_features import NeuronFeatures
+
+            self._neuron_features = NeuronFeatures(self.config.flag_top_k)
+            obs_spaces["neurons"] = _box(self._neuron_features.size)
+        if "diagnosis" in self.config.obs_keys:
+            from traingym.envs.diagnosis import make_diagnosis_channel
+
+            self._diagnosis = make_diagnosis_channel(self.config)
+            obs_spaces["diagnosis"] = self._diagnosis.observation_space
+        self.observation_space = spaces.Dict(obs_spaces)
+        self._instances: list[Instance] | None = None
+        self._closed = False
+        self._model: torch.nn.Module | None = None
+        self._log: NeuronLog | None = None
+        self._split: Split | None = None
+
+    # ------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        options = options or {}
+        instance, index = self._choose_instance(options)
+        self._torch_gen = torch.Generator().manual_seed(int(self.np_random.integers(2**63 - 1)))
+        self._aug_gen = torch.Generator(device=self.device).manual_seed(int(self.np_random.integers(2**63 - 1)))
+        split = self.task.split(instance, self.config.val_size)
+        self._split = Split(*(t.to(self.device) if isinstance(t, torch.Tensor) else t for t in (
+            split.x_train, split.y_train, split.x_val, split.y_val, split.x_test, split.y_test)), split.n_classes)
+        if self._log is not None:
+            self._log.close()
+        self._model = self.task.build_model(instance, split.n_classes, self._torch_gen).to(self.device)
+        self._log = NeuronLog(self.task.hidden_layers(self._model), self.config.flag_top_k,
+                              self.config.max_error_samples)
+        self._instance, self._instance_index = instance, index
+        self._lr = float(np.clip(instance["lr"], *LR_BOUNDS))
+        self._wd = float(np.clip(instance["weight_decay"], *WD_BOUNDS))
+        self._aug = int(instance["aug_level"])
+        self._optimizer = self._make_optimizer()
+        self._t = 0
+        self._horizon = self._episode_horizon()
+        self._history: dict[str, deque[float]] = {
+            k: deque(maxlen=self.config.history_len) for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
+        self._train_loss, self._train_acc = math.log(split.n_classes), 1.0 / split.n_classes
+        self._val_loss, self._val_acc = self._validate()
+        self._initial_val_acc = self._val_acc
+        self._last_move = (0, 0, 0, 0)
+        self._diverged = False
+        self._scaled = 0
+        self._events.reset()
+        if self._diagnosis is not None:
+            self._diagnosis.reset()
+        obs, extra = self._observe()
+        info = {"instance": dict(instance), "instance_index": index, **self._step_info(), **extra}
+        return obs, info
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
+        if self._model is None or self._split is None:
+            raise RuntimeError("call reset() before step()")
+        move = action_to_move(action)
+        self._apply_move(move)
+        self._t += 1
+        train_loss, train_acc, diverged = self._train()
+        self._train_loss, self._train_acc = train_loss, train_acc
+        previous = self._val_acc
+        if diverged:
+            self._diverged = True
+            self._events.emit(self._t, EventType.DIVERGENCE, values={"loss": train_loss})
+            self._val_loss, self._val_acc = MAX_LOSS, 1.0 / self._split.n_classes
+            reward = -self.config.divergence_penalty
+        else:
+            self._val_loss, self._val_acc = self._validate()
+            reward = self._val_acc - previous
+        self._events.end_step()
+        terminated = diverged
+        truncated = (not terminated) and self._t >= self._horizon
+        obs, extra = self._observe()
+        info = {**self._step_info(), **extra}
+        if terminated or truncated:
+            test_loss, test_acc = self._evaluate(self._split.x_test, self._split.y_test)
+            info.update({"test_accuracy": test_acc, "test_loss": test_loss, "instance": dict(self._instance),
+                         "initial_val_accuracy": self._initial_val_acc})
+        if self.render_mode == "ansi":
+            self._last_render = self._status_line(reward)
+        return obs, float(reward), terminated, truncated, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        return getattr(self, "_last_render", None) or self._status_line(0.0)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._log is not None:
+            self._log.close()
+        if self._diagnosis is not None:
+            self._diagnosis.close()
+        self._events.close()
+
+    # ------------------------------------------------------------------ internals
+    def _choose_instance(self, options: dict[str, Any]) -> tuple[Instance, int | None]:
+        unknown = sorted(set(options) - {"instance", "instance_index"})
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {unknown}; use 'instance' (a dict) or 'instance_index'")
+        if "instance" in options:
+            instance = dict(options["instance"])
+            instance.setdefault("family", self.task.name)
+            self.task.validate_instance(instance)
+            return instance, None
+        if self.config.instance_set == "sampled":
+            split_seed = int(self.np_random.integers(2_000_000, 2**31 - 1))
+            return self.task.sample_instance(self.np_random, self.config.optimizer, split_seed), None
+        instances = self.instances
+        if "instance_index" in options:
+            index = int(options["instance_index"])
+            if not 0 <= index < len(instances):
+                raise ValueError(f"instance_index must be in [0, {len(instances) - 1}], got {index}")
+        else:
+            index = int(self.np_random.integers(len(instances)))
+        return dict(instances[index]), index
+
+    @property
+    def instances(self) -> list[Instance]:
+        """The fixed instance set this env draws from (``train`` or held-out ``test``)."""
+        if self._instances is None:
+            which = "train" if self.config.instance_set == "sampled" else self.config.instance_set
+            self._instances = self.task.instance_set(which, self.config.optimizer)
+        return self._instances
+
+    def _episode_horizon(self) -> int:
+        spec = self.spec
+        if spec is not None and spec.max_episode_steps is not None:
+            return int(spec.max_episode_steps)
+        return self.config.horizon
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        assert self._model is not None
+        decay, no_decay = [], []
+        for param in self._model.parameters():
+            (decay if param.dim() > 1 else no_decay).append(param)
+        groups = [{"params": decay, "weight_decay": self._wd}, {"params": no_decay, "weight_decay": 0.0}]
+        if self.config.optimizer == "adam":
+            return torch.optim.AdamW(groups, lr=self._lr)
+        return torch.optim.SGD(groups, lr=self._lr, momentum=self.config.momentum)
+
+    def _apply_move(self, move: tuple[int, ...]) -> None:
+        d_lr, d_wd, d_aug, d_scale = move
+        self._lr = float(np.clip(self._lr * LR_FACTOR**d_lr, *LR_BOUNDS))
+        self._wd = float(np.clip(self._wd * WD_FACTOR**d_wd, *WD_BOUNDS))
+        self._aug = int(np.clip(self._aug + d_aug, 0, AUG_LEVELS - 1))
+        for group in self._optimizer.param_groups:
+            group["lr"] = self._lr
+        self._optimizer.param_groups[0]["weight_decay"] = self._wd
+        self._scaled = 0
+        if d_scale != 0 and self._log is not None:
+            self._scaled = self._log.scale_flagged(SCALE_UP if d_scale > 0 else SCALE_DOWN)
+        self._last_move = move
+
+    def _train(self) -> tuple[float, float, bool]:
+        """K optimizer steps; returns mean train loss, train accuracy and whether the run diverged."""
+        assert self._model is not None and self._split is not None and self._log is not None
+        model, split, cfg = self._model, self._split, self.config
+        model.train()
+        k, b = cfg.steps_per_action, min(cfg.batch_size, split.x_train.shape[0])
+        batches = torch.randint(split.x_train.shape[0], (k, b), generator=self._torch_gen).to(self.device)
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        for idx in batches:
+            xb, yb = split.x_train[idx], split.y_train[idx]
+            if self._aug > 0:
+                xb, yb = self.task.augment(xb, yb, self._aug, self._aug_gen)
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
+            self._optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self._optimizer.step()
+            loss_sum += loss.detach()
+            correct += (logits.detach().argmax(1) == yb).sum()
+        weight_norm = torch.linalg.vector_norm(torch.stack([p.detach().norm() for p in model.parameters()]))
+        mean_loss, accuracy, norm = torch.stack(
+            [loss_sum / k, correct.float() / (k * b), weight_norm]).tolist()  # one host sync
+        diverged = not (math.isfinite(mean_loss) and math.isfinite(norm) and norm <= cfg.max_weight_norm)
+        if not diverged:
+            self._log.record_training()
+        return min(mean_loss, MAX_LOSS) if math.isfinite(mean_loss) else MAX_LOSS, accuracy, diverged
+
+    def _validate(self) -> tuple[float, float]:
+        """Validation pass on the fixed buffer; refreshes the neuron log and flagged neurons."""
+        assert self._model is not None and self._split is not None and self._log is not None
+        model, split = self._model, self._split
+        model.eval()
+        logits = self._log.validation_logits(model, split.x_val)
+        predicted = logits.argmax(1)
+        errors = predicted != split.y_val
+        self._log.record_errors(model, split.x_val[errors], predicted[errors])
+        loss, acc = torch.stack([F.cross_entropy(logits, split.y_val), (~errors).float().mean()]).tolist()
+        return (min(loss, MAX_LOSS) if math.isfinite(loss) else MAX_LOSS), acc
+
+    @torch.no_grad()
+    def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+        assert self._model is not None
+        self._model.eval()
+        logits = self._model(x)
+        loss, acc = torch.stack([F.cross_entropy(logits, y), (logits.argmax(1) == y).float().mean()]).tolist()
+        return finite(min(loss, MAX_LOSS), MAX_LOSS), float(acc)
+
+    def _record_history(self) -> None:
+        for key, value in (("train_loss", self._train_loss), ("train_acc", self._train_acc),
+                           ("val_loss", self._val_loss), ("val_acc", self._val_acc)):
+            self._history[key].append(value)
+
+    def _training_vector(self) -> np.ndarray:
+        assert self._log is not None
+        h = self._history
+        gap = [v - t for v, t in zip(h["val_loss"], h["train_loss"])]
+        summaries = self._log.summaries[:LAYER_SLOTS]
+        grad = [math.log10(s.grad_norm + 1e-8) for s in summaries]
+        change = [math.log10(s.weight_change + 1e-8) for s in summaries]
+        pad = [0.0] * (LAYER_SLOTS - len(summaries))
+        dead = float(np.mean([s.dead_fraction for s in self._log.summaries])) if self._log.summaries else 0.0
+        values = [
+            math.log10(self._lr), math.log10(self._wd), self._aug / (AUG_LEVELS - 1), self._t / self._horizon,
+            self._train_loss, self._train_acc, self._val_loss, self._val_acc,
+            self._val_loss - self._train_loss, self._train_acc - self._val_acc,
+            slope(h["val_loss"]), slope(h["val_acc"]), slope(gap), dead,
+            *grad, *pad, *change, *pad,
+        ]
+        return _sanitise(np.asarray(values, dtype=np.float32))
+
+    def report(self) -> dict[str, Any]:
+        """The bounded JSON-able :ref:`TrainingReport <report>` of the current state, as advisors read it."""
+        assert self._log is not None and self._split is not None
+        return build_report(
+            task={"env_id": self.spec.id if self.spec else None, "family": self.task.name,
+                  "modality": self.task.modality, "n_classes": self._split.n_classes,
+                  "model": self.task.describe(self._instance),
+                  "n_params": int(sum(p.numel() for p in self._model.parameters()))},  # type: ignore[union-attr]
+            step=self._t, horizon=self._horizon,
+            hparams={"lr": self._lr, "weight_decay": self._wd, "aug_level": self._aug},
+            bounds={"lr": list(LR_BOUNDS), "weight_decay": list(WD_BOUNDS), "aug_level": [0, AUG_LEVELS - 1]},
+            history={k: list(v) for k, v in self._history.items()},
+            layers=[s.as_dict() for s in self._log.summaries[:LAYER_SLOTS]],
+            flagged_neurons=self._log.flagged_report(),
+            flagged_tokens=[],
+            event_counts={k: v for k, v in self._events.counts().items() if v},
+            recent_events=[report_view(r) for r in self._events.recent(8)],
+            diverged=self._diverged,
+        )
+
+    def _observe(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        self._record_history()
+        obs: dict[str, np.ndarray] = {}
+        extra: dict[str, Any] = {}
+        if "training" in self.config.obs_keys:
+            obs["training"] = self._training_vector()
+        if self._neuron_features is not None:
+            assert self._log is not None
+            obs["neurons"] = _sanitise(self._neuron_features.vector(self._log, self._events))
+        if self._diagnosis is not None:
+            vector, extra["advisor"] = self._diagnosis.observe(self.report(), self._t)
+            obs["diagnosis"] = vector
+        return obs, extra
+
+    def _step_info(self) -> dict[str, Any]:
+        return {
+            "step": self._t, "lr": self._lr, "weight_decay": self._wd, "aug_level": self._aug,
+            "train_loss": self._train_loss, "train_accuracy": self._train_acc,
+            "val_loss": self._val_loss, "val_accuracy": self._val_acc,
+            "move": list(self._last_move), "scaled_neurons": self._scaled, "diverged": self._diverged,
+        }
+
+    def _status_line(self, reward: float) -> str:
+        return (f"t={self._t:3d}/{self._horizon} lr={self._lr:.2e} wd={self._wd:.1e} aug={self._aug} "
+                f"train_loss={self._train_loss:.3f} val_loss={self._val_loss:.3f} val_acc={self._val_acc:.3f} "
+                f"move={list(self._last_move)} reward={reward:+.3f}{' DIVERGED' if self._diverged else ''}")
+
+
+def _box(size: int) -> spaces.Box:
+    return spaces.Box(-OBS_BOUND, OBS_BOUND, shape=(size,), dtype=np.float32)
+
+
+def _sanitise(vector: np.ndarray) -> np.ndarray:
+    vector = np.nan_to_num(vector.astype(np.float32), nan=0.0, posinf=OBS_BOUND, neginf=-OBS_BOUND)
+    return np.clip(vector, -OBS_BOUND, OBS_BOUND)
