@@ -54,7 +54,7 @@ class TrainingEnvConfig:
     """Cap on the validation errors used for neuron importance (1..100000)."""
     history_len: int = 8
     """Steps of train/val history kept for slopes and the advisor's report (2..64)."""
-    obs_keys: tuple[str, ...] = ("training", "neurons", "diagnosis")
+    obs_keys: tuple[str, ...] = ("training", "neurons")
     """Observation keys to emit, a non-empty subset of ("training", "neurons", "diagnosis")."""
     divergence_penalty: float = 1.0
     """Reward on divergence is ``-divergence_penalty`` (0..10); the episode terminates."""
