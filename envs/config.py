@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-OBS_KEYS: tuple[str, ...] = ("training", "neurons", "diagnosis")
+OBS_KEYS: tuple[str, ...] = ("training_stats", "neurons", "diagnosis")
 """Observation keys an env can emit; ``obs_keys`` picks a non-empty subset (ablations drop any of them)."""
 
-LR_BOUNDS = (1e-6, 10.0)
+LR_BOUNDS = (1e-6, 100.0)
 """Learning rate is clipped to this range after every move."""
 WD_BOUNDS = (1e-7, 1e-1)
 """Weight decay is clipped to this range after every move."""
@@ -54,12 +54,14 @@ class TrainingEnvConfig:
     """Cap on the validation errors used for neuron importance (1..100000)."""
     history_len: int = 8
     """Steps of train/val history kept for slopes and the advisor's report (2..64)."""
-    obs_keys: tuple[str, ...] = ("training", "neurons")
-    """Observation keys to emit, a non-empty subset of ("training", "neurons", "diagnosis")."""
+    obs_keys: tuple[str, ...] = ("training_stats", "neurons")
+    """Observation keys to emit, a non-empty subset of ("training_stats", "neurons", "diagnosis")."""
     divergence_penalty: float = 1.0
     """Reward on divergence is ``-divergence_penalty`` (0..10); the episode terminates."""
     max_weight_norm: float = 1e4
     """Weights whose global L2 norm exceeds this count as diverged (1..1e12)."""
+    max_loss: float = 100.0
+    """A mean training loss above this (cross-entropy; chance is ~2.3 for 10 classes) counts as diverged (1..1e12)."""
     num_threads: int | None = 1
     """torch intra-op threads for the process (None leaves the torch default)."""
     device: str = "cpu"
@@ -106,6 +108,7 @@ class TrainingEnvConfig:
         _check_range("momentum", self.momentum, 0.0, 0.999)
         _check_range("divergence_penalty", self.divergence_penalty, 0.0, 10.0)
         _check_range("max_weight_norm", self.max_weight_norm, 1.0, 1e12)
+        _check_range("max_loss", self.max_loss, 1.0, 1e12)
         _check_range("shortcut_p_pos", self.shortcut_p_pos, 0.0, 1.0)
         _check_range("shortcut_p_neg", self.shortcut_p_neg, 0.0, 1.0)
         if self.num_threads is not None:

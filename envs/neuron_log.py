@@ -9,6 +9,7 @@ predicted (wrong) class logit, averaged over the errors.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -60,14 +61,12 @@ class NeuronLog:
         self.flagged_scores: list[torch.Tensor] = [torch.zeros(0) for _ in self.layers]
         self.n_errors = 0
         for index, layer in enumerate(self.layers):
-            self._handles.append(layer.module.register_forward_hook(self._make_hook(index)))
+            # A partial of a bound method (not a closure) keeps the model, and so the env, picklable.
+            self._handles.append(layer.module.register_forward_hook(functools.partial(self._capture, index)))
 
-    def _make_hook(self, index: int):
-        def hook(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
-            if self._capturing:
-                self._captured[index] = output
-
-        return hook
+    def _capture(self, index: int, module: nn.Module, inputs: object, output: torch.Tensor) -> None:
+        if self._capturing:
+            self._captured[index] = output
 
     # ------------------------------------------------------------------ per step
     @torch.no_grad()

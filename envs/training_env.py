@@ -26,7 +26,7 @@ TRAINING_FIELDS: tuple[str, ...] = (
     *(f"log10_grad_norm_{i}" for i in range(LAYER_SLOTS)),
     *(f"log10_weight_change_{i}" for i in range(LAYER_SLOTS)),
 )
-"""Layout of the ``"training"`` observation vector. ``aug_level`` is scaled to [0, 1]."""
+"""Layout of the ``"training_stats"`` observation vector. ``aug_level`` is scaled to [0, 1]."""
 OBS_BOUND = 10.0
 """Every observation entry is clipped to [-OBS_BOUND, OBS_BOUND] (non-finite values are sanitised first)."""
 MAX_LOSS = 10.0
@@ -47,7 +47,7 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     | knob | decrease | increase | bounds |
     |---|---|---|---|
-    | learning rate | x0.5 | x2 | [1e-6, 10] |
+    | learning rate | x0.5 | x2 | [1e-6, 100] |
     | weight decay | x1/3 | x3 | [1e-7, 0.1] |
     | augmentation level | -1 | +1 | 0..4 |
     | flagged-neuron weights | x0.8 | x1.25 | incoming weights of the top-k units per layer |
@@ -57,7 +57,7 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ## Observation Space
     A ``Dict`` with the keys chosen by ``obs_keys`` (all float32 Boxes in [-10, 10], always finite):
 
-    - ``"training"`` (22,): log10 LR, log10 WD, augmentation level / 4, progress t/T, train loss, train
+    - ``"training_stats"`` (22,): log10 LR, log10 WD, augmentation level / 4, progress t/T, train loss, train
       accuracy, validation loss, validation accuracy, loss gap (val - train), accuracy gap (train - val),
       least-squares slopes of val loss, val accuracy and loss gap over the last ``history_len`` steps, mean
       dead-unit fraction, log10 gradient norm and log10 weight-change norm of up to 4 hidden layers.
@@ -77,8 +77,8 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     network; ``reset(options={"instance": {...}})`` or ``{"instance_index": i}`` picks one explicitly.
 
     ## Episode End
-    - Termination: divergence (non-finite training loss or weights whose global norm exceeds
-      ``max_weight_norm``).
+    - Termination: divergence: a non-finite or exploding mean training loss (above ``max_loss``) or weights
+      whose global norm is non-finite or exceeds ``max_weight_norm``.
     - Truncation: after ``max_episode_steps`` (default 20) env steps.
 
     ## Arguments
@@ -92,7 +92,8 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if unknown:
             raise ValueError(f"unknown TrainingEnv argument(s) {unknown}; valid arguments: {field_names()}")
         if render_mode not in (None, "ansi"):
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+            # SB3's make_vec_env asks every env for "rgb_array"; refusing would break it, so warn and render nothing.
+            gym.logger.warn(f"render_mode {render_mode!r} is not supported (only 'ansi'); render() returns None")
         self.config = TrainingEnvConfig(**kwargs)
         self.render_mode = render_mode
         self.task: TaskFamily = make_task(self.config.task)
@@ -106,8 +107,8 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._neuron_features = None
         self._diagnosis = None
         obs_spaces: dict[str, spaces.Box] = {}
-        if "training" in self.config.obs_keys:
-            obs_spaces["training"] = _box(len(TRAINING_FIELDS))
+        if "training_stats" in self.config.obs_keys:
+            obs_spaces["training_stats"] = _box(len(TRAINING_FIELDS))
         if "neurons" in self.config.obs_keys:
             from traingym.envs.neuron_features import NeuronFeatures
 
@@ -290,7 +291,7 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         weight_norm = torch.linalg.vector_norm(torch.stack([p.detach().norm() for p in model.parameters()]))
         mean_loss, accuracy, norm = torch.stack(
             [loss_sum / k, correct.float() / (k * b), weight_norm]).tolist()  # one host sync
-        diverged = not (math.isfinite(mean_loss) and math.isfinite(norm) and norm <= cfg.max_weight_norm)
+        diverged = not (mean_loss <= cfg.max_loss and norm <= cfg.max_weight_norm)  # False for NaN too
         if not diverged:
             self._log.record_training()
         return min(mean_loss, MAX_LOSS) if math.isfinite(mean_loss) else MAX_LOSS, accuracy, diverged
@@ -362,8 +363,8 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._record_history()
         obs: dict[str, np.ndarray] = {}
         extra: dict[str, Any] = {}
-        if "training" in self.config.obs_keys:
-            obs["training"] = self._training_vector()
+        if "training_stats" in self.config.obs_keys:
+            obs["training_stats"] = self._training_vector()
         if self._neuron_features is not None:
             assert self._log is not None
             obs["neurons"] = _sanitise(self._neuron_features.vector(self._log, self._events))
