@@ -15,6 +15,8 @@ INSTANCE_SETS = ("train", "test", "sampled")
 OPTIMIZERS = ("sgd", "adam")
 ADVISOR_CALLS = ("every_step", "every_n", "on_event")
 ENCODERS = ("minilm", "hashing")
+NEURON_LOG_POLICIES = ("selective", "events", "summaries")
+"""Neuron-log policies, each usable alone: flagged neurons, event-triggered records, per-layer summaries."""
 
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:
@@ -78,6 +80,8 @@ class TrainingEnvConfig:
     """Diagnosis text encoder: ``minilm`` (the offline MiniLM sentence encoder) or ``hashing`` (cheap, for tests)."""
     diagnosis_dim: int | None = None
     """Reduce the encoded text to this dimension with a fixed seeded projection (None keeps 384)."""
+    neuron_log: tuple[str, ...] = NEURON_LOG_POLICIES
+    """Neuron-log policies to run, a subset of ("selective", "events", "summaries"); () turns logging off."""
     log_path: str | None = None
     """Append the neuron event log as JSON Lines to this file (None: memory only)."""
     event_log_capacity: int = 256
@@ -120,6 +124,10 @@ class TrainingEnvConfig:
         keys = tuple(self.obs_keys)
         if not keys or len(set(keys)) != len(keys) or any(k not in OBS_KEYS for k in keys):
             raise ValueError(f"obs_keys must be a non-empty subset of {OBS_KEYS} without repeats, got {keys!r}")
+        policies = tuple(self.neuron_log)
+        if any(p not in NEURON_LOG_POLICIES for p in policies) or len(set(policies)) != len(policies):
+            raise ValueError(f"neuron_log must be a subset of {NEURON_LOG_POLICIES} without repeats, got {policies!r}")
+        object.__setattr__(self, "neuron_log", tuple(p for p in NEURON_LOG_POLICIES if p in policies))
         # Keep a canonical order so spaces are identical whatever order the user listed the keys in.
         object.__setattr__(self, "obs_keys", tuple(k for k in OBS_KEYS if k in keys))
 

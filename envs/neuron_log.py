@@ -48,8 +48,13 @@ class LayerSummary:
 class NeuronLog:
     """Per-layer statistics and flagged neurons of a target network, refreshed once per env step."""
 
-    def __init__(self, layers: Sequence[HiddenLayer], top_k: int, max_error_samples: int) -> None:
+    def __init__(self, layers: Sequence[HiddenLayer], top_k: int, max_error_samples: int, *,
+                 selective: bool = True, summaries: bool = True) -> None:
         self.layers = list(layers)
+        self.selective = selective
+        """Run the error pass and flag the top-k units (off: nothing is flagged, scaling moves do nothing)."""
+        self.summarised = summaries
+        """Collect per-layer statistics (off: no hooks fire, summaries stay zero)."""
         self.top_k = top_k
         self.max_error_samples = max_error_samples
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
@@ -57,6 +62,7 @@ class NeuronLog:
         self._capturing = False
         self._previous_weights = [layer.weight.detach().clone() for layer in self.layers]
         self.summaries = [LayerSummary(layer.name) for layer in self.layers]
+        self.dead_masks: list[torch.Tensor] = [torch.zeros(layer.units, dtype=torch.bool) for layer in self.layers]
         self.flagged: list[torch.Tensor] = [torch.zeros(0, dtype=torch.int64) for _ in self.layers]
         self.flagged_scores: list[torch.Tensor] = [torch.zeros(0) for _ in self.layers]
         self.n_errors = 0
@@ -72,6 +78,8 @@ class NeuronLog:
     @torch.no_grad()
     def record_training(self) -> None:
         """Gradient norms (from the last training step) and weight changes since the previous env step."""
+        if not self.summarised:
+            return
         for i, layer in enumerate(self.layers):
             summary = self.summaries[i]
             grad = layer.weight.grad
@@ -83,7 +91,7 @@ class NeuronLog:
 
     def validation_logits(self, model: nn.Module, x_val: torch.Tensor) -> torch.Tensor:
         """The validation forward pass, capturing activations for the dead-unit and saturation statistics."""
-        self._capturing = True
+        self._capturing = self.summarised
         try:
             with torch.no_grad():
                 logits = model(x_val)
@@ -94,14 +102,15 @@ class NeuronLog:
             if act is None:
                 continue
             active = _fold_units(act > 0, layer.unit_dim).float().mean(0)  # fraction of activations > 0 per unit
-            self.summaries[i].dead_fraction = float((active == 0).float().mean())
+            self.dead_masks[i] = (active == 0).cpu()
+            self.summaries[i].dead_fraction = float(self.dead_masks[i].float().mean())
             self.summaries[i].saturation = float((active > 0.99).float().mean())
         return logits
 
     def record_errors(self, model: nn.Module, x_err: torch.Tensor, predicted: torch.Tensor) -> None:
         """Selective log: importance |a * g| of every unit on the validation errors; flags the top-k per layer."""
         self.n_errors = int(x_err.shape[0])
-        if self.n_errors == 0:
+        if self.n_errors == 0 or not self.selective:
             for i in range(len(self.layers)):
                 self.flagged[i] = torch.zeros(0, dtype=torch.int64)
                 self.flagged_scores[i] = torch.zeros(0)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 from traingym.envs.config import LR_BOUNDS, WD_BOUNDS, TrainingEnvConfig, field_names
+from traingym.envs.event_detector import EventDetector
 from traingym.envs.event_log import EventLog, EventType, report_view
 from traingym.envs.moves import AUG_LEVELS, KNOBS, LR_FACTOR, SCALE_DOWN, SCALE_UP, WD_FACTOR, action_to_move
 from traingym.envs.neuron_log import LAYER_SLOTS, NeuronLog
@@ -104,6 +105,7 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.device = torch.device(self.config.device)
         self.action_space = spaces.MultiDiscrete([3] * len(KNOBS))
         self._events = EventLog(self.config.event_log_capacity, self.config.log_path)
+        self._detector = EventDetector(self._events)
         self._neuron_features = None
         self._diagnosis = None
         obs_spaces: dict[str, spaces.Box] = {}
@@ -140,8 +142,10 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if self._log is not None:
             self._log.close()
         self._model = self.task.build_model(instance, split.n_classes, self._torch_gen).to(self.device)
+        policies = self.config.neuron_log
         self._log = NeuronLog(self.task.hidden_layers(self._model), self.config.flag_top_k,
-                              self.config.max_error_samples)
+                              self.config.max_error_samples, selective="selective" in policies,
+                              summaries="summaries" in policies)
         self._instance, self._instance_index = instance, index
         self._lr = float(np.clip(instance["lr"], *LR_BOUNDS))
         self._wd = float(np.clip(instance["weight_decay"], *WD_BOUNDS))
@@ -152,12 +156,14 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._history: dict[str, deque[float]] = {
             k: deque(maxlen=self.config.history_len) for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
         self._train_loss, self._train_acc = math.log(split.n_classes), 1.0 / split.n_classes
+        self._events.reset()
+        self._detector.reset()
         self._val_loss, self._val_acc = self._validate()
+        self._events.end_step()
         self._initial_val_acc = self._val_acc
         self._last_move = (0, 0, 0, 0)
         self._diverged = False
         self._scaled = 0
-        self._events.reset()
         if self._diagnosis is not None:
             self._diagnosis.reset()
         obs, extra = self._observe()
@@ -175,7 +181,8 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         previous = self._val_acc
         if diverged:
             self._diverged = True
-            self._events.emit(self._t, EventType.DIVERGENCE, values={"loss": train_loss})
+            if "events" in self.config.neuron_log:
+                self._events.emit(self._t, EventType.DIVERGENCE, values={"loss": train_loss})
             self._val_loss, self._val_acc = MAX_LOSS, 1.0 / self._split.n_classes
             reward = -self.config.divergence_penalty
         else:
@@ -306,7 +313,10 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         errors = predicted != split.y_val
         self._log.record_errors(model, split.x_val[errors], predicted[errors])
         loss, acc = torch.stack([F.cross_entropy(logits, split.y_val), (~errors).float().mean()]).tolist()
-        return (min(loss, MAX_LOSS) if math.isfinite(loss) else MAX_LOSS), acc
+        loss = min(loss, MAX_LOSS) if math.isfinite(loss) else MAX_LOSS
+        if "events" in self.config.neuron_log:
+            self._detector.detect(self._t, errors, self._train_loss, loss, self._history, self._log)
+        return loss, acc
 
     @torch.no_grad()
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
