@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-
 from traingym.envs.event_log import EventLog, EventType
 from traingym.envs.neuron_log import NeuronLog
 

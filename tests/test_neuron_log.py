@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-
 from traingym.envs import TrainingEnv
 from traingym.envs.event_log import validate_record
 
