@@ -56,7 +56,7 @@ class TrainingEnvConfig:
     """Cap on the validation errors used for neuron importance (1..100000)."""
     history_len: int = 8
     """Steps of train/val history kept for slopes and the advisor's report (2..64)."""
-    obs_keys: tuple[str, ...] = ("training_stats", "neurons")
+    obs_keys: tuple[str, ...] = OBS_KEYS
     """Observation keys to emit, a non-empty subset of ("training_stats", "neurons", "diagnosis")."""
     divergence_penalty: float = 1.0
     """Reward on divergence is ``-divergence_penalty`` (0..10); the episode terminates."""
@@ -76,6 +76,9 @@ class TrainingEnvConfig:
     """Call period for ``advisor_call="every_n"`` (1..1000)."""
     advisor_base_url: str | None = None
     """Base URL of an OpenAI-compatible server for ``openai:`` advisors (the key comes from an env variable)."""
+    advisor_accounting: bool = False
+    """Also put the advisor's latency, cache hits and token counters in ``info["advisor"]`` (wall-clock values
+    differ between identical runs, so they are left out by default to keep ``info`` reproducible)."""
     encoder: str = "minilm"
     """Diagnosis text encoder: ``minilm`` (the offline MiniLM sentence encoder) or ``hashing`` (cheap, for tests)."""
     diagnosis_dim: int | None = None

@@ -30,6 +30,11 @@ TRAINING_FIELDS: tuple[str, ...] = (
 """Layout of the ``"training_stats"`` observation vector. ``aug_level`` is scaled to [0, 1]."""
 OBS_BOUND = 10.0
 """Every observation entry is clipped to [-OBS_BOUND, OBS_BOUND] (non-finite values are sanitised first)."""
+ADVISOR_ACCOUNTING_KEYS = ("latency_ms", "cache_hit", "tokens", "tokens_total", "calls", "fallbacks", "cache_hits",
+                           "encoder_cache_hit_rate")
+"""Run-time accounting of the advisor (wall-clock time, caches that persist across episodes): not reproducible,
+so it is in ``info["advisor"]`` only with ``advisor_accounting=True``; :attr:`TrainingEnv.advisor_accounting`
+always has the latest values."""
 MAX_LOSS = 10.0
 """Losses are capped at this value in observations, history and reports."""
 
@@ -123,6 +128,8 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             obs_spaces["diagnosis"] = self._diagnosis.observation_space
         self.observation_space = spaces.Dict(obs_spaces)
         self._instances: list[Instance] | None = None
+        self.advisor_accounting: dict[str, Any] = {}
+        """Latest advisor latency, cache and token counters (see ``ADVISOR_ACCOUNTING_KEYS``)."""
         self._closed = False
         self._model: torch.nn.Module | None = None
         self._log: NeuronLog | None = None
@@ -379,7 +386,11 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             assert self._log is not None
             obs["neurons"] = _sanitise(self._neuron_features.vector(self._log, self._events))
         if self._diagnosis is not None:
-            vector, extra["advisor"] = self._diagnosis.observe(self.report(), self._t)
+            vector, advisor = self._diagnosis.observe(self.report(), self._t)
+            self.advisor_accounting = {k: advisor.pop(k) for k in ADVISOR_ACCOUNTING_KEYS if k in advisor}
+            if self.config.advisor_accounting:
+                advisor.update(self.advisor_accounting)
+            extra["advisor"] = advisor
             obs["diagnosis"] = vector
         return obs, extra
 

@@ -20,7 +20,8 @@ CORE_KEYS = ["training_stats", "neurons"]
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_check_env_gymnasium_and_sb3(env_id: str) -> None:
-    env = gym.make(env_id, obs_keys=CORE_KEYS, **FAST)
+    env = gym.make(env_id, **FAST)  # default: all three keys, heuristic advisor, MiniLM encoder
+    assert set(env.observation_space.spaces) == {"training_stats", "neurons", "diagnosis"}
     gym_check_env(env.unwrapped, skip_render_check=True)
     sb3_check_env(env, warn=True)
     env.close()
@@ -59,7 +60,7 @@ def _same(a: list, b: list) -> bool:
 def test_same_seed_same_episode_different_seed_differs(env_id: str) -> None:
     rng = np.random.default_rng(0)
     actions = [rng.integers(0, 3, size=4) for _ in range(20)]
-    env = gym.make(env_id, obs_keys=CORE_KEYS, **FAST)
+    env = gym.make(env_id, **FAST)  # all keys, heuristic advisor
     first, second = _rollout(env, 7, actions), _rollout(env, 7, actions)
     assert len(first) == 21  # a full episode: reset + 20 steps (truncation)
     assert _same(first, second)
