@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields
 
 OBS_KEYS: tuple[str, ...] = ("training_stats", "neurons", "diagnosis")
@@ -20,6 +21,8 @@ NEURON_LOG_POLICIES = ("selective", "events", "summaries")
 
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
     if not (low <= value <= high):
         raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
 
@@ -76,6 +79,10 @@ class TrainingEnvConfig:
     """Call period for ``advisor_call="every_n"`` (1..1000)."""
     advisor_base_url: str | None = None
     """Base URL of an OpenAI-compatible server for ``openai:`` advisors (the key comes from an env variable)."""
+    advisor_timeout_s: float = 20.0
+    """Per-request timeout of ``openai:`` advisors, in seconds (0.01..600); on timeout the heuristic answers."""
+    advisor_max_retries: int = 2
+    """Retries of ``openai:`` advisors after HTTP 429 / 5xx / connection errors (0..10)."""
     advisor_accounting: bool = False
     """Also put the advisor's latency, cache hits and token counters in ``info["advisor"]`` (wall-clock values
     differ between identical runs, so they are left out by default to keep ``info`` reproducible)."""
@@ -107,7 +114,7 @@ class TrainingEnvConfig:
         for name, low, high in (("steps_per_action", 1, 10_000), ("horizon", 1, 10_000), ("batch_size", 1, 4096),
                                 ("val_size", 16, 100_000), ("flag_top_k", 1, 64), ("max_error_samples", 1, 100_000),
                                 ("history_len", 2, 64), ("advisor_every_n", 1, 1000),
-                                ("event_log_capacity", 1, 100_000)):
+                                ("event_log_capacity", 1, 100_000), ("advisor_max_retries", 0, 10)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ValueError(f"{name} must be an int in [{low}, {high}], got {value!r}")
@@ -118,12 +125,26 @@ class TrainingEnvConfig:
         _check_range("max_loss", self.max_loss, 1.0, 1e12)
         _check_range("shortcut_p_pos", self.shortcut_p_pos, 0.0, 1.0)
         _check_range("shortcut_p_neg", self.shortcut_p_neg, 0.0, 1.0)
-        if self.num_threads is not None:
-            _check_range("num_threads", self.num_threads, 1, 256)
-        if self.diagnosis_dim is not None:
-            _check_range("diagnosis_dim", self.diagnosis_dim, 1, 384)
-        if not (self.device == "cpu" or self.device.startswith("cuda")):
+        _check_range("advisor_timeout_s", self.advisor_timeout_s, 0.01, 600.0)
+        for name, low, high in (("num_threads", 1, 256), ("diagnosis_dim", 1, 384)):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise ValueError(f"{name} must be None or an int in [{low}, {high}], got {value!r}")
+            if value is not None:
+                _check_range(name, value, low, high)
+        for name in ("advisor_accounting", "relevance"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.advisor_base_url is not None and not isinstance(self.advisor_base_url, str):
+            raise ValueError(f"advisor_base_url must be None or a URL string, got {self.advisor_base_url!r}")
+        if self.log_path is not None and not isinstance(self.log_path, (str, os.PathLike)):
+            raise ValueError(f"log_path must be None or a file path, got {self.log_path!r}")
+        if not isinstance(self.device, str) or not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        for name in ("obs_keys", "neuron_log"):
+            if isinstance(getattr(self, name), str):  # a bare string would be split into characters
+                raise ValueError(f"{name} must be a list of names, got the string {getattr(self, name)!r}; "
+                                 f"write [{getattr(self, name)!r}]")
         keys = tuple(self.obs_keys)
         if not keys or len(set(keys)) != len(keys) or any(k not in OBS_KEYS for k in keys):
             raise ValueError(f"obs_keys must be a non-empty subset of {OBS_KEYS} without repeats, got {keys!r}")

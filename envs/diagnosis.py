@@ -16,4 +16,6 @@ def make_diagnosis_channel(config: TrainingEnvConfig) -> DiagnosisChannel:
         encoder=config.encoder,
         dim=config.diagnosis_dim,
         openai_base_url=config.advisor_base_url,
+        openai_timeout_s=config.advisor_timeout_s,
+        openai_max_retries=config.advisor_max_retries,
     ))
