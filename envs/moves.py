@@ -30,10 +30,13 @@ AUG_LEVELS = 5
 
 def action_to_move(action: Sequence[int] | np.ndarray) -> Move:
     """Map an env action (values in {0,1,2}) to a move (values in {-1,0,1})."""
-    arr = np.asarray(action).reshape(-1)
-    if arr.shape != (len(KNOBS),):
-        raise ValueError(f"action must have {len(KNOBS)} entries (one per knob {KNOBS}), got shape {arr.shape}")
-    if not np.all((arr >= 0) & (arr <= 2)):
+    raw = np.asarray(action)
+    arr = raw.reshape(-1)
+    if arr.shape != (len(KNOBS),) or max(raw.shape, default=0) != len(KNOBS):  # (4,), (1, 4) or (4, 1) only
+        raise ValueError(f"action must have {len(KNOBS)} entries (one per knob {KNOBS}), got shape {raw.shape}")
+    if arr.dtype.kind not in "biuf":  # strings, objects: no silent coercion
+        raise ValueError(f"action entries must be integers in {{0, 1, 2}}, got dtype {arr.dtype} ({arr.tolist()})")
+    if not np.all((arr >= 0) & (arr <= 2) & (arr == np.round(arr))):  # 0.5 must not truncate to 0
         raise ValueError(f"action entries must be in {{0, 1, 2}}, got {arr.tolist()}")
     return tuple(int(a) - 1 for a in arr)  # type: ignore[return-value]
 
