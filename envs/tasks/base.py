@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -117,9 +118,25 @@ class TaskFamily(ABC):
 
     def validate_instance(self, instance: Instance) -> None:
         """Raise ValueError naming the first bad field of an explicit instance."""
-        for key in ("split_seed", "lr", "weight_decay", "aug_level"):
+        architecture = self.sample_architecture(np.random.default_rng(0))
+        for key in ("split_seed", "lr", "weight_decay", "aug_level", *architecture):
             if key not in instance:
                 raise ValueError(f"instance is missing field {key!r}; an instance needs {self.instance_fields()}")
+        # Type checks first, so a wrong type gets a message naming the field rather than a bare TypeError.
+        for key, example in (("split_seed", 0), ("aug_level", 0), ("lr", 0.1), ("weight_decay", 0.1),
+                             ("label_noise", 0.0), *architecture.items()):
+            value = instance.get(key, example)
+            kinds = ((bool, bool, "True or False"), (str, str, "a string"), (int, numbers.Integral, "an integer"),
+                     (float, numbers.Real, "a number"))
+            expected = next(((accept, name) for kind, accept, name in kinds if isinstance(example, kind)), None)
+            if expected is None:
+                continue  # a structured field: the family's build_model checks it
+            if isinstance(value, bool) is not isinstance(example, bool) or not isinstance(value, expected[0]):
+                raise ValueError(f"instance[{key!r}] must be {expected[1]}, got {value!r}")
+            if type(example) is int and key not in ("split_seed", "aug_level") and value < 1:
+                raise ValueError(f"instance[{key!r}] must be >= 1 (sampled example: {example}), got {value!r}")
+        if not int(instance["split_seed"]) >= 0:
+            raise ValueError(f"instance['split_seed'] must be >= 0, got {instance['split_seed']}")
         if not (0 <= int(instance["aug_level"]) <= 4):
             raise ValueError(f"instance['aug_level'] must be in 0..4, got {instance['aug_level']}")
         if not (0.0 <= float(instance.get("label_noise", 0.0)) < 1.0):
