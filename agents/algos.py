@@ -1,0 +1,59 @@
+"""The RL algorithms ``train_agent.py`` offers, their policies and default hyperparameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecEnv
+
+
+def algo_class(algo: str) -> type[BaseAlgorithm]:
+    """The SB3 class of ``algo`` (ppo, a2c, dqn, recurrent_ppo)."""
+    if algo == "recurrent_ppo":
+        from sb3_contrib import RecurrentPPO
+
+        return RecurrentPPO
+    classes: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
+    if algo not in classes:
+        raise ValueError(f"algo must be one of ppo, a2c, dqn, recurrent_ppo, got {algo!r}")
+    return classes[algo]
+
+
+def policy_name(algo: str) -> str:
+    """SB3 policy for the Dict observation space."""
+    return "MultiInputLstmPolicy" if algo == "recurrent_ppo" else "MultiInputPolicy"
+
+
+def uses_discrete_actions(algo: str) -> bool:
+    """DQN needs ``Discrete(81)`` (``DiscreteActionWrapper``)."""
+    return algo == "dqn"
+
+
+def algo_kwargs(algo: str, n_envs: int, total_timesteps: int, learning_rate: float | None, n_steps: int | None,
+                ent_coef: float, gamma: float) -> dict[str, Any]:
+    """Constructor kwargs for the small budgets TrainGym runs at (an episode is 20 steps, a run ~1e4 steps)."""
+    kwargs: dict[str, Any] = {"gamma": gamma}
+    if algo in ("ppo", "recurrent_ppo"):
+        steps = n_steps or 128
+        rollout = steps * n_envs
+        batch = next(b for b in (64, 32, 16, 8, 4, 2, 1) if rollout % b == 0 and b <= rollout)
+        kwargs.update(n_steps=steps, batch_size=batch, n_epochs=10, gae_lambda=0.95, ent_coef=ent_coef,
+                      learning_rate=learning_rate or 3e-4)
+    elif algo == "a2c":
+        kwargs.update(n_steps=n_steps or 5, ent_coef=ent_coef, learning_rate=learning_rate or 7e-4)
+    elif algo == "dqn":
+        kwargs.update(learning_rate=learning_rate or 1e-4, buffer_size=min(100_000, max(1_000, total_timesteps)),
+                      learning_starts=min(1_000, total_timesteps // 10), batch_size=64, train_freq=4,
+                      target_update_interval=max(1, min(1_000, total_timesteps // 20)), exploration_fraction=0.3)
+    else:
+        raise ValueError(f"unknown algo {algo!r}")
+    return kwargs
+
+
+def build_model(algo: str, env: VecEnv, seed: int, device: str, tensorboard_log: str | None, verbose: int,
+                **kwargs: Any) -> BaseAlgorithm:
+    """A fresh agent for ``env``."""
+    return algo_class(algo)(policy_name(algo), env, seed=seed, device=device, tensorboard_log=tensorboard_log,
+                            verbose=verbose, **kwargs)

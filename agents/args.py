@@ -1,0 +1,162 @@
+"""Command-line arguments of ``train_agent.py``: one frozen dataclass, one help line per field (CleanRL style)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+Algo = Literal["ppo", "a2c", "dqn", "recurrent_ppo"]
+EvalModel = Literal["final", "best"]
+
+DEFAULT_OBS_KEYS: tuple[str, ...] = ("training_stats", "neurons")
+"""Observation keys when none are given (``diagnosis`` is added when an advisor is set)."""
+HELD_OUT_INSTANCES = 128
+"""Size of the held-out (``instance_set="test"``) instance set of every family."""
+
+
+def diagnosis_available() -> bool:
+    """Whether the env's ``"diagnosis"`` observation key (``traingym.envs.diagnosis``) is installed."""
+    try:
+        return importlib.util.find_spec("traingym.envs.diagnosis") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@dataclass(frozen=True)
+class Args:
+    """Train an RL agent that steers the training of a neural network (TrainGym), then evaluate it against
+    baselines on the held-out instances."""
+
+    env: str = "TrainGym/DigitsMLP-v0"
+    """Gymnasium id of the TrainGym environment (TrainGym/DigitsMLP-v0, DigitsCNN-v0, MNISTCNN-v0, TabularMLP-v0)."""
+    algo: Algo = "ppo"
+    """RL algorithm: ppo, a2c, dqn (through DiscreteActionWrapper) or recurrent_ppo (sb3-contrib, LSTM policy)."""
+    advisor: str | None = None
+    """Advisor spec for the diagnosis channel (heuristic, smollm, hf:<path>, openai:<model>, module:Class)."""
+    obs_keys: tuple[str, ...] = ()
+    """Observation keys (training_stats, neurons, diagnosis); empty: training_stats neurons, plus diagnosis
+    with --advisor."""
+    total_timesteps: int = 30_000
+    """Environment steps to train for (one step = K optimizer steps of the target network)."""
+    n_envs: int = 0
+    """Parallel training envs (SubprocVecEnv when > 1); 0: one per core (os.cpu_count())."""
+    seed: int = 0
+    """Seed of the agent, the training envs and the random baseline."""
+    device: str = "cpu"
+    """Torch device of the agent's networks (cpu, cuda, auto)."""
+    run_dir: str | None = None
+    """Run directory; default runs/<algo>-<env>-<timestamp>."""
+    resume: bool = False
+    """Resume the run in --run-dir from its last checkpoint (its config.json; flags given now override it)."""
+    horizon: int = 20
+    """Env steps per episode (T)."""
+    steps_per_action: int = 50
+    """Optimizer steps of the target network per env step (K)."""
+    normalize: bool = True
+    """Normalise observations and rewards with VecNormalize (statistics saved with the model)."""
+    learning_rate: float | None = None
+    """Agent learning rate; None: the algorithm's default (PPO 3e-4, A2C 7e-4, DQN 1e-4)."""
+    n_steps: int | None = None
+    """Rollout steps per env per update (PPO, RecurrentPPO, A2C); None: the algorithm's default (128, 128, 5)."""
+    ent_coef: float = 0.01
+    """Entropy bonus (PPO, RecurrentPPO, A2C)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    eval_freq: int = 6_000
+    """Env steps between periodic evaluations on held-out instances (best-model selection); 0 disables them."""
+    eval_freq_episodes: int = 16
+    """Held-out instances per periodic evaluation (taken from the end of the held-out set)."""
+    eval_episodes: int = 64
+    """Held-out instances of the final evaluation (taken from the start of the held-out set), 1..128."""
+    eval_model: EvalModel = "final"
+    """Which agent the final evaluation uses: the final model or the best periodic-evaluation model."""
+    eval_workers: int = 0
+    """Processes for the final evaluation; 0: min(2, os.cpu_count())."""
+    baselines: tuple[str, ...] = ("keep", "random", "step_decay", "plateau")
+    """Baselines evaluated against the agent (keep, random, step_decay, plateau, advisor_greedy, good_defaults)."""
+    checkpoint_freq: int = 5_000
+    """Env steps between atomic checkpoints (model, VecNormalize stats, DQN replay buffer); 0 disables them."""
+    export_trajectories: str | None = None
+    """Write the final evaluation's steps (report, diagnosis, move, reward, outcome) as JSON Lines to this path."""
+    progress_bar: bool = True
+    """Show SB3's progress bar."""
+    tensorboard: bool = True
+    """Log TensorBoard scalars to <run-dir>/tb."""
+    smoke: bool = False
+    """Tiny budget preset (seconds): K=5, T=4, 64 steps, 4 evaluation instances; explicit flags still win."""
+    verbose: int = 0
+    """SB3 verbosity (0, 1, 2)."""
+
+    def __post_init__(self) -> None:
+        import gymnasium as gym
+        import traingym.envs  # noqa: F401  (registers the ids)
+        from traingym.agents.baselines import BASELINES
+        from traingym.envs.config import OBS_KEYS
+
+        if self.env not in gym.registry or not self.env.startswith("TrainGym/"):
+            ids = sorted(k for k in gym.registry if k.startswith("TrainGym/"))
+            raise ValueError(f"--env must be one of {ids}, got {self.env!r}")
+        bad = [k for k in self.obs_keys if k not in OBS_KEYS]
+        if bad or len(set(self.obs_keys)) != len(self.obs_keys):
+            raise ValueError(f"--obs-keys must be distinct values from {OBS_KEYS}, got {list(self.obs_keys)}")
+        keys = self.resolved_obs_keys()
+        if "diagnosis" in keys and not diagnosis_available():
+            raise ValueError("the 'diagnosis' observation key needs traingym.envs.diagnosis, which is not "
+                             "installed yet; drop --advisor or use --obs-keys training_stats neurons")
+        if self.advisor is not None and "diagnosis" not in keys:
+            raise ValueError("--advisor only matters with the 'diagnosis' observation key; add it to --obs-keys")
+        unknown = [b for b in self.baselines if b not in BASELINES]
+        if unknown:
+            raise ValueError(f"--baselines must be names from {sorted(BASELINES)}, got {unknown}")
+        for name, low, high in (("total_timesteps", 1, 10**9), ("n_envs", 0, 1024), ("horizon", 1, 10_000),
+                                ("steps_per_action", 1, 10_000), ("eval_freq", 0, 10**9),
+                                ("eval_freq_episodes", 1, HELD_OUT_INSTANCES),
+                                ("eval_episodes", 1, HELD_OUT_INSTANCES), ("eval_workers", 0, 64),
+                                ("checkpoint_freq", 0, 10**9), ("verbose", 0, 2)):
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ValueError(f"--{name.replace('_', '-')} must be in [{low}, {high}], got {value}")
+        if self.n_steps is not None and self.n_steps < 2:
+            raise ValueError(f"--n-steps must be >= 2, got {self.n_steps}")
+        if self.learning_rate is not None and not 0 < self.learning_rate < 1:
+            raise ValueError(f"--learning-rate must be in (0, 1), got {self.learning_rate}")
+        if not 0 < self.gamma <= 1:
+            raise ValueError(f"--gamma must be in (0, 1], got {self.gamma}")
+        if self.resume and self.run_dir is None:
+            raise ValueError("--resume needs --run-dir (the run to resume)")
+        if self.n_envs == 0:
+            object.__setattr__(self, "n_envs", os.cpu_count() or 1)
+        if self.eval_workers == 0:
+            object.__setattr__(self, "eval_workers", min(2, os.cpu_count() or 1))
+
+    def resolved_obs_keys(self) -> tuple[str, ...]:
+        """The observation keys the env emits."""
+        if self.obs_keys:
+            return self.obs_keys
+        return DEFAULT_OBS_KEYS + (("diagnosis",) if self.advisor is not None else ())
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """``gym.make`` keyword arguments of the training env (besides ``instance_set``)."""
+        kwargs: dict[str, Any] = {"steps_per_action": self.steps_per_action, "obs_keys": self.resolved_obs_keys()}
+        if self.advisor is not None:
+            kwargs["advisor"] = self.advisor
+        return kwargs
+
+    def to_json(self) -> dict[str, Any]:
+        """The arguments as a JSON-able dict (what ``config.json`` stores; arguments only, never secrets)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Args:
+        """Inverse of :meth:`to_json` (unknown keys are ignored, so older configs still load)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names})
+
+
+SMOKE_PRESET: dict[str, Any] = {
+    "total_timesteps": 64, "n_envs": 1, "horizon": 4, "steps_per_action": 5, "n_steps": 16,
+    "eval_freq": 32, "eval_freq_episodes": 2, "eval_episodes": 4, "checkpoint_freq": 32, "eval_workers": 1,
+}
+"""Overrides applied by ``--smoke`` (a run of a few seconds, for tests)."""

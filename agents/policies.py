@@ -1,0 +1,122 @@
+"""Trained agents as evaluation policies, and resolving a policy spec (baseline name or saved agent path)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecNormalize
+from traingym.agents.algos import algo_class, uses_discrete_actions
+from traingym.agents.baselines import BASELINES, make_baseline
+from traingym.agents.checkpoints import load_normalizer, normalizer_path
+
+MIN_OBS_KEYS: tuple[str, ...] = ("training_stats",)
+"""Observation keys of the env a baseline runs in (baselines read ``info``, not the observation)."""
+
+
+class Policy(Protocol):
+    """What the evaluation loop needs: SB3's ``predict`` for one (unbatched) observation."""
+
+    def predict(self, observation: dict[str, np.ndarray], state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]: ...
+
+
+class AgentPolicy:
+    """A trained SB3 agent, with the observation normalisation it was trained with, for one env."""
+
+    def __init__(self, model: BaseAlgorithm, normalizer: VecNormalize | None, obs_keys: tuple[str, ...],
+                 discrete_actions: bool, advisor: str | None = None) -> None:
+        self.model = model
+        self.normalizer = normalizer
+        self.discrete_actions = discrete_actions
+        self.env_overrides: dict[str, Any] = {"obs_keys": tuple(obs_keys)}
+        if advisor is not None:
+            self.env_overrides["advisor"] = advisor
+
+    def predict(self, observation: dict[str, np.ndarray], state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        batch = {k: np.asarray(v)[None] for k, v in observation.items()}
+        if self.normalizer is not None:
+            batch = self.normalizer.normalize_obs(batch)  # type: ignore[assignment]
+        starts = None if episode_start is None else np.asarray(episode_start, dtype=bool).reshape(1)
+        action, state = self.model.predict(batch, state=state, episode_start=starts,  # type: ignore[arg-type]
+                                           deterministic=deterministic)
+        return np.asarray(action)[0], state
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """A picklable description of a policy: ``target`` is a baseline name or the path of a saved agent (a run
+    directory, or a model ``.zip`` inside one); ``label`` names it in tables."""
+
+    label: str
+    target: str
+    seed: int = 0
+
+    @staticmethod
+    def parse(text: str, seed: int = 0) -> PolicySpec:
+        """``name``, ``path`` or ``label=name-or-path``."""
+        label, _, target = text.rpartition("=")
+        target = target or text
+        if not label:
+            label = target if target in BASELINES else _agent_label(Path(target))
+        return PolicySpec(label, target, seed)
+
+
+def _agent_label(path: Path) -> str:
+    run_dir = path if path.is_dir() else path.parent
+    return run_dir.name or str(path)
+
+
+def find_run_config(path: Path) -> dict[str, Any]:
+    """The ``config.json`` of the run a saved agent belongs to (the run directory or up to two parents)."""
+    start = path if path.is_dir() else path.parent
+    for directory in (start, start.parent, start.parent.parent):
+        config = directory / "config.json"
+        if config.exists():
+            return json.loads(config.read_text())["args"]
+    raise FileNotFoundError(f"no config.json found for the agent at {path} (looked in {start} and its parents)")
+
+
+def agent_model_path(path: Path, which: str = "final") -> Path:
+    """The model file of a run directory (``model.zip`` or ``best_model.zip``) or ``path`` itself."""
+    if path.is_dir():
+        best = path / "best_model.zip"
+        return best if which == "best" and best.exists() else path / "model.zip"
+    return path
+
+
+def load_agent(path: str | Path, which: str = "final", device: str = "cpu") -> AgentPolicy:
+    """Load a saved agent (run directory or model file) as a :class:`AgentPolicy`."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no saved agent at {path}")
+    args = find_run_config(path)
+    model_path = agent_model_path(path, which)
+    model = algo_class(args["algo"]).load(model_path, device=device)
+    stats = normalizer_path(model_path)
+    normalizer = load_normalizer(stats) if stats.exists() else None
+    obs_keys = tuple(args.get("obs_keys") or ()) or _default_keys(args.get("advisor"))
+    return AgentPolicy(model, normalizer, obs_keys, uses_discrete_actions(args["algo"]), args.get("advisor"))
+
+
+def _default_keys(advisor: str | None) -> tuple[str, ...]:
+    from traingym.agents.args import DEFAULT_OBS_KEYS
+
+    return DEFAULT_OBS_KEYS + (("diagnosis",) if advisor is not None else ())
+
+
+def resolve_policy(spec: PolicySpec, env_id: str, horizon: int, which: str = "final") -> Any:
+    """Build the policy a spec names (a fresh object: safe to call in worker processes)."""
+    if spec.target in BASELINES:
+        return make_baseline(spec.target, env_id, spec.seed, horizon)
+    return load_agent(spec.target, which)
+
+
+def env_overrides(policy: Any) -> dict[str, Any]:
+    """The ``gym.make`` kwargs a policy needs (baselines: the cheapest observation)."""
+    return {"obs_keys": MIN_OBS_KEYS, **getattr(policy, "env_overrides", {})}

@@ -1,0 +1,200 @@
+"""Training an agent on a TrainGym env: vectorised envs, callbacks, atomic checkpoints and resume, the run
+directory, then the final paired evaluation against baselines on the held-out instances."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
+from traingym.agents.algos import algo_class, algo_kwargs, build_model, uses_discrete_actions
+from traingym.agents.args import HELD_OUT_INSTANCES, Args
+from traingym.agents.callbacks import HeldOutEvalCallback, TrainGymMetricsCallback, read_learning_curve
+from traingym.agents.checkpoints import AtomicCheckpointCallback, atomic_write_json, latest_checkpoint, save_agent
+from traingym.agents.env_factory import env_factory
+from traingym.agents.episodes import EpisodeSettings
+from traingym.agents.evaluate import PolicySummary, evaluate, run_evaluation, summarize
+from traingym.agents.policies import PolicySpec
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+class RunError(ValueError):
+    """A user-facing problem with the run directory (e.g. nothing to resume)."""
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    run_dir: Path
+    model_path: Path
+    num_timesteps: int
+    resumed_from: int | None
+    train_seconds: float
+    eval_seconds: float = 0.0
+    summaries: list[PolicySummary] = field(default_factory=list)
+
+
+def default_run_dir(args: Args) -> Path:
+    """``runs/<algo>-<env>-<timestamp>``."""
+    env = args.env.split("/")[-1].removesuffix("-v0").lower()
+    return Path("runs") / f"{args.algo}-{env}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def load_run_args(run_dir: str | Path) -> dict[str, Any]:
+    """The saved arguments of a run (``config.json``)."""
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise RunError(f"cannot resume: {path} does not exist")
+    return json.loads(path.read_text())["args"]
+
+
+def write_config(run_dir: Path, args: Args, resumed_from: int | None = None) -> None:
+    """``config.json``: the arguments (never secrets: API keys only ever come from environment variables),
+    the resolved env kwargs and library versions."""
+    import gymnasium
+    import stable_baselines3
+    import torch
+
+    path = run_dir / "config.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    config = {
+        "args": args.to_json(), "obs_keys": list(args.resolved_obs_keys()),
+        "env_kwargs": {k: list(v) if isinstance(v, tuple) else v for k, v in args.env_kwargs().items()},
+        "algo_kwargs": algo_kwargs(args.algo, args.n_envs, args.total_timesteps, args.learning_rate, args.n_steps,
+                                   args.ent_coef, args.gamma),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "gymnasium": gymnasium.__version__, "stable_baselines3": stable_baselines3.__version__},
+        "created": previous.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
+        "resumed": previous.get("resumed", []) + ([resumed_from] if resumed_from is not None else []),
+    }
+    atomic_write_json(path, config)
+
+
+def build_training_env(args: Args) -> tuple[VecEnv, VecNormalize | None]:
+    """``n_envs`` training envs on the TRAIN instances (SubprocVecEnv when more than one), optionally wrapped in
+    VecNormalize. Returns the outermost env and the normalizer."""
+    factory = env_factory(args.env, args.horizon, {**args.env_kwargs(), "instance_set": "train"},
+                          discrete=uses_discrete_actions(args.algo), monitor=True)
+    venv: VecEnv = SubprocVecEnv([factory] * args.n_envs) if args.n_envs > 1 else DummyVecEnv([factory])
+    if not args.normalize:
+        return venv, None
+    normalizer = VecNormalize(venv, norm_obs=True, norm_reward=True, clip_obs=10.0, gamma=args.gamma)
+    return normalizer, normalizer
+
+
+def restore(args: Args, run_dir: Path, venv: VecEnv) -> tuple[BaseAlgorithm, VecEnv, VecNormalize | None, int]:
+    """Load the last complete checkpoint of ``run_dir``: model, VecNormalize statistics, replay buffer."""
+    checkpoint = latest_checkpoint(run_dir / CHECKPOINT_DIR)
+    if checkpoint is None:
+        raise RunError(f"cannot resume: no checkpoint in {run_dir / CHECKPOINT_DIR} (latest.json missing)")
+    normalizer = None
+    env = venv
+    if checkpoint.normalizer is not None:
+        normalizer = VecNormalize.load(str(checkpoint.normalizer), venv)
+        normalizer.training = True
+        env = normalizer
+    model = algo_class(args.algo).load(checkpoint.model, env=env, device=args.device,
+                                       tensorboard_log=str(run_dir / "tb") if args.tensorboard else None)
+    if checkpoint.replay_buffer is not None:
+        model.load_replay_buffer(checkpoint.replay_buffer)  # type: ignore[attr-defined]
+    model.set_random_seed(args.seed + checkpoint.step)
+    venv.seed(args.seed + checkpoint.step)
+    return model, env, normalizer, checkpoint.step
+
+
+def periodic_eval_settings(args: Args) -> EpisodeSettings:
+    """Periodic evaluations use the last held-out instances, the final evaluation the first ones, so selecting the
+    best model does not bias the final table (disjoint while both counts add up to at most 128)."""
+    first = HELD_OUT_INSTANCES - args.eval_freq_episodes
+    return EpisodeSettings(args.env, args.horizon, args.steps_per_action, tuple(range(first, HELD_OUT_INSTANCES)),
+                           advisor=args.advisor)
+
+
+def make_callbacks(args: Args, run_dir: Path, normalizer: VecNormalize | None) -> list[BaseCallback]:
+    """Metrics, periodic held-out evaluation (best model) and atomic checkpoints."""
+    callbacks: list[BaseCallback] = [TrainGymMetricsCallback()]
+    if args.eval_freq > 0:
+        callbacks.append(HeldOutEvalCallback(
+            periodic_eval_settings(args), run_dir, args.eval_freq, args.resolved_obs_keys(),
+            uses_discrete_actions(args.algo), normalizer, args.advisor, args.seed, args.verbose))
+    if args.checkpoint_freq > 0:
+        callbacks.append(AtomicCheckpointCallback(run_dir / CHECKPOINT_DIR, args.checkpoint_freq, normalizer,
+                                                  verbose=args.verbose))
+    return callbacks
+
+
+def train(args: Args) -> TrainResult:
+    """Train (or resume) the agent; saves ``model.zip`` (+ VecNormalize statistics) into the run directory."""
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args)
+    if not args.resume and (run_dir / "config.json").exists() and (run_dir / CHECKPOINT_DIR).exists():
+        raise RunError(f"{run_dir} already holds a run; use --resume to continue it or another --run-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    venv, normalizer = build_training_env(args)
+    resumed_from = None
+    try:
+        if args.resume:
+            model, venv, normalizer, resumed_from = restore(args, run_dir, venv)
+            print(f"resumed from checkpoint at step {resumed_from}")
+        else:
+            venv.seed(args.seed)
+            kwargs = algo_kwargs(args.algo, args.n_envs, args.total_timesteps, args.learning_rate, args.n_steps,
+                                 args.ent_coef, args.gamma)
+            model = build_model(args.algo, venv, args.seed, args.device,
+                                str(run_dir / "tb") if args.tensorboard else None, args.verbose, **kwargs)
+        write_config(run_dir, args, resumed_from)
+        remaining = args.total_timesteps - model.num_timesteps
+        start = time.perf_counter()
+        if remaining > 0:
+            model.learn(remaining, callback=CallbackList(make_callbacks(args, run_dir, normalizer)),
+                        progress_bar=args.progress_bar, reset_num_timesteps=resumed_from is None, tb_log_name="tb")
+        seconds = time.perf_counter() - start
+        model_path = save_agent(model, normalizer, run_dir / "model.zip")
+    finally:
+        venv.close()
+    print(f"trained {model.num_timesteps} env steps in {seconds:.0f} s; model saved to {model_path}")
+    return TrainResult(run_dir, model_path, model.num_timesteps, resumed_from, seconds)
+
+
+def final_evaluation(args: Args, result: TrainResult) -> TrainResult:
+    """Evaluate the agent and the baselines on the first ``eval_episodes`` held-out instances (paired), write
+    eval.csv/json, the plots, the learning curve and (optionally) the trajectory export."""
+    start = time.perf_counter()
+    run_dir = result.run_dir
+    specs = [PolicySpec(args.algo, str(run_dir), args.seed)] + [PolicySpec(b, b, args.seed) for b in args.baselines]
+    reference = "keep" if "keep" in args.baselines else specs[-1].label
+    settings = EpisodeSettings(args.env, args.horizon, args.steps_per_action, tuple(range(args.eval_episodes)),
+                               advisor=args.advisor, record_trajectories=args.export_trajectories is not None,
+                               agent_model=args.eval_model)
+    _, summaries = run_evaluation(specs, settings, run_dir, reference, args.eval_workers, args.seed,
+                                  args.export_trajectories,
+                                  title=f"{args.algo} vs baselines on {args.env}, held-out instances")
+    plot_learning_curve(args, run_dir)
+    result = replace(result, eval_seconds=time.perf_counter() - start, summaries=summaries)
+    atomic_write_json(run_dir / "timing.json", {"train_seconds": result.train_seconds,
+                                                "eval_seconds": result.eval_seconds,
+                                                "num_timesteps": result.num_timesteps})
+    return result
+
+
+def plot_learning_curve(args: Args, run_dir: Path) -> Path | None:
+    """``learning_curve.png`` with the keep and random baselines on the same periodic-evaluation instances."""
+    from traingym.agents.plots import plot_learning_curve as plot
+
+    rows = read_learning_curve(run_dir / "learning_curve.csv")
+    if not rows:
+        return None
+    settings = periodic_eval_settings(args)
+    names = [b for b in ("keep", "random") if b in args.baselines]
+    baselines = summarize(evaluate([PolicySpec(b, b, args.seed) for b in names], settings, args.eval_workers),
+                          seed=args.seed) if names else []
+    lines = {s.policy: s.test_accuracy.mean for s in baselines}
+    atomic_write_json(run_dir / "learning_curve_baselines.json", lines)
+    return plot(rows, run_dir / "learning_curve.png", lines)
