@@ -44,8 +44,8 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
-def _split_values(values: Sequence[str]) -> tuple[str, ...]:
-    return tuple(v for value in values for v in value.split(",") if v)
+def _split_values(values: Sequence[str], convert: Any = str) -> tuple[Any, ...]:
+    return tuple(convert(v) for value in values for v in value.split(",") if v)
 
 
 def _none_or(convert: Any) -> Any:
@@ -81,6 +81,9 @@ def build_parser(cls: type, description: str | None = None, prog: str | None = N
         elif origin is tuple:
             kwargs["nargs"] = "+"
             kwargs["metavar"] = field.name.upper().rstrip("S") or "VALUE"
+            element = typing.get_args(tp)[0]
+            if element not in (str, int, float):
+                raise TypeError(f"unsupported tuple element type {element!r} for field {field.name!r}")
         elif tp in (int, float, str):
             kwargs["type"] = _none_or(tp) if optional else tp
         else:
@@ -96,7 +99,11 @@ def explicit_args(parser: argparse.ArgumentParser, cls: type, argv: Sequence[str
     for name, value in list(namespace.items()):
         tp, _ = _unwrap_optional(hints.get(name, Any))
         if typing.get_origin(tp) is tuple and value is not None:
-            namespace[name] = _split_values(value)
+            element = typing.get_args(tp)[0]
+            try:
+                namespace[name] = _split_values(value, element)
+            except ValueError:
+                parser.error(f"--{name.replace('_', '-')}: expected {element.__name__} values, got {value}")
     return namespace
 
 

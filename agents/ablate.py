@@ -1,0 +1,211 @@
+"""Ablations: {observation-key subsets} x {advisors} x {training seeds} at one budget, evaluated on held-out data.
+
+CLI::
+
+    python -m traingym.agents.ablate --preset smoke --out-dir /tmp/ablate    # seconds (tests)
+    python -m traingym.agents.ablate --preset paper                          # see docs/agents.md for its time
+
+Every cell trains one agent per seed (runs under ``<out-dir>/runs/``; a run whose ``model.zip`` exists is reused,
+so an interrupted ablation continues where it stopped), then all agents and the keep baseline run the same
+held-out instances. Per cell the table pools the seeds (per instance, the mean over seeds) and gives the mean
+final test accuracy with a 95% bootstrap CI over instances and the paired difference to keep.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from traingym.agents.args import Args
+from traingym.agents.episodes import EpisodeResult, EpisodeSettings
+from traingym.agents.evaluate import evaluate, summarize, write_outputs
+from traingym.agents.policies import PolicySpec
+from traingym.agents.stats import bootstrap_mean, paired_difference
+
+NO_ADVISOR = "none"
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": {"obs_key_sets": ("training_stats", "training_stats+neurons"), "advisors": (NO_ADVISOR,),
+              "seeds": (0,), "total_timesteps": 32, "horizon": 3, "steps_per_action": 5, "eval_episodes": 3,
+              "n_envs": 1, "n_steps": 8, "workers": 1},
+    "paper": {},
+}
+"""Overrides per preset (``paper`` is the dataclass defaults)."""
+
+
+@dataclass(frozen=True)
+class AblateArgs:
+    """Train and evaluate a grid of observation-key subsets x advisors x seeds on held-out instances."""
+
+    preset: Literal["paper", "smoke"] = "paper"
+    """paper: the documented grid and budget; smoke: two tiny cells (seconds, for tests). Flags override it."""
+    env: str = "TrainGym/DigitsMLP-v0"
+    """Gymnasium id of the TrainGym environment."""
+    algo: Literal["ppo", "a2c", "dqn", "recurrent_ppo"] = "ppo"
+    """RL algorithm of every cell."""
+    obs_key_sets: tuple[str, ...] = ("training_stats", "training_stats+neurons",
+                                     "training_stats+neurons+diagnosis", "neurons+diagnosis")
+    """Observation-key subsets, keys joined by '+'."""
+    advisors: tuple[str, ...] = ("heuristic",)
+    """Advisors for the subsets with the diagnosis key ('none' is the only value used for subsets without it)."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Training seeds per cell."""
+    total_timesteps: int = 30_000
+    """Env steps per training run."""
+    horizon: int = 20
+    """Env steps per episode (T)."""
+    steps_per_action: int = 50
+    """Optimizer steps per env step (K)."""
+    n_envs: int = 0
+    """Training envs per run; 0: one per core."""
+    n_steps: int | None = None
+    """PPO rollout steps per env; None: the algorithm's default."""
+    eval_episodes: int = 64
+    """Held-out instances 0..n-1 every agent and the keep baseline are evaluated on."""
+    workers: int = 0
+    """Evaluation processes; 0: min(2, os.cpu_count())."""
+    out_dir: str = "runs/ablate"
+    """Output directory (runs/, eval/, ablation.csv, ablation.json, ablation.png)."""
+
+    def __post_init__(self) -> None:
+        import os
+
+        import gymnasium as gym
+        import traingym.envs  # noqa: F401
+        from traingym.agents.args import diagnosis_available
+        from traingym.envs.config import OBS_KEYS
+
+        if self.env not in gym.registry or not self.env.startswith("TrainGym/"):
+            raise ValueError(f"--env must be a registered TrainGym id, got {self.env!r}")
+        if any("diagnosis" in s.split("+") for s in self.obs_key_sets) and not diagnosis_available():
+            raise ValueError("the 'diagnosis' observation key needs traingym.envs.diagnosis (not installed)")
+
+        for subset in self.obs_key_sets:
+            keys = subset.split("+")
+            if not keys or any(k not in OBS_KEYS for k in keys) or len(set(keys)) != len(keys):
+                raise ValueError(f"--obs-key-sets entries must be '+'-joined distinct keys of {OBS_KEYS}, "
+                                 f"got {subset!r}")
+        if not self.seeds:
+            raise ValueError("--seeds needs at least one seed")
+        if not 1 <= self.eval_episodes <= 128:
+            raise ValueError(f"--eval-episodes must be in [1, 128], got {self.eval_episodes}")
+        if self.total_timesteps < 1:
+            raise ValueError(f"--total-timesteps must be >= 1, got {self.total_timesteps}")
+        if self.workers == 0:
+            object.__setattr__(self, "workers", min(2, os.cpu_count() or 1))
+
+    def cells(self) -> list[tuple[tuple[str, ...], str]]:
+        """(observation keys, advisor) pairs; the advisor only varies where the diagnosis key is present."""
+        cells: list[tuple[tuple[str, ...], str]] = []
+        for subset in self.obs_key_sets:
+            keys = tuple(subset.split("+"))
+            for advisor in (self.advisors if "diagnosis" in keys else (NO_ADVISOR,)):
+                if (keys, advisor) not in cells:
+                    cells.append((keys, advisor))
+        return cells
+
+
+def cell_name(keys: tuple[str, ...], advisor: str) -> str:
+    """``training_stats+neurons`` or ``training_stats+diagnosis@heuristic``."""
+    return "+".join(keys) + ("" if advisor == NO_ADVISOR else f"@{advisor}")
+
+
+def train_cell(args: AblateArgs, keys: tuple[str, ...], advisor: str, seed: int) -> Path:
+    """Train one agent (skipped when its run already has a final model); returns its run directory."""
+    from traingym.agents.train import train
+
+    run_dir = Path(args.out_dir) / "runs" / f"{cell_name(keys, advisor)}-seed{seed}"
+    if (run_dir / "model.zip").exists():
+        print(f"reusing {run_dir}")
+        return run_dir
+    train(Args(env=args.env, algo=args.algo, obs_keys=keys, advisor=None if advisor == NO_ADVISOR else advisor,
+               total_timesteps=args.total_timesteps, n_envs=args.n_envs, seed=seed, run_dir=str(run_dir),
+               horizon=args.horizon, steps_per_action=args.steps_per_action, n_steps=args.n_steps, eval_freq=0,
+               checkpoint_freq=0, baselines=(), progress_bar=False, eval_workers=1))
+    return run_dir
+
+
+def aggregate(args: AblateArgs, results: dict[str, list[EpisodeResult]], seed: int = 0) -> list[dict[str, Any]]:
+    """One row per cell: seeds pooled per instance, bootstrap CI over instances, paired difference to keep."""
+    keep = np.array([e.test_accuracy for e in results["keep"]])
+    rows = []
+    for keys, advisor in args.cells():
+        name = cell_name(keys, advisor)
+        per_seed = np.array([[e.test_accuracy for e in results[f"{name}-seed{s}"]] for s in args.seeds])
+        pooled = per_seed.mean(axis=0)
+        mean = bootstrap_mean(pooled, seed)
+        diff = paired_difference(pooled, keep, seed)
+        diverged = np.mean([[e.diverged for e in results[f"{name}-seed{s}"]] for s in args.seeds])
+        rows.append({"cell": name, "obs_keys": "+".join(keys), "advisor": advisor, "seeds": len(args.seeds),
+                     "episodes": int(pooled.size), "test_accuracy": mean.mean, "ci_low": mean.low,
+                     "ci_high": mean.high, "seed_means": [float(m) for m in per_seed.mean(axis=1)],
+                     "diff_vs_keep": diff.mean, "diff_ci_low": diff.low, "diff_ci_high": diff.high,
+                     "divergence_rate": float(diverged)})
+    return rows
+
+
+def run_ablation(args: AblateArgs) -> list[dict[str, Any]]:
+    """Train every cell and seed, evaluate them with keep on the held-out instances, write the table and plot."""
+    out = Path(args.out_dir)
+    specs = [PolicySpec("keep", "keep")]
+    for keys, advisor in args.cells():
+        for seed in args.seeds:
+            run_dir = train_cell(args, keys, advisor, seed)
+            specs.append(PolicySpec(run_dir.name, str(run_dir), seed))
+    settings = EpisodeSettings(args.env, args.horizon, args.steps_per_action, tuple(range(args.eval_episodes)))
+    results = evaluate(specs, settings, args.workers)
+    write_outputs(out / "eval", settings, results, summarize(results, "keep"), "keep", plot=False)
+    rows = aggregate(args, results)
+    _write_table(out, args, rows)
+    _print_rows(rows)
+    return rows
+
+
+def _write_table(out: Path, args: AblateArgs, rows: list[dict[str, Any]]) -> None:
+    from traingym.agents.plots import plot_ablation
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "ablation.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[k for k in rows[0] if k != "seed_means"])
+        writer.writeheader()
+        writer.writerows([{k: v for k, v in r.items() if k != "seed_means"} for r in rows])
+    config = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(args).items()}
+    (out / "ablation.json").write_text(json.dumps({"args": config, "rows": rows}, indent=1) + "\n")
+    plot_ablation(rows, out / "ablation.png")
+
+
+def _print_rows(rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Ablation (held-out final test accuracy, seeds pooled per instance)")
+    for column in ("cell", "seeds", "n", "test acc [95% CI]", "Δ vs keep [95% CI]", "diverged"):
+        table.add_column(column, justify="left" if column == "cell" else "right")
+    for r in rows:
+        table.add_row(r["cell"], str(r["seeds"]), str(r["episodes"]),
+                      f"{r['test_accuracy']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
+                      f"{r['diff_vs_keep']:+.3f} [{r['diff_ci_low']:+.3f}, {r['diff_ci_high']:+.3f}]",
+                      f"{r['divergence_rate']:.0%}")
+    Console(width=140).print(table)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m traingym.agents.ablate``."""
+    from traingym.agents.dataclass_cli import build_parser, explicit_args, make_from_cli
+
+    parser = build_parser(AblateArgs, prog="python -m traingym.agents.ablate")
+    given = explicit_args(parser, AblateArgs, argv)
+    values = {**PRESETS[given.get("preset", "paper")], **given}
+    args = make_from_cli(AblateArgs, parser, values)
+    run_ablation(args)
+    print(f"results in {args.out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
