@@ -22,7 +22,11 @@ class DiscreteActionWrapper(gym.ActionWrapper):
         self.action_space = spaces.Discrete(int(np.prod(self._nvec)))
 
     def action(self, action: int | np.integer | np.ndarray) -> np.ndarray:
-        index = int(np.asarray(action).reshape(()))
+        value = np.asarray(action)
+        if value.size != 1 or value.dtype.kind not in "iuf" or not float(value.reshape(-1)[0]).is_integer():
+            # no silent int(1.5) == 1, no int("a") errors
+            raise ValueError(f"action must be one integer in [0, {self.action_space.n - 1}], got {action!r}")
+        index = int(value.reshape(-1)[0])
         if not 0 <= index < self.action_space.n:
             raise ValueError(f"action must be in [0, {self.action_space.n - 1}], got {index}")
         return np.asarray(np.unravel_index(index, self._nvec), dtype=np.int64)
