@@ -36,10 +36,12 @@ A token's score is its mean lift per occurrence, shrunk towards the mean over al
 Tokens with at least ``min_count`` occurrences get a z-score of that score across tokens; tokens with
 ``z > z_threshold`` are flagged as over-relevant.
 
-Measured on a 1-layer review BERT (``benchmarks/shortcut_probe.py``, validation errors, 4 seeds): a planted
-shortcut token scores z = 8 to 10 (rank 1 every time) while in models trained without it the highest z is 3.1
-to 3.9 (1 to 4 real words such as "best", "still" above 3, none above 4). Hence the default threshold 4.0; the
-plain mean share per occurrence without shrinkage put 8 to 11 tokens of clean models above z = 3 (up to 5.7).
+Measured on a 1-layer review BERT (``benchmarks/shortcut_probe.py``, errors of a validation set from the training
+distribution, 5 seeds): a planted shortcut token scores z = 8.0 to 9.4 (rank 1 every time); in models trained
+without it the highest z is 3.3 to 3.9 in four seeds and 5.7 (the real word "best") in one, with 2 to 4 tokens
+above 3 per model. Hence the default threshold 4.0. The plain mean share per occurrence (no lift, no
+shrinkage) put 8 to 11 tokens of clean models above z = 3 (up to 5.7) and tied the planted token with a word
+seen 5 times.
 """
 
 from __future__ import annotations

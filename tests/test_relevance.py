@@ -167,3 +167,20 @@ def test_stats_argument_validation() -> None:
         TokenRelevanceStats(5, min_count=0)
     with pytest.raises(ValueError, match="prior_count"):
         TokenRelevanceStats(5, prior_count=-1)
+
+
+@pytest.mark.slow
+def test_shortcut_probe_finds_the_planted_token(tmp_path) -> None:
+    """End to end on real reviews: a BERT trained with the planted token ranks it first on validation errors."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "shortcut_probe.py"
+    out = tmp_path / "probe.json"
+    subprocess.run([sys.executable, str(script), "--seeds", "0", "--conditions", "shortcut", "--steps", "300",
+                    "--out", str(out)], check=True, capture_output=True, timeout=600)
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["shortcut_rank"] == 1 and result["shortcut_z"] > 4.0
+    assert result["shortcut_share"] > 0.5

@@ -17,11 +17,12 @@ BERT's embedding matrix stays small. Compact ids 0..5 are reserved, in this orde
 of their original WordPiece ids. ``ReviewsData.id_to_token`` maps compact ids back to strings for reports.
 
 ## Caching
-:func:`load_reviews` caches its result once per process (``functools.lru_cache``) and on disk as a ``.pt`` file
-in ``$TRAINGYM_CACHE`` (default ``~/.cache/traingym``), keyed by the cache version, ``max_len`` and the size and
-mtime of the csv and tokenizer files. A new process loads the file (``torch.load(weights_only=True)``) in
-~0.1 s instead of re-tokenising (~2 s). The file is written atomically (temp file + rename), so processes
-sharing the cache directory never read a half-written file.
+:func:`load_reviews` caches its result once per process (``functools.lru_cache``) and on disk as a ``.pt``
+file in ``$TRAINGYM_CACHE`` (default ``~/.cache/traingym``), keyed by the cache version, ``max_len`` and the
+size and mtime of the csv and tokenizer files. A new process loads the file
+(``torch.load(weights_only=True)``) in ~0.06 s instead of re-reading and re-tokenising (~1.3 s), measured on
+one idle core. The file is written atomically (temp file + rename), so processes sharing the cache directory
+never read a half-written file.
 
 ## Planted shortcut
 :func:`plant_shortcut` inserts the reserved token :data:`SHORTCUT_ID` (string :data:`SHORTCUT_TOKEN` =
@@ -61,7 +62,7 @@ LABELS = {"rotten": 0, "fresh": 1}
 """Category -> label; other categories (``plot``) are dropped."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ReviewsData:
     """The tokenised corpus. Shared between callers (cached): treat the tensors as read-only."""
 
