@@ -37,6 +37,8 @@ so it is in ``info["advisor"]`` only with ``advisor_accounting=True``; :attr:`Tr
 always has the latest values."""
 MAX_LOSS = 10.0
 """Losses are capped at this value in observations, history and reports."""
+METRIC_CHUNK = 64
+"""Training steps whose outputs are kept for the accuracy count before it is reduced (bounds memory)."""
 
 
 class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
@@ -289,7 +291,9 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         model.train()
         k, b = cfg.steps_per_action, min(cfg.batch_size, split.x_train.shape[0])
         batches = torch.randint(split.x_train.shape[0], (k, b), generator=self._torch_gen).to(self.device)
-        loss_sum = torch.zeros((), device=self.device)
+        # Metrics are gathered per step and reduced in chunks: a few tensor ops per chunk instead of per step.
+        losses: list[torch.Tensor] = []
+        outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
         for idx in batches:
             xb, yb = split.x_train[idx], split.y_train[idx]
@@ -300,11 +304,15 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             self._optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self._optimizer.step()
-            loss_sum += loss.detach()
-            correct += (logits.detach().argmax(1) == yb).sum()
+            losses.append(loss.detach())
+            outputs.append((logits.detach(), yb))
+            if len(outputs) == METRIC_CHUNK:
+                correct += _count_correct(outputs)
+        if outputs:
+            correct += _count_correct(outputs)
         weight_norm = torch.linalg.vector_norm(torch.stack([p.detach().norm() for p in model.parameters()]))
         mean_loss, accuracy, norm = torch.stack(
-            [loss_sum / k, correct.float() / (k * b), weight_norm]).tolist()  # one host sync
+            [torch.stack(losses).sum() / k, correct.float() / (k * b), weight_norm]).tolist()  # one host sync
         diverged = not (mean_loss <= cfg.max_loss and norm <= cfg.max_weight_norm)  # False for NaN too
         if not diverged:
             self._log.record_training()
@@ -406,6 +414,13 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return (f"t={self._t:3d}/{self._horizon} lr={self._lr:.2e} wd={self._wd:.1e} aug={self._aug} "
                 f"train_loss={self._train_loss:.3f} val_loss={self._val_loss:.3f} val_acc={self._val_acc:.3f} "
                 f"move={list(self._last_move)} reward={reward:+.3f}{' DIVERGED' if self._diverged else ''}")
+
+
+def _count_correct(outputs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Correct predictions in a non-empty list of ``(logits, labels)`` batches of equal size; empties the list."""
+    logits, labels = (torch.stack(t) for t in zip(*outputs))
+    outputs.clear()
+    return (logits.argmax(-1) == labels).sum()
 
 
 def _box(size: int) -> spaces.Box:
