@@ -142,7 +142,9 @@ class AdvisorGreedyPolicy(Baseline):
     """Applies the advisor's suggested move (``info["advisor"]["suggested_move"]``) every step; keeps when the
     env provides no suggestion. Needs the ``diagnosis`` observation key (which makes the env call the advisor)."""
 
-    env_overrides = {"obs_keys": ("training_stats", "diagnosis")}
+    env_overrides = {"obs_keys": ("training_stats", "diagnosis"), "encoder": "hashing"}
+    """The diagnosis key makes the env call the advisor; the cheap text encoder suffices (the text encoding is
+    not used, only ``info["advisor"]``)."""
 
     def move(self, observation: dict[str, np.ndarray]) -> Move:
         advisor = self._info.get("advisor") or {}
