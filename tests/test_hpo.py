@@ -1,0 +1,144 @@
+"""Static HPO baselines (Optuna TPE over starting hyperparameters) and the compute-matched comparison."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from optuna.distributions import FloatDistribution, IntDistribution
+from traingym.agents import hpo_compare
+from traingym.agents.hpo import (
+    HPOConfig,
+    HPOResult,
+    TrialResult,
+    hpo_search_space,
+    main,
+    make_hpo_env,
+    run_fixed_config,
+    run_study,
+)
+from traingym.agents.hpo_compare import CompareConfig, bootstrap_ci, format_table, run_comparison
+from traingym.envs.moves import AUG_LEVELS
+from traingym.envs.tasks.base import LR_RANGES
+
+
+def small(fast_kwargs: dict, **overrides) -> HPOConfig:
+    values = {"n_trials": 4, "horizon": 2, "steps_per_action": fast_kwargs["steps_per_action"],
+              "val_size": fast_kwargs["val_size"], "instance_index": 3, "n_startup_trials": 2}
+    return HPOConfig(**{**values, **overrides})
+
+
+def test_search_space_comes_from_the_env_ranges() -> None:
+    for optimizer in ("sgd", "adam"):
+        space = hpo_search_space(optimizer)
+        assert space["lr"] == FloatDistribution(*LR_RANGES[optimizer].lr, log=True)
+        assert space["weight_decay"] == FloatDistribution(*LR_RANGES[optimizer].weight_decay, log=True)
+        assert space["aug_level"] == IntDistribution(0, AUG_LEVELS - 1)
+    with pytest.raises(ValueError, match="optimizer"):
+        hpo_search_space("rmsprop")
+
+
+@pytest.mark.parametrize(("field", "value"), [("n_trials", 0), ("sampler", "cmaes"), ("p_llm", 2.0),
+                                              ("instance_set", "sampled"), ("horizon", 0), ("min_distance", 1.0)])
+def test_config_validation_names_the_field(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=field):
+        HPOConfig(**{field: value})
+
+
+def test_fixed_run_uses_the_trial_hyperparameters_and_keeps_them(fast_kwargs: dict) -> None:
+    env = make_hpo_env("TrainGym/DigitsMLP-v0", "test", 3, fast_kwargs["steps_per_action"], "sgd",
+                       fast_kwargs["val_size"])
+    try:
+        instance = env.unwrapped.instances[0]
+        params = {"lr": 0.0123, "weight_decay": 2e-5, "aug_level": 3}
+        result = run_fixed_config(env, instance, 0, params)
+        assert result.final_report["hparams"] == params  # keep action: never moved
+        assert result.optimizer_steps_run == 3 * fast_kwargs["steps_per_action"]
+        assert 0.0 <= result.test_accuracy <= 1.0 and not result.diverged
+        again = run_fixed_config(env, instance, 0, params)
+        assert (again.val_accuracy, again.test_accuracy) == (result.val_accuracy, result.test_accuracy)
+    finally:
+        env.close()
+
+
+def test_tpe_study_counts_compute_and_prefixes_equal_shorter_studies(fast_kwargs: dict) -> None:
+    config = small(fast_kwargs)
+    result = run_study(config)
+    space = hpo_search_space("sgd")
+    assert len(result.trials) == 4 and result.sampler_stats is None
+    for trial in result.trials:
+        assert space["lr"].low <= trial.params["lr"] <= space["lr"].high
+        assert space["weight_decay"].low <= trial.params["weight_decay"] <= space["weight_decay"].high
+        assert trial.params["aug_level"] in range(AUG_LEVELS) and trial.proposer == "tpe"
+    best = result.best_at()
+    assert best.best_val_accuracy == max(t.val_accuracy for t in result.trials)
+    assert best.optimizer_steps == 4 * 2 * fast_kwargs["steps_per_action"]
+    shorter = run_study(small(fast_kwargs, n_trials=2))
+    assert [(t.params, t.val_accuracy) for t in shorter.trials] == [
+        (t.params, t.val_accuracy) for t in result.trials[:2]]
+    assert shorter.best_at() == result.best_at(2)
+
+
+def test_best_trial_is_chosen_by_validation_never_test() -> None:
+    trials = (TrialResult(0, {"lr": 0.1}, 0.80, 0.99, False, 10, "tpe"),
+              TrialResult(1, {"lr": 0.2}, 0.90, 0.70, False, 10, "tpe"),
+              TrialResult(2, {"lr": 0.3}, 0.90, 0.95, False, 4, "tpe"))
+    result = HPOResult(HPOConfig(n_trials=3, horizon=2, steps_per_action=5), {}, trials)
+    best = result.best_at()
+    assert best.best_params == {"lr": 0.2} and best.best_test_accuracy == 0.70  # earliest of equal val
+    assert best.optimizer_steps == 3 * 10 and best.optimizer_steps_run == 24
+    assert result.best_at(1).best_test_accuracy == 0.99
+    with pytest.raises(ValueError, match="n_trials"):
+        result.best_at(4)
+
+
+def test_study_cli_prints_budgets(fast_kwargs: dict, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "study.json"
+    assert main(["study", "--n-trials", "2", "--horizon", "2", "--steps-per-action",
+                 str(fast_kwargs["steps_per_action"]), "--val-size", "128", "--sampler", "llm_tpe",
+                 "--budgets", "1", "2", "--json", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert [r["n_trials"] for r in printed["results"]] == [1, 2]
+    assert printed["sampler_stats"]["llm_calls"] + printed["sampler_stats"]["tpe_trials"] == 2
+    assert len(json.loads(out.read_text())["trials"]) == 2
+
+
+def test_bootstrap_ci() -> None:
+    assert bootstrap_ci([0.5, 0.5, 0.5]) == (0.5, 0.5, 0.5)
+    mean, low, high = bootstrap_ci([0.1, 0.9, 0.5, 0.7], n_resamples=500)
+    assert low <= mean <= high and low >= 0.1 and high <= 0.9
+
+
+def test_comparison_table_plot_and_resume(fast_kwargs: dict, tmp_path: Path) -> None:
+    config = CompareConfig(n_instances=2, first_instance=5, budgets=(1, 2), horizon=2,
+                           steps_per_action=fast_kwargs["steps_per_action"], val_size=128, n_bootstrap=200,
+                           methods=("keep", "rl_policy", "tpe", "llm_tpe"), out_dir=str(tmp_path))
+    result = run_comparison(config, log=lambda line: None)
+    labels = [row["method"] for row in result.table]
+    assert labels == ["keep", "TPE-1", "TPE-2", "LLM-TPE-1", "LLM-TPE-2"]
+    steps = {row["method"]: row["optimizer_steps"] for row in result.table}
+    per_run = 2 * fast_kwargs["steps_per_action"]
+    assert steps == {"keep": per_run, "TPE-1": per_run, "TPE-2": 2 * per_run, "LLM-TPE-1": per_run,
+                     "LLM-TPE-2": 2 * per_run}
+    assert all(row["n_instances"] == 2 and row["test_acc_ci_low"] <= row["test_acc_mean"] <= row["test_acc_ci_high"]
+               for row in result.table)
+    assert any("rl_policy skipped" in note for note in result.notes)
+    assert {r["instance_index"] for r in result.rows} == {5, 6} and all(r["seed"] == r["instance_index"]
+                                                                         for r in result.rows)
+    for name in ("table.csv", "table.json", "accuracy_vs_compute.png", "per_instance.jsonl"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert "LLM-TPE-2" in format_table(result.table)
+    lines = (tmp_path / "per_instance.jsonl").read_text().splitlines()
+    again = run_comparison(config, log=lambda line: None)  # resumes: nothing is re-run
+    assert (tmp_path / "per_instance.jsonl").read_text().splitlines() == lines
+    assert again.table == result.table
+
+
+def test_compare_config_validation() -> None:
+    with pytest.raises(ValueError, match="budgets"):
+        CompareConfig(budgets=(0,))
+    with pytest.raises(ValueError, match="first_instance"):
+        CompareConfig(first_instance=120, n_instances=20)
+    assert CompareConfig(budgets=(20, 5, 5)).budgets == (5, 20)
+    assert hpo_compare.CompareConfig(methods=("tpe", "keep")).methods == ("keep", "tpe")
