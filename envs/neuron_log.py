@@ -1,7 +1,8 @@
 """Compressed neuron logs: selective (flagged neurons), summarised (per-layer statistics) and event-triggered.
 
 The log never adds hooks to the training steps: gradient norms come from the gradients the last training step
-already left on the parameters, and activations are captured by forward hooks only during the validation pass.
+already left on the parameters, and activations are captured by forward hooks that exist only during the
+validation and error passes (a module with any hook takes PyTorch's slower call path, on every training step).
 The selective part runs one extra forward/backward on the validation *errors* only (capped by
 ``max_error_samples``): importance of unit ``i`` is the first-order Taylor term ``|sum(a_i * g_i)|`` of the
 predicted (wrong) class logit, averaged over the errors.
@@ -9,8 +10,9 @@ predicted (wrong) class logit, averaged over the errors.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,25 +56,32 @@ class NeuronLog:
         self.selective = selective
         """Run the error pass and flag the top-k units (off: nothing is flagged, scaling moves do nothing)."""
         self.summarised = summaries
-        """Collect per-layer statistics (off: no hooks fire, summaries stay zero)."""
+        """Collect per-layer statistics (off: no activations are captured, summaries stay zero)."""
         self.top_k = top_k
         self.max_error_samples = max_error_samples
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._captured: dict[int, torch.Tensor] = {}
-        self._capturing = False
         self._previous_weights = [layer.weight.detach().clone() for layer in self.layers]
         self.summaries = [LayerSummary(layer.name) for layer in self.layers]
         self.dead_masks: list[torch.Tensor] = [torch.zeros(layer.units, dtype=torch.bool) for layer in self.layers]
         self.flagged: list[torch.Tensor] = [torch.zeros(0, dtype=torch.int64) for _ in self.layers]
         self.flagged_scores: list[torch.Tensor] = [torch.zeros(0) for _ in self.layers]
         self.n_errors = 0
-        for index, layer in enumerate(self.layers):
-            # A partial of a bound method (not a closure) keeps the model, and so the env, picklable.
-            self._handles.append(layer.module.register_forward_hook(functools.partial(self._capture, index)))
 
     def _capture(self, index: int, module: nn.Module, inputs: object, output: torch.Tensor) -> None:
-        if self._capturing:
-            self._captured[index] = output
+        self._captured[index] = output
+
+    @contextlib.contextmanager
+    def _capturing(self, enabled: bool = True) -> Iterator[None]:
+        """Forward hooks on the hidden layers for the duration of one pass; removed afterwards."""
+        if enabled:
+            # A partial of a bound method (not a closure) keeps the model, and so the env, picklable.
+            self._handles = [layer.module.register_forward_hook(functools.partial(self._capture, index))
+                             for index, layer in enumerate(self.layers)]
+        try:
+            yield
+        finally:
+            self.close()
 
     # ------------------------------------------------------------------ per step
     @torch.no_grad()
@@ -91,12 +100,8 @@ class NeuronLog:
 
     def validation_logits(self, model: nn.Module, x_val: torch.Tensor) -> torch.Tensor:
         """The validation forward pass, capturing activations for the dead-unit and saturation statistics."""
-        self._capturing = self.summarised
-        try:
-            with torch.no_grad():
-                logits = model(x_val)
-        finally:
-            self._capturing = False
+        with self._capturing(self.summarised), torch.no_grad():
+            logits = model(x_val)
         for i, layer in enumerate(self.layers):
             act = self._captured.pop(i, None)
             if act is None:
@@ -117,15 +122,13 @@ class NeuronLog:
                 self.summaries[i].error_share = 0.0
             return
         x_err, predicted = x_err[: self.max_error_samples], predicted[: self.max_error_samples]
-        self._capturing = True
         try:
-            with torch.enable_grad():
+            with self._capturing(), torch.enable_grad():
                 logits = model(x_err)
                 activations = [self._captured.pop(i) for i in range(len(self.layers))]
                 target = logits.gather(1, predicted[:, None]).sum()
                 grads = torch.autograd.grad(target, activations, allow_unused=True)
         finally:
-            self._capturing = False
             self._captured.clear()
         importances = []
         for layer, act, grad in zip(self.layers, activations, grads):
