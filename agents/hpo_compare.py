@@ -16,8 +16,9 @@ bootstrap CIs of the mean over instances (:func:`scipy.stats.bootstrap`). Adviso
 in optimizer steps; LLM-TPE's calls and tokens are reported in their own columns.
 
 Results are appended per instance to ``per_instance.jsonl`` in the output directory, so an interrupted run
-resumes where it stopped (with the same settings); ``table.csv``, ``table.json`` and ``accuracy_vs_compute.png``
-are written at the end.
+resumes where it stopped, and a later run with the same result settings (:data:`RESULT_FIELDS`) only adds what is
+missing (e.g. ``--methods rl_policy --policy runs/ppo`` once an agent is trained); ``table.csv``, ``table.json``
+and ``accuracy_vs_compute.png`` are written at the end.
 
 Example (in the background: it trains ~43 networks per instance)::
 
@@ -179,17 +180,32 @@ def run_comparison(config: CompareConfig, log: Any = print) -> Comparison:
     return result
 
 
+RESULT_FIELDS = ("env_id", "budgets", "horizon", "steps_per_action", "optimizer", "val_size", "advisor", "p_llm",
+                 "sampler_seed")
+"""Settings that change per-instance results; ``methods``, ``policy`` (rl_policy rows only), the instance range,
+``out_dir`` and ``n_bootstrap`` may change between resumed runs."""
+
+
 def _resume(out: Path, config: CompareConfig) -> list[dict[str, Any]]:
-    """Rows of an earlier run with identical settings (else start afresh)."""
+    """Rows of an earlier run with the same result-defining settings (else start afresh).
+
+    Rows of instances outside the current range are kept in the file but not used; rl_policy rows are dropped
+    when the agent changed.
+    """
     rows_path, config_path = out / "per_instance.jsonl", out / "config.json"
     if not rows_path.exists():
         return []
-    same = config_path.exists() and json.loads(config_path.read_text()) == json.loads(json.dumps(asdict(config)))
-    if not same:
+    before = json.loads(config_path.read_text()) if config_path.exists() else {}
+    now = json.loads(json.dumps(asdict(config)))
+    if any(before.get(k) != now[k] for k in RESULT_FIELDS):
         rows_path.unlink()
         return []
+    rows = [json.loads(line) for line in rows_path.read_text().splitlines() if line.strip()]
+    if before.get("policy") != config.policy:
+        rows = [r for r in rows if r["method"] != "rl_policy"]
+        rows_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     wanted = set(config.indices)
-    return [row for row in map(json.loads, rows_path.read_text().splitlines()) if row["instance_index"] in wanted]
+    return [row for row in rows if row["instance_index"] in wanted]
 
 
 def _static_rows(config: CompareConfig, method: str, index: int, env: Any) -> list[dict[str, Any]]:

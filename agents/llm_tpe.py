@@ -89,6 +89,8 @@ class LLMTPEConfig:
     ones in log space) to an already-sampled configuration fall back to TPE; in [0, 1)."""
     n_startup_trials: int = 10
     """Random trials before TPE models the history (Optuna's default), in 0..10000."""
+    objective_name: str = "validation accuracy"
+    """What the objective value is, as the advisor is told (1..60 printable characters)."""
 
     def __post_init__(self) -> None:
         if not (isinstance(self.p_llm, numbers.Real) and 0.0 <= float(self.p_llm) <= 1.0):
@@ -101,6 +103,9 @@ class LLMTPEConfig:
             raise ValueError(f"min_distance must be in [0, 1), got {self.min_distance!r}")
         if not (isinstance(self.n_startup_trials, int) and 0 <= self.n_startup_trials <= 10_000):
             raise ValueError(f"n_startup_trials must be an int in [0, 10000], got {self.n_startup_trials!r}")
+        name = self.objective_name
+        if not (isinstance(name, str) and 1 <= len(name) <= 60 and name.isprintable()):
+            raise ValueError(f"objective_name must be 1..60 printable characters, got {name!r}")
 
 
 @dataclass(frozen=True)
@@ -272,13 +277,16 @@ class HistorySummary:
     """The last ``history_k`` finished trials, oldest first."""
     best_report: dict[str, Any] | None = None
     """The best trial's final TrainingReport (``user_attrs["final_report"]``), if the objective stored it."""
+    objective: str = "validation accuracy"
+    """What the objective value is."""
 
     def configs(self) -> list[dict[str, Any]]:
         """The configurations shown (best and recent)."""
         return [r.params for r in ((self.best,) if self.best else ()) + self.recent]
 
 
-def summarize_history(study: Study, space: Mapping[str, BaseDistribution], history_k: int) -> HistorySummary:
+def summarize_history(study: Study, space: Mapping[str, BaseDistribution], history_k: int,
+                      objective: str = "validation accuracy") -> HistorySummary:
     """Build the :class:`HistorySummary` of ``study`` restricted to ``space``."""
     finished = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
                                                                      TrialState.FAIL))
@@ -294,7 +302,7 @@ def summarize_history(study: Study, space: Mapping[str, BaseDistribution], histo
     return HistorySummary(
         space=dict(space), direction="maximize" if study.direction == StudyDirection.MAXIMIZE else "minimize",
         n_finished=len(finished), best=_record(best, space) if best is not None else None, recent=recent,
-        best_report=report if isinstance(report, dict) else None)
+        best_report=report if isinstance(report, dict) else None, objective=objective)
 
 
 def _record(trial: FrozenTrial, space: Mapping[str, BaseDistribution]) -> TrialRecord:
@@ -336,7 +344,7 @@ def proposal_prompts(summary: HistorySummary) -> tuple[str, str]:
     keys = ", ".join(f'"{n}": {"integer" if isinstance(d, IntDistribution) else "number"}'
                      for n, d in summary.space.items())
     lines = [f"Search space: {describe_space(summary.space)}.",
-             f"Objective: validation accuracy, {summary.direction}. Trials so far: {summary.n_finished}."]
+             f"Objective: {summary.objective}, {summary.direction}. Trials so far: {summary.n_finished}."]
     if summary.best is not None:
         lines.append(f"Best: {summary.best.line()}")
     if summary.recent:
@@ -586,7 +594,7 @@ class LLMTPESampler(BaseSampler):
     def _propose(self, study: Study, trial: FrozenTrial) -> dict[str, Any] | None:
         """One advisor call; the validated proposal, or None after recording why it fell back."""
         self._llm_calls += 1
-        summary = summarize_history(study, self.search_space, self.config.history_k)
+        summary = summarize_history(study, self.search_space, self.config.history_k, self.config.objective_name)
         reason: str | None = None
         params: dict[str, Any] = {}
         clipped = False

@@ -133,6 +133,11 @@ def test_comparison_table_plot_and_resume(fast_kwargs: dict, tmp_path: Path) -> 
     again = run_comparison(config, log=lambda line: None)  # resumes: nothing is re-run
     assert (tmp_path / "per_instance.jsonl").read_text().splitlines() == lines
     assert again.table == result.table
+    more = run_comparison(CompareConfig(**{**config.__dict__, "methods": ("keep", "tpe", "llm_tpe"),
+                                           "n_instances": 3}), log=lambda line: None)
+    assert (tmp_path / "per_instance.jsonl").read_text().splitlines()[: len(lines)] == lines  # only adds
+    assert {r["instance_index"] for r in more.rows} == {5, 6, 7}
+    assert [r for r in more.rows if r["instance_index"] != 7] == result.rows
 
 
 def test_compare_config_validation() -> None:
