@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,16 +19,27 @@ def slope(values: Sequence[float]) -> float:
     n = len(values)
     if n < 2:
         return 0.0
-    x = np.arange(n, dtype=np.float64)
+    x, xx = _centred_steps(n)
     y = np.asarray(values, dtype=np.float64)
+    value = float((x * (y - y.mean())).sum() / xx)
+    return value if math.isfinite(value) else 0.0
+
+
+@functools.lru_cache(maxsize=128)
+def _centred_steps(n: int) -> tuple[np.ndarray, float]:
+    """``x = 0..n-1`` minus its mean, and ``sum(x * x)``: the same for every series of length ``n``."""
+    x = np.arange(n, dtype=np.float64)
     x -= x.mean()
-    value = float((x * (y - y.mean())).sum() / (x * x).sum())
-    return value if np.isfinite(value) else 0.0
+    x.setflags(write=False)
+    return x, (x * x).sum()
 
 
 def finite(value: float, bound: float = 1e6) -> float:
     """A JSON-safe float: non-finite values become +-bound, everything clipped to [-bound, bound]."""
-    return float(np.clip(np.nan_to_num(value, nan=bound, posinf=bound, neginf=-bound), -bound, bound))
+    value = float(value)  # plain Python: called ~40 times per report, where numpy's scalar overhead dominated
+    if math.isnan(value):
+        return float(bound)
+    return float(min(max(value, -bound), bound))
 
 
 def build_report(*, task: dict[str, Any], step: int, horizon: int, hparams: dict[str, float],
