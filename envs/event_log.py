@@ -292,6 +292,13 @@ class EventLog:
             self._file.close()
             self._file = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (an env with a ``log_path`` can be copied or shipped to a worker): the open file handle is
+        left out, the copy reopens the file lazily on its next write."""
+        state = self.__dict__.copy()
+        state["_file"] = None
+        return state
+
     def __enter__(self) -> EventLog:
         return self
 
