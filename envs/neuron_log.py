@@ -87,16 +87,18 @@ class NeuronLog:
     @torch.no_grad()
     def record_training(self) -> None:
         """Gradient norms (from the last training step) and weight changes since the previous env step."""
-        if not self.summarised:
+        if not self.summarised or not self.layers:
             return
-        for i, layer in enumerate(self.layers):
-            summary = self.summaries[i]
+        stats = []
+        for layer, previous in zip(self.layers, self._previous_weights):
             grad = layer.weight.grad
-            summary.grad_norm = float(grad.norm()) if grad is not None else 0.0
             weight = layer.weight.detach()
-            summary.weight_change = float((weight - self._previous_weights[i]).norm())
-            summary.mean_abs_weight = float(weight.abs().mean())
-            self._previous_weights[i].copy_(weight)
+            grad_norm = grad.norm() if grad is not None else weight.new_zeros(())
+            stats.append(torch.stack([grad_norm, (weight - previous).norm(), weight.abs().mean()]))
+            previous.copy_(weight)
+        # One device-to-host copy for every layer (on a GPU each float() would be a sync of its own).
+        for summary, values in zip(self.summaries, torch.stack(stats).tolist()):
+            summary.grad_norm, summary.weight_change, summary.mean_abs_weight = values
 
     def validation_logits(self, model: nn.Module, x_val: torch.Tensor) -> torch.Tensor:
         """The validation forward pass, capturing activations for the dead-unit and saturation statistics."""
@@ -107,9 +109,10 @@ class NeuronLog:
             if act is None:
                 continue
             active = _fold_units(act > 0, layer.unit_dim).float().mean(0)  # fraction of activations > 0 per unit
-            self.dead_masks[i] = (active == 0).cpu()
-            self.summaries[i].dead_fraction = float(self.dead_masks[i].float().mean())
-            self.summaries[i].saturation = float((active > 0.99).float().mean())
+            dead, saturated = torch.stack([active == 0, active > 0.99]).cpu()  # one device-to-host copy per layer
+            self.dead_masks[i] = dead
+            self.summaries[i].dead_fraction = float(dead.float().mean())
+            self.summaries[i].saturation = float(saturated.float().mean())
         return logits
 
     def record_errors(self, model: nn.Module, x_err: torch.Tensor, predicted: torch.Tensor) -> None:
@@ -133,10 +136,12 @@ class NeuronLog:
         importances = []
         for layer, act, grad in zip(self.layers, activations, grads):
             if grad is None:
-                importances.append(torch.zeros(layer.units))
+                importances.append(torch.zeros(layer.units, dtype=act.dtype, device=act.device))
                 continue
             taylor = _per_sample_units(act.detach() * grad, layer.unit_dim)  # (B, units)
             importances.append(taylor.abs().mean(0))
+        # Flagging works on a few numbers per layer: one device-to-host copy, the rest on the CPU.
+        importances = list(torch.cat(importances).cpu().split([imp.numel() for imp in importances]))
         total = float(sum(imp.sum() for imp in importances)) or 1.0
         for i, imp in enumerate(importances):
             k = min(self.top_k, imp.numel())
