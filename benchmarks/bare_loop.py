@@ -1,0 +1,102 @@
+"""The reference a TrainGym env step is compared with: a plain PyTorch loop doing the same training work.
+
+Written out by hand on purpose (no env code), so the comparison is against what a user would write: the same
+model built by the task family for the same instance, the same optimizer and parameter groups, the same K,
+batch size and augmentation level, the same hyperparameter moves, and a validation pass over the same
+validation buffer (loss and accuracy, one host sync). It does not track training loss or accuracy, log neurons,
+build observations or call an advisor: everything TrainGym adds on top is overhead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from contextlib import AbstractContextManager
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from traingym.envs.config import LR_BOUNDS, WD_BOUNDS, TrainingEnvConfig
+from traingym.envs.moves import AUG_LEVELS, LR_FACTOR, WD_FACTOR
+from traingym.envs.tasks.base import TaskFamily
+
+
+class BareLoop:
+    """One training run of ``instance``; :meth:`step` = K optimizer steps + one validation pass."""
+
+    def __init__(self, task: TaskFamily, instance: dict[str, Any], config: TrainingEnvConfig, seed: int) -> None:
+        self.task, self.config = task, config
+        device = torch.device(config.device)
+        split = task.split(instance, config.val_size)
+        self.x_train, self.y_train = split.x_train.to(device), split.y_train.to(device)
+        self.x_val, self.y_val = split.x_val.to(device), split.y_val.to(device)
+        self.x_test, self.y_test = split.x_test.to(device), split.y_test.to(device)
+        self.gen = torch.Generator().manual_seed(seed)
+        self.aug_gen = torch.Generator(device=device).manual_seed(seed + 1)
+        self.device = device
+        self.model = task.build_model(instance, split.n_classes, self.gen).to(device)
+        self.lr = float(np.clip(instance["lr"], *LR_BOUNDS))
+        self.wd = float(np.clip(instance["weight_decay"], *WD_BOUNDS))
+        self.aug = int(instance["aug_level"])
+        decay = [p for p in self.model.parameters() if p.dim() > 1]
+        no_decay = [p for p in self.model.parameters() if p.dim() <= 1]
+        groups = [{"params": decay, "weight_decay": self.wd}, {"params": no_decay, "weight_decay": 0.0}]
+        if config.optimizer == "adam":
+            fused = {"fused": True} if getattr(task, "fused_adam", False) else {}  # as the env builds it
+            self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(groups, lr=self.lr, **fused)
+        else:
+            self.optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=config.momentum)
+        self.train_s = self.val_s = self.test_s = 0.0
+        """Seconds spent in the last step's training steps, validation pass and (at episode end) test pass."""
+
+    def apply_move(self, move: tuple[int, ...]) -> None:
+        """The hyperparameter part of a move (the bare loop has no neuron log, so no neuron scaling)."""
+        d_lr, d_wd, d_aug, _ = move
+        self.lr = float(np.clip(self.lr * LR_FACTOR**d_lr, *LR_BOUNDS))
+        self.wd = float(np.clip(self.wd * WD_FACTOR**d_wd, *WD_BOUNDS))
+        self.aug = int(np.clip(self.aug + d_aug, 0, AUG_LEVELS - 1))
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+        self.optimizer.param_groups[0]["weight_decay"] = self.wd
+
+    def step(self, move: tuple[int, ...], last: bool) -> tuple[float, float]:
+        """Apply ``move``, train K steps, validate; on the ``last`` step of an episode also evaluate the test split.
+
+        Returns validation loss and accuracy.
+        """
+        started = time.perf_counter()
+        self.apply_move(move)
+        k = self.config.steps_per_action
+        b = min(self.config.batch_size, self.x_train.shape[0])
+        self.model.train()
+        batches = torch.randint(self.x_train.shape[0], (k, b), generator=self.gen).to(self.device)
+        with self._training_context():
+            for idx in batches:
+                xb, yb = self.x_train[idx], self.y_train[idx]
+                if self.aug > 0:
+                    xb, yb = self.task.augment(xb, yb, self.aug, self.aug_gen)
+                loss = F.cross_entropy(self.model(xb), yb)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+        trained = time.perf_counter()
+        val_loss, val_acc = self._evaluate(self.x_val, self.y_val)
+        validated = time.perf_counter()
+        if last:
+            self._evaluate(self.x_test, self.y_test)
+        self.train_s, self.val_s = trained - started, validated - trained
+        self.test_s = time.perf_counter() - validated
+        return val_loss, val_acc
+
+    def _training_context(self) -> AbstractContextManager[None]:
+        """The family's own setting for training steps (e.g. the dropout RNG of a Hugging Face model)."""
+        context = getattr(self.task, "training_context", None)
+        return context(self.gen, self.device) if context is not None else contextlib.nullcontext()
+
+    @torch.no_grad()
+    def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+        self.model.eval()
+        logits = self.model(x)
+        loss, acc = torch.stack([F.cross_entropy(logits, y), (logits.argmax(1) == y).float().mean()]).tolist()
+        return loss, acc
