@@ -319,6 +319,12 @@ def aggregate(rows: Sequence[dict[str, Any]], config: CompareConfig) -> list[dic
         if method == "llm_tpe":
             entry["llm_trials"] = int(sum(r.get("llm_trials", 0) for r in group))
             entry["fallbacks"] = int(sum(r.get("fallbacks", 0) for r in group))
+            tpe = {r["instance_index"]: r["test_accuracy"] for r in rows if r["method"] == "tpe" and r["n_trials"] == n}
+            paired = [r["test_accuracy"] - tpe[r["instance_index"]] for r in group if r["instance_index"] in tpe]
+            if paired:
+                d_mean, d_low, d_high = bootstrap_ci(paired, config.n_bootstrap)
+                entry.update(delta_vs_tpe=round(d_mean, 4), delta_vs_tpe_ci_low=round(d_low, 4),
+                             delta_vs_tpe_ci_high=round(d_high, 4))
         table.append(entry)
     return table
 
@@ -393,7 +399,13 @@ def format_table(table: Sequence[dict[str, Any]]) -> str:
     frame["vs keep [95% CI]"] = [f"{r['delta_vs_keep']:+.3f} [{r['delta_ci_low']:+.3f}, {r['delta_ci_high']:+.3f}]"
                                  for r in table]
     columns = ["method", "n_instances", "test acc [95% CI]", "vs keep [95% CI]", "val_acc_mean", "optimizer_steps",
-               "optimizer_steps_run"] + [c for c in ("llm_trials", "fallbacks") if c in frame]
+               "optimizer_steps_run"]
+    if "delta_vs_tpe" in frame:
+        frame["LLM-TPE vs TPE [95% CI]"] = [
+            f"{r['delta_vs_tpe']:+.3f} [{r['delta_vs_tpe_ci_low']:+.3f}, {r['delta_vs_tpe_ci_high']:+.3f}]"
+            if "delta_vs_tpe" in r else "" for r in table]
+        columns.append("LLM-TPE vs TPE [95% CI]")
+    columns += [c for c in ("llm_trials", "fallbacks") if c in frame]
     return frame[columns].to_string(index=False)
 
 

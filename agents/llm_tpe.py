@@ -458,7 +458,7 @@ PROPOSAL_PREFIX_TEMPLATE = '{{"{first}": '
 
 
 def make_proposer(advisor: str | object = "heuristic", *, min_distance: float = 0.01,
-                  max_new_tokens: int = 64) -> ConfigProposer:
+                  max_new_tokens: int = 64, num_threads: int | None = 1) -> ConfigProposer:
     """Resolve an advisor spec or object into a :class:`ConfigProposer`.
 
     Args:
@@ -467,6 +467,7 @@ def make_proposer(advisor: str | object = "heuristic", *, min_distance: float = 
             ``propose_config(summary)``, ``complete(system, user)`` or a ``backend`` that has ``complete``.
         min_distance: passed to :class:`HeuristicProposer`.
         max_new_tokens: generation budget of local models (a configuration is ~25 tokens).
+        num_threads: torch threads of local models while generating (None: the process setting).
 
     Raises:
         ValueError: an unusable object or spec.
@@ -477,7 +478,7 @@ def make_proposer(advisor: str | object = "heuristic", *, min_distance: float = 
     if isinstance(advisor, str):
         from traingym.advisors.factory import LLMOptions, make_advisor
 
-        advisor = make_advisor(advisor.strip(), LLMOptions(max_new_tokens=max_new_tokens))
+        advisor = make_advisor(advisor.strip(), LLMOptions(max_new_tokens=max_new_tokens, num_threads=num_threads))
     if isinstance(advisor, ConfigProposer):
         return advisor
     backend = advisor if callable(getattr(advisor, "complete", None)) else getattr(advisor, "backend", None)

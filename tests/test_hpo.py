@@ -128,7 +128,8 @@ def test_comparison_table_plot_and_resume(fast_kwargs: dict, tmp_path: Path) -> 
                                                                          for r in result.rows)
     for name in ("table.csv", "table.json", "accuracy_vs_compute.png", "per_instance.jsonl"):
         assert (tmp_path / name).stat().st_size > 0
-    assert "LLM-TPE-2" in format_table(result.table)
+    assert "LLM-TPE-2" in format_table(result.table) and "LLM-TPE vs TPE" in format_table(result.table)
+    assert all("delta_vs_tpe" in row for row in result.table if row["method"].startswith("LLM-TPE"))
     lines = (tmp_path / "per_instance.jsonl").read_text().splitlines()
     again = run_comparison(config, log=lambda line: None)  # resumes: nothing is re-run
     assert (tmp_path / "per_instance.jsonl").read_text().splitlines() == lines
