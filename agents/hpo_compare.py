@@ -307,15 +307,19 @@ def aggregate(rows: Sequence[dict[str, Any]], config: CompareConfig) -> list[dic
         acc = [r["test_accuracy"] for r in group]
         mean, low, high = bootstrap_ci(acc, config.n_bootstrap)
         paired = [r["test_accuracy"] - keep[r["instance_index"]] for r in group if r["instance_index"] in keep]
-        d_mean, d_low, d_high = bootstrap_ci(paired, config.n_bootstrap) if method != "keep" else (0.0, 0.0, 0.0)
+        if method == "keep":
+            d_mean, d_low, d_high = 0.0, 0.0, 0.0
+        elif paired:
+            d_mean, d_low, d_high = bootstrap_ci(paired, config.n_bootstrap)
+        else:  # keep was not run
+            d_mean = d_low = d_high = None
         entry = {"method": group[0]["label"], "n_trials": n, "n_instances": len(group),
                  "test_acc_mean": round(mean, 4), "test_acc_ci_low": round(low, 4),
                  "test_acc_ci_high": round(high, 4),
                  "val_acc_mean": round(float(np.mean([r["val_accuracy"] for r in group])), 4),
                  "optimizer_steps": int(round(float(np.mean([r["optimizer_steps"] for r in group])))),
                  "optimizer_steps_run": int(round(float(np.mean([r["optimizer_steps_run"] for r in group])))),
-                 "delta_vs_keep": round(d_mean, 4), "delta_ci_low": round(d_low, 4),
-                 "delta_ci_high": round(d_high, 4)}
+                 "delta_vs_keep": _round(d_mean), "delta_ci_low": _round(d_low), "delta_ci_high": _round(d_high)}
         if method == "llm_tpe":
             entry["llm_trials"] = int(sum(r.get("llm_trials", 0) for r in group))
             entry["fallbacks"] = int(sum(r.get("fallbacks", 0) for r in group))
@@ -327,6 +331,10 @@ def aggregate(rows: Sequence[dict[str, Any]], config: CompareConfig) -> list[dic
                              delta_vs_tpe_ci_high=round(d_high, 4))
         table.append(entry)
     return table
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def write_outputs(result: Comparison, config: CompareConfig) -> None:
@@ -396,8 +404,9 @@ def format_table(table: Sequence[dict[str, Any]]) -> str:
         return "(no results)"
     frame["test acc [95% CI]"] = [f"{r['test_acc_mean']:.3f} [{r['test_acc_ci_low']:.3f}, "
                                   f"{r['test_acc_ci_high']:.3f}]" for r in table]
-    frame["vs keep [95% CI]"] = [f"{r['delta_vs_keep']:+.3f} [{r['delta_ci_low']:+.3f}, {r['delta_ci_high']:+.3f}]"
-                                 for r in table]
+    frame["vs keep [95% CI]"] = [
+        f"{r['delta_vs_keep']:+.3f} [{r['delta_ci_low']:+.3f}, {r['delta_ci_high']:+.3f}]"
+        if r.get("delta_vs_keep") is not None else "n/a (keep not run)" for r in table]
     columns = ["method", "n_instances", "test acc [95% CI]", "vs keep [95% CI]", "val_acc_mean", "optimizer_steps",
                "optimizer_steps_run"]
     if "delta_vs_tpe" in frame:

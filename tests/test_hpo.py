@@ -148,3 +148,16 @@ def test_compare_config_validation() -> None:
         CompareConfig(first_instance=120, n_instances=20)
     assert CompareConfig(budgets=(20, 5, 5)).budgets == (5, 20)
     assert hpo_compare.CompareConfig(methods=("tpe", "keep")).methods == ("keep", "tpe")
+
+
+def test_aggregate_without_keep_rows_has_no_delta() -> None:
+    config = CompareConfig(budgets=(1,), methods=("tpe", "llm_tpe"), n_bootstrap=200)
+    rows = [{"method": m, "label": f"{lab}-1", "n_trials": 1, "instance_index": i, "test_accuracy": acc,
+             "val_accuracy": acc, "optimizer_steps": 1000, "optimizer_steps_run": 1000}
+            for i, (m, lab, acc) in enumerate([("tpe", "TPE", 0.8), ("llm_tpe", "LLM-TPE", 0.9)] * 2)]
+    for row, index in zip(rows, (0, 0, 1, 1)):
+        row["instance_index"] = index
+    table = hpo_compare.aggregate(rows, config)
+    assert [r["method"] for r in table] == ["TPE-1", "LLM-TPE-1"]
+    assert table[0]["delta_vs_keep"] is None and "n/a" in format_table(table)
+    assert table[1]["delta_vs_tpe"] == 0.1
