@@ -44,7 +44,8 @@ class TrainingEnvConfig:
     steps_per_action: int = 50
     """K: optimizer steps run by one env step (1..10000)."""
     horizon: int = 20
-    """T: env steps per episode when the env is built directly (``gym.make`` uses ``max_episode_steps``)."""
+    """T: env steps per episode; the env truncates itself after T steps and reports test accuracy then. Pass the
+    same value as ``max_episode_steps`` to ``gym.make`` when changing it (the registered time limit is 20)."""
     optimizer: str = "sgd"
     """``sgd`` (with momentum) or ``adam`` (AdamW: decoupled weight decay)."""
     momentum: float = 0.9
