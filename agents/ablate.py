@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -117,16 +118,21 @@ def cell_name(keys: tuple[str, ...], advisor: str) -> str:
 
 def train_cell(args: AblateArgs, keys: tuple[str, ...], advisor: str, seed: int) -> Path:
     """Train one agent (skipped when its run already has a final model); returns its run directory."""
+    from traingym.agents.checkpoints import latest_checkpoint
     from traingym.agents.train import train
 
     run_dir = Path(args.out_dir) / "runs" / f"{cell_name(keys, advisor)}-seed{seed}"
     if (run_dir / "model.zip").exists():
         print(f"reusing {run_dir}")
         return run_dir
+    resume = latest_checkpoint(run_dir / "checkpoints") is not None
+    if not resume and run_dir.exists():
+        shutil.rmtree(run_dir)  # an interrupted run of this ablation without a checkpoint: start it again
     train(Args(env=args.env, algo=args.algo, obs_keys=keys, advisor=None if advisor == NO_ADVISOR else advisor,
                total_timesteps=args.total_timesteps, n_envs=args.n_envs, seed=seed, run_dir=str(run_dir),
-               horizon=args.horizon, steps_per_action=args.steps_per_action, n_steps=args.n_steps, eval_freq=0,
-               checkpoint_freq=0, baselines=(), progress_bar=False, eval_workers=1))
+               resume=resume, horizon=args.horizon, steps_per_action=args.steps_per_action, n_steps=args.n_steps,
+               eval_freq=0, checkpoint_freq=max(1, args.total_timesteps // 4), baselines=(), progress_bar=False,
+               eval_workers=1))
     return run_dir
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -134,8 +135,12 @@ def make_callbacks(args: Args, run_dir: Path, normalizer: VecNormalize | None) -
 def train(args: Args) -> TrainResult:
     """Train (or resume) the agent; saves ``model.zip`` (+ VecNormalize statistics) into the run directory."""
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args)
-    if not args.resume and (run_dir / "config.json").exists() and (run_dir / CHECKPOINT_DIR).exists():
+    if not args.resume and (run_dir / "config.json").exists():
         raise RunError(f"{run_dir} already holds a run; use --resume to continue it or another --run-dir")
+    if args.eval_freq > 0 and args.eval_freq_episodes + args.eval_episodes > HELD_OUT_INSTANCES:
+        warnings.warn(f"--eval-freq-episodes {args.eval_freq_episodes} + --eval-episodes {args.eval_episodes} > "
+                      f"{HELD_OUT_INSTANCES}: best-model selection shares instances with the final table",
+                      stacklevel=2)
     run_dir.mkdir(parents=True, exist_ok=True)
     venv, normalizer = build_training_env(args)
     resumed_from = None
