@@ -158,7 +158,8 @@ def measure_family(family: str, env_kwargs: dict[str, Any], *, reps: int, steps_
     """The step-overhead figure of one task family (see the module doc for the method).
 
     Warm-up (untimed) lasts ``warmup_steps`` env steps or a third of ``time_budget_s``, whichever ends first;
-    then repetitions run until ``reps`` are done or ``time_budget_s`` is spent (at least two repetitions).
+    then repetitions run until ``reps`` are done or ``time_budget_s`` is spent (at least two repetitions). A
+    family too slow for three repetitions of ``steps_per_rep`` steps in the budget gets shorter repetitions.
     """
     if family not in task_names():
         return {"ratio": None, "reason": f"task family {family!r} is not registered (envs/tasks/__init__.py)"}
@@ -184,6 +185,8 @@ def measure_family(family: str, env_kwargs: dict[str, Any], *, reps: int, steps_
     while len(blocks) < reps:
         elapsed = time.perf_counter() - started
         if warming and (warm_steps >= warmup_steps or (time_budget_s is not None and elapsed > time_budget_s / 3)):
+            if time_budget_s is not None and warm_steps:  # slow families: shorter repetitions, at least 3 of them
+                steps_per_rep = max(1, min(steps_per_rep, int(time_budget_s / (3 * elapsed / warm_steps))))
             warming, started, lookups_before = False, time.perf_counter(), _lookups(env)
         elif not warming and time_budget_s is not None and len(blocks) >= 2 and elapsed > time_budget_s:
             break
