@@ -43,7 +43,7 @@ full run takes a few minutes on 2 cores; it prints the JSON below and writes it 
     "encoder_cache_hit_rate": {"value": 0.96, "episodes": 100, "lookups": 2100, "distinct_texts": 80,
                                "exact_cache_bound": 0.962, "encoder": "minilm", "advisor": "heuristic",
                                "elapsed_s": 95.0, "reason": null},                       // benchmarks/encoder_cache.py
-    "ppo_fps": {"fps": 35.2, "env_steps_per_s": 41.0, "ppo_vs_env": 0.86, "total_timesteps": 256,
+    "ppo_fps": {"fps": 35.2, "env_steps_per_s": 41.0, "env_time_fraction": 0.86, "total_timesteps": 256,
                 "n_steps": 128, "env_id": "TrainGym/DigitsMLP-v0"}                       // benchmarks/ppo_fps.py
   },
   "targets": {"step_overhead.digits_mlp": {"value": 1.08, "target": "<= 1.1", "met": true}, ...}

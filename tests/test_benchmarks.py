@@ -82,6 +82,7 @@ def test_other_figures_are_well_formed(smoke: tuple[dict, str]) -> None:
         assert 0 <= cache["value"] <= 1 and cache["lookups"] >= cache["distinct_texts"] >= 1
     ppo = figures["ppo_fps"]
     assert _positive(ppo["fps"]) and _positive(ppo["env_steps_per_s"]) and ppo["total_timesteps"] >= 32
+    assert 0 < ppo["env_time_fraction"] <= 1
 
 
 def test_targets_are_reported_for_every_measured_figure(smoke: tuple[dict, str]) -> None:
