@@ -9,7 +9,8 @@ every diagnosis text seen is in the encoder's cache (the short benchmark starts 
 
 The env is :class:`PhaseTimedEnv`, a subclass that only wraps the env's phases with ``time.perf_counter``
 (a few microseconds per step), so the same run also yields the component breakdown: each component is its
-time as a fraction of the bare step (median over repetitions), and the components add up to ``ratio - 1``:
+time as a fraction of the bare step (median over repetitions; within one repetition the components add up
+exactly to its ratio - 1):
 
 - ``train_loop``: the env's K optimizer steps minus the bare loop's (metric accumulation, hooks, norms);
 - ``validation``: the env's validation pass minus the bare loop's (activation statistics included);
