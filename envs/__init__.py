@@ -21,12 +21,20 @@ ENV_TASKS: dict[str, str] = {
     "TrainGym/DigitsCNN-v0": "digits_cnn",
     "TrainGym/MNISTCNN-v0": "mnist_cnn",
     "TrainGym/TabularMLP-v0": "tabular_mlp",
+    "TrainGym/ReviewsBERT-v0": "reviews_bert",
+    "TrainGym/ReviewsShortcut-v0": "reviews_shortcut",
 }
 """Registered environment ids and the task family each one trains."""
 
+ENV_KWARGS: dict[str, dict[str, object]] = {
+    "TrainGym/ReviewsBERT-v0": {"optimizer": "adam", "batch_size": 32},
+    "TrainGym/ReviewsShortcut-v0": {"optimizer": "adam", "batch_size": 32},
+}
+"""Registration kwargs beyond ``task`` (JSON-able): transformers from scratch train with AdamW, not SGD."""
+
 for _env_id, _task in ENV_TASKS.items():
     register(id=_env_id, entry_point="traingym.envs.training_env:TrainingEnv",
-             max_episode_steps=DEFAULT_HORIZON, kwargs={"task": _task})
+             max_episode_steps=DEFAULT_HORIZON, kwargs={"task": _task, **ENV_KWARGS.get(_env_id, {})})
 
-__all__ = ["ENV_TASKS", "KNOBS", "DiscreteActionWrapper", "Move", "TrainingEnv", "TrainingEnvConfig",
+__all__ = ["ENV_KWARGS", "ENV_TASKS", "KNOBS", "DiscreteActionWrapper", "Move", "TrainingEnv", "TrainingEnvConfig",
            "action_to_move", "move_to_action"]

@@ -19,7 +19,7 @@ class NeuronFeatures:
 
     then, once: per event type (:data:`~traingym.envs.event_log.EVENT_TYPES`), log1p of the events of the last
     step and log1p of the events since the episode began. Text tasks append the token block of
-    :class:`~traingym.envs.token_features.TokenFeatures` when relevance is on.
+    :meth:`~traingym.envs.token_monitor.TokenRelevanceMonitor.features` (``extra``; zeros when relevance is off).
     """
 
     def __init__(self, top_k: int, extra_size: int = 0) -> None:

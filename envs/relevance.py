@@ -13,6 +13,15 @@ gradient of the summed score equals each sample's own gradient. Then, per sample
 
 with the [CLS] self-relevance (position 0) and padding positions set to 0. Rows are nonnegative.
 
+``absolute=True`` uses ``|G_l * A_l|`` instead of the positive part: every large attention-weighted gradient
+counts, whatever its sign. This is what the env's token monitor uses, because the positive part fails on a
+saturated shortcut: once every head of a small BERT puts all of [CLS]'s attention on the planted token, the
+LayerNorm after the attention makes the logit almost invariant to that attention weight, so its gradient is
+~0 with a random sign and the clamp drops the token. Measured (1-layer BERT, hidden 32, 400 AdamW steps, decayed
+statistics over the env steps, diagnostic buffer 512, 10 seeds): positive part: the planted token first in 9/10
+runs (z 5.5 - 9.0; in the failing run z 2.7, behind "."); absolute: first in 10/10 (z 8.6 - 9.8). Clean models,
+absolute: top z 2.3 - 4.3 (the real word "too", as in "too long", first in 8 of 10), positive part: 3.0 - 4.1.
+
 The target defaults to the *predicted* class. On validation errors that is the wrong class the model chose, so
 the relevance says which tokens drove the mistake; that is the signal for shortcut detection (a spurious token
 that pulls examples to the wrong class). Pass ``target`` to explain another class (e.g. the true label).
@@ -54,7 +63,8 @@ from torch import nn
 
 
 def token_relevance(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                    target: torch.Tensor | None = None, *, chunk_size: int | None = None) -> torch.Tensor:
+                    target: torch.Tensor | None = None, *, chunk_size: int | None = None,
+                    absolute: bool = False) -> torch.Tensor:
     """Per-token relevance (B, L) of a Hugging Face sequence classifier with eager attention (see module doc).
 
     Args:
@@ -63,6 +73,7 @@ def token_relevance(model: nn.Module, input_ids: torch.Tensor, attention_mask: t
         input_ids, attention_mask: (B, L) int tensors.
         target: (B,) class per sample, or None for the predicted class.
         chunk_size: process this many samples per forward/backward (bounds memory); None = all at once.
+        absolute: weight attention by ``|G * A|`` instead of its positive part (see the module doc).
 
     Returns:
         Detached float tensor (B, L) in the model's dtype, on the inputs' device.
@@ -83,7 +94,7 @@ def token_relevance(model: nn.Module, input_ids: torch.Tensor, attention_mask: t
     try:
         parts = [
             _relevance_chunk(model, input_ids[i:i + step], attention_mask[i:i + step],
-                             None if target is None else target[i:i + step])
+                             None if target is None else target[i:i + step], absolute)
             for i in range(0, n, step)
         ]
     finally:
@@ -93,7 +104,7 @@ def token_relevance(model: nn.Module, input_ids: torch.Tensor, attention_mask: t
 
 
 def _relevance_chunk(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                     target: torch.Tensor | None) -> torch.Tensor:
+                     target: torch.Tensor | None, absolute: bool = False) -> torch.Tensor:
     with torch.enable_grad():
         out = model(input_ids=input_ids, attention_mask=attention_mask, output_attentions=True)
         logits, attentions = out.logits, out.attentions
@@ -110,7 +121,8 @@ def _relevance_chunk(model: nn.Module, input_ids: torch.Tensor, attention_mask: 
         attn0 = attentions[0]
         rollout = torch.eye(length, dtype=attn0.dtype, device=attn0.device).expand(batch, length, length)
         for attn, grad in zip(attentions, grads):
-            weighted = (grad * attn).clamp(min=0).mean(dim=1)
+            weighted = (grad * attn).abs() if absolute else (grad * attn).clamp(min=0)
+            weighted = weighted.mean(dim=1)
             rollout = rollout + torch.bmm(weighted, rollout)
         relevance = rollout[:, 0, :].clone()
         relevance[:, 0] = 0.0
@@ -168,6 +180,16 @@ class TokenRelevanceStats:
         self.count = torch.zeros(self.vocab_size, dtype=torch.float64)
         self.n_samples = 0
 
+    def decay(self, factor: float) -> None:
+        """Down-weight everything accumulated so far by ``factor`` in [0, 1] (0 forgets, 1 keeps): call before an
+        :meth:`update` to make the statistics an exponential moving sum. Counts become effective counts, which
+        ``min_count`` is compared with."""
+        if not 0.0 <= factor <= 1.0:
+            raise ValueError(f"factor must be in [0, 1], got {factor}")
+        self.share_sum *= factor
+        self.lift_sum *= factor
+        self.count *= factor
+
     def update(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, relevance: torch.Tensor) -> None:
         """Add a batch: ids and mask (B, L), relevance (B, L) from :func:`token_relevance`.
 
@@ -193,7 +215,8 @@ class TokenRelevanceStats:
 
     def mean_share(self) -> torch.Tensor:
         """(V,) float64 mean relevance share per occurrence (0 for unseen tokens)."""
-        return torch.where(self.count > 0, self.share_sum / self.count.clamp(min=1), 0.0)
+        # Decayed counts are fractional: guard the division only against zero, not against counts below 1.
+        return torch.where(self.count > 0, self.share_sum / self.count.clamp(min=torch.finfo(torch.float64).tiny), 0.0)
 
     def scores(self) -> torch.Tensor:
         """(V,) float64 shrunk mean lift per occurrence (the global mean for unseen tokens)."""

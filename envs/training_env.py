@@ -16,9 +16,11 @@ from traingym.envs.event_detector import EventDetector
 from traingym.envs.event_log import EventLog, EventType, report_view
 from traingym.envs.moves import AUG_LEVELS, KNOBS, LR_FACTOR, SCALE_DOWN, SCALE_UP, WD_FACTOR, action_to_move
 from traingym.envs.neuron_log import LAYER_SLOTS, NeuronLog
-from traingym.envs.report import build_report, finite, slope
+from traingym.envs.report import MAX_FLAGGED_TOKENS, build_report, finite, slope
 from traingym.envs.tasks.base import Instance, Split, TaskFamily
 from traingym.envs.tasks.registry import make_task
+from traingym.envs.token_monitor import FEATURE_SIZE as TOKEN_FEATURE_SIZE
+from traingym.envs.token_monitor import TokenRelevanceMonitor
 
 TRAINING_FIELDS: tuple[str, ...] = (
     "log10_lr", "log10_weight_decay", "aug_level", "progress",
@@ -50,6 +52,12 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     neurons that most drove the validation errors; then the env runs K optimizer steps and evaluates on a fixed
     validation buffer.
 
+    Text tasks (``reviews_bert``, ``reviews_shortcut``: a small BERT trained from scratch on review sentiment)
+    also run token relevance after each validation, on the errors of a *diagnostic* buffer held out from the
+    training data (same distribution as training: a planted shortcut token occurs there, never in validation or
+    test). Over-relevant tokens are reported, emitted as ``over_relevant_token`` events, observed, and masked
+    first by augmentation (see :mod:`traingym.envs.tasks.reviews` and :mod:`traingym.envs.token_monitor`).
+
     ## Action Space
     ``MultiDiscrete([3, 3, 3, 3])``, one sub-action per knob, 0 = decrease, 1 = keep, 2 = increase:
 
@@ -70,13 +78,16 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
       least-squares slopes of val loss, val accuracy and loss gap over the last ``history_len`` steps, mean
       dead-unit fraction, log10 gradient norm and log10 weight-change norm of up to 4 hidden layers.
     - ``"neurons"``: the compressed neuron log (flagged-neuron importances per layer slot, per-layer summaries,
-      event counts); see :mod:`traingym.envs.neuron_features`.
+      event counts); see :mod:`traingym.envs.neuron_features`. Text tasks append 12 token-relevance features
+      (top-5 tokens' z / 10 and relevance share, number flagged; zeros with ``relevance=False``); see
+      :mod:`traingym.envs.token_monitor`.
     - ``"diagnosis"``: the advisor's diagnosis text encoded by a language model, plus one-hot findings and the
       one-hot suggested move; see :mod:`traingym.advisors`.
 
     ## Rewards
     The change in validation accuracy since the previous step, so an episode's return is the final minus the
-    initial (untrained) validation accuracy. On divergence the reward is ``-divergence_penalty`` (default -1).
+    initial (untrained) validation accuracy (text tasks: the clean validation buffer, not the diagnostic one).
+    On divergence the reward is ``-divergence_penalty`` (default -1).
     Test accuracy is reported in ``info`` at the end of an episode and never rewarded.
 
     ## Starting State
@@ -104,7 +115,7 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             gym.logger.warn(f"render_mode {render_mode!r} is not supported (only 'ansi'); render() returns None")
         self.config = TrainingEnvConfig(**kwargs)
         self.render_mode = render_mode
-        self.task: TaskFamily = make_task(self.config.task)
+        self.task: TaskFamily = make_task(self.config.task, self.config)
         if self.config.num_threads is not None:
             torch.set_num_threads(self.config.num_threads)
         if self.config.device.startswith("cuda") and not torch.cuda.is_available():
@@ -115,13 +126,20 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._detector = EventDetector(self._events)
         self._neuron_features = None
         self._diagnosis = None
+        vocabulary = self.task.vocabulary()
+        self._relevance: TokenRelevanceMonitor | None = None
+        if vocabulary is not None and self.config.relevance:
+            events = self._events if "events" in self.config.neuron_log else None
+            self._relevance = TokenRelevanceMonitor(vocabulary, self.config.max_error_samples, events=events)
         obs_spaces: dict[str, spaces.Box] = {}
         if "training_stats" in self.config.obs_keys:
             obs_spaces["training_stats"] = _box(len(TRAINING_FIELDS))
         if "neurons" in self.config.obs_keys:
             from traingym.envs.neuron_features import NeuronFeatures
 
-            self._neuron_features = NeuronFeatures(self.config.flag_top_k)
+            # Text families always carry the token block (zeros with relevance off): same space either way.
+            self._neuron_features = NeuronFeatures(self.config.flag_top_k,
+                                                   TOKEN_FEATURE_SIZE if vocabulary is not None else 0)
             obs_spaces["neurons"] = _box(self._neuron_features.size)
         if "diagnosis" in self.config.obs_keys:
             from traingym.envs.diagnosis import make_diagnosis_channel
@@ -146,8 +164,7 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._torch_gen = torch.Generator().manual_seed(int(self.np_random.integers(2**63 - 1)))
         self._aug_gen = torch.Generator(device=self.device).manual_seed(int(self.np_random.integers(2**63 - 1)))
         split = self.task.split(instance, self.config.val_size)
-        self._split = Split(*(t.to(self.device) if isinstance(t, torch.Tensor) else t for t in (
-            split.x_train, split.y_train, split.x_val, split.y_val, split.x_test, split.y_test)), split.n_classes)
+        self._split = split.to(self.device)
         if self._log is not None:
             self._log.close()
         self._model = self.task.build_model(instance, split.n_classes, self._torch_gen).to(self.device)
@@ -167,6 +184,9 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._train_loss, self._train_acc = math.log(split.n_classes), 1.0 / split.n_classes
         self._events.reset()
         self._detector.reset()
+        if self._relevance is not None:
+            self._relevance.reset()
+        self.task.set_flagged_tokens(())
         self._val_loss, self._val_acc = self._validate()
         self._events.end_step()
         self._initial_val_acc = self._val_acc
@@ -196,6 +216,7 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             reward = -self.config.divergence_penalty
         else:
             self._val_loss, self._val_acc = self._validate()
+            self._update_relevance()
             reward = self._val_acc - previous
         self._events.end_step()
         terminated = diverged
@@ -268,7 +289,7 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             (decay if param.dim() > 1 else no_decay).append(param)
         groups = [{"params": decay, "weight_decay": self._wd}, {"params": no_decay, "weight_decay": 0.0}]
         if self.config.optimizer == "adam":
-            return torch.optim.AdamW(groups, lr=self._lr)
+            return torch.optim.AdamW(groups, lr=self._lr, **({"fused": True} if self.task.fused_adam else {}))
         return torch.optim.SGD(groups, lr=self._lr, momentum=self.config.momentum)
 
     def _apply_move(self, move: tuple[int, ...]) -> None:
@@ -295,19 +316,20 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         losses: list[torch.Tensor] = []
         outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
-        for idx in batches:
-            xb, yb = split.x_train[idx], split.y_train[idx]
-            if self._aug > 0:
-                xb, yb = self.task.augment(xb, yb, self._aug, self._aug_gen)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
-            self._optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self._optimizer.step()
-            losses.append(loss.detach())
-            outputs.append((logits.detach(), yb))
-            if len(outputs) == METRIC_CHUNK:
-                correct += _count_correct(outputs)
+        with self.task.training_context(self._torch_gen, self.device):
+            for idx in batches:
+                xb, yb = split.x_train[idx], split.y_train[idx]
+                if self._aug > 0:
+                    xb, yb = self.task.augment(xb, yb, self._aug, self._aug_gen)
+                logits = model(xb)
+                loss = F.cross_entropy(logits, yb)
+                self._optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self._optimizer.step()
+                losses.append(loss.detach())
+                outputs.append((logits.detach(), yb))
+                if len(outputs) == METRIC_CHUNK:
+                    correct += _count_correct(outputs)
         if outputs:
             correct += _count_correct(outputs)
         weight_norm = torch.linalg.vector_norm(torch.stack([p.detach().norm() for p in model.parameters()]))
@@ -332,6 +354,18 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if "events" in self.config.neuron_log:
             self._detector.detect(self._t, errors, self._train_loss, loss, self._history, self._log)
         return loss, acc
+
+    def _update_relevance(self) -> None:
+        """Text tasks: token relevance on the diagnostic buffer's errors; hands the flagged tokens to the
+        family's augmentation (see :mod:`traingym.envs.token_monitor`). Runs after every step's validation but
+        not at reset: the untrained network has learned no reliance to diagnose."""
+        if self._relevance is None:
+            return
+        assert self._model is not None and self._split is not None
+        if self._split.x_diag is None or self._split.y_diag is None:
+            raise ValueError(f"task {self.task.name!r} has a vocabulary but its split has no diagnostic buffer")
+        self._relevance.update(self._model, self._split.x_diag, self._split.y_diag, self._t)
+        self.task.set_flagged_tokens(self._relevance.flagged_ids)
 
     @torch.no_grad()
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
@@ -378,7 +412,7 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             history={k: list(v) for k, v in self._history.items()},
             layers=[s.as_dict() for s in self._log.summaries[:LAYER_SLOTS]],
             flagged_neurons=self._log.flagged_report(),
-            flagged_tokens=[],
+            flagged_tokens=self._relevance.report(MAX_FLAGGED_TOKENS) if self._relevance is not None else [],
             event_counts={k: v for k, v in self._events.counts().items() if v},
             recent_events=[report_view(r) for r in self._events.recent(8)],
             diverged=self._diverged,
@@ -392,7 +426,8 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             obs["training_stats"] = self._training_vector()
         if self._neuron_features is not None:
             assert self._log is not None
-            obs["neurons"] = _sanitise(self._neuron_features.vector(self._log, self._events))
+            tokens = self._relevance.features() if self._relevance is not None else None
+            obs["neurons"] = _sanitise(self._neuron_features.vector(self._log, self._events, tokens))
         if self._diagnosis is not None:
             vector, advisor = self._diagnosis.observe(self.report(), self._t)
             self.advisor_accounting = {k: advisor.pop(k) for k in ADVISOR_ACCOUNTING_KEYS if k in advisor}

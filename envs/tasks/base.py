@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 from traingym.envs.hidden_layer import HiddenLayer
+
+if TYPE_CHECKING:
+    from traingym.envs.config import TrainingEnvConfig
 
 Instance = dict[str, Any]
 """A task instance: a plain JSON-able dict (split seed, architecture, initial hyperparameters, label noise)."""
@@ -33,7 +39,13 @@ class TaskData:
 
 @dataclass(frozen=True)
 class Split:
-    """Tensors of one instance: train (with label noise applied), validation buffer and test split."""
+    """Tensors of one instance: train (with label noise applied), validation buffer and test split.
+
+    Text families also hold out a *diagnostic* buffer (``x_diag``, ``y_diag``) from the training portion: drawn
+    from the training distribution (a planted shortcut token at the training rates), never trained on. Token
+    relevance runs on its errors, since a spurious training-only feature never occurs in the clean validation
+    buffer. The reward and the reported validation metrics use the validation buffer only.
+    """
 
     x_train: torch.Tensor
     y_train: torch.Tensor
@@ -42,6 +54,13 @@ class Split:
     x_test: torch.Tensor
     y_test: torch.Tensor
     n_classes: int
+    x_diag: torch.Tensor | None = None
+    y_diag: torch.Tensor | None = None
+
+    def to(self, device: torch.device) -> Split:
+        """A copy with every tensor on ``device``."""
+        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)
+                                if isinstance(getattr(self, f.name), torch.Tensor)})
 
 
 @dataclass(frozen=True)
@@ -68,6 +87,13 @@ class TaskFamily(ABC):
     modality: ClassVar[str]
     fractions: ClassVar[tuple[float, float, float]] = (0.6, 0.2, 0.2)
     """Train / validation / test fractions of the dataset."""
+    fused_adam: ClassVar[bool] = False
+    """Build AdamW with ``fused=True`` (one kernel for all parameters; deterministic on CPU and CUDA)."""
+
+    @classmethod
+    def from_config(cls, config: TrainingEnvConfig) -> TaskFamily:
+        """The family as an env with ``config`` uses it (families with config-dependent data override this)."""
+        return cls()
 
     # ----------------------------------------------------------------- data
     @abstractmethod
@@ -84,12 +110,7 @@ class TaskFamily(ABC):
         n_val = int(round(self.fractions[1] * n))
         tr, va, te = order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
         va = va[:val_size]
-        y_train = data.y[tr].clone()
-        noise = float(instance.get("label_noise", 0.0))
-        if noise > 0:
-            flip = torch.from_numpy(rng.random(n_train) < noise)
-            shift = torch.from_numpy(rng.integers(1, data.n_classes, size=n_train))
-            y_train = torch.where(flip, (y_train + shift) % data.n_classes, y_train)
+        y_train = noisy_labels(data.y[tr], float(instance.get("label_noise", 0.0)), data.n_classes, rng)
         return Split(data.x[tr], y_train, data.x[va], data.y[va], data.x[te], data.y[te], data.n_classes)
 
     # ------------------------------------------------------------ instances
@@ -162,11 +183,40 @@ class TaskFamily(ABC):
         """A short model description for reports."""
         return self.name
 
+    def vocabulary(self) -> tuple[str, ...] | None:
+        """Text families: token string of every input id (the env then monitors token relevance); None for
+        families whose inputs are not tokens."""
+        return None
+
     # --------------------------------------------------------- augmentation
     @abstractmethod
     def augment(self, x: torch.Tensor, y: torch.Tensor, level: int, generator: torch.Generator
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """Augment a training batch at ``level`` in 1..4 (level 0 is never passed)."""
+
+    def set_flagged_tokens(self, token_ids: Sequence[int]) -> None:
+        """Text families: the token ids the env's relevance monitor currently flags (augmentation masks them
+        first). Other families ignore it."""
+        return None
+
+    # -------------------------------------------------------------- training
+    def training_context(self, generator: torch.Generator, device: torch.device) -> AbstractContextManager[None]:
+        """Entered around the env's K training steps. Families whose model draws from torch's global RNG
+        (Hugging Face dropout) seed it from ``generator`` here and restore it on exit; the default does nothing
+        and draws nothing."""
+        return contextlib.nullcontext()
+
+
+def noisy_labels(labels: torch.Tensor, noise: float, n_classes: int, rng: np.random.Generator) -> torch.Tensor:
+    """A copy of ``labels`` where each label is, with probability ``noise``, replaced by a uniformly chosen other
+    class (draws from ``rng`` only when ``noise > 0``)."""
+    labels = labels.clone()
+    if noise > 0:
+        n = labels.shape[0]
+        flip = torch.from_numpy(rng.random(n) < noise)
+        shift = torch.from_numpy(rng.integers(1, n_classes, size=n))
+        labels = torch.where(flip, (labels + shift) % n_classes, labels)
+    return labels
 
 
 def _stable_hash(text: str) -> int:

@@ -12,7 +12,12 @@ generator state, same weights.
 
 Dropout masks during training still come from the global RNG. For reproducible training, wrap the training
 steps in :func:`forked_global_rng`, which forks the global RNG, seeds it from the task's generator and restores
-it on exit (this is the only place the global RNG is seeded, and it never stays changed).
+it on exit (this is the only place the global RNG is seeded, and it never stays changed). On CUDA pass the
+model's device in ``devices``: dropout on a GPU draws from that device's RNG.
+
+## In the env
+:class:`ReviewClassifier` wraps the Hugging Face model as a plain ``input_ids -> logits`` module, so the env's
+generic training, validation and neuron-log passes call it like any other target network.
 
 ## Hidden layers for neuron logging
 :func:`review_bert_hidden_layers` lists each encoder layer's FFN intermediate units: the module is
@@ -24,7 +29,7 @@ They are ``traingym.envs.hidden_layer.HiddenLayer`` objects with ``unit_dim=-1``
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -136,6 +141,20 @@ def reinitialise(model: nn.Module, generator: torch.Generator, std: float = 0.02
         raise ValueError(f"reinitialise does not know how to initialise parameters {missed}")
 
 
+class ReviewClassifier(nn.Module):
+    """``forward(input_ids) -> logits`` around a review BERT; the attention mask is ``input_ids != PAD_ID``.
+
+    ``hf_model`` is the wrapped ``BertForSequenceClassification`` (token relevance needs its attentions).
+    """
+
+    def __init__(self, hf_model: BertForSequenceClassification) -> None:
+        super().__init__()
+        self.hf_model = hf_model
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.hf_model(input_ids=input_ids, attention_mask=(input_ids != PAD_ID).long()).logits
+
+
 def review_bert_hidden_layers(model: BertForSequenceClassification) -> list[HiddenLayer]:
     """The FFN intermediate units of each encoder layer, named ``"layer{i}.ffn"`` (``unit_dim=-1``)."""
     layers = []
@@ -146,13 +165,14 @@ def review_bert_hidden_layers(model: BertForSequenceClassification) -> list[Hidd
 
 
 @contextlib.contextmanager
-def forked_global_rng(generator: torch.Generator) -> Iterator[None]:
-    """Run a block with torch's global CPU RNG seeded from ``generator``, restoring the global state on exit.
+def forked_global_rng(generator: torch.Generator, devices: Sequence[torch.device | int] = ()) -> Iterator[None]:
+    """Run a block with torch's global RNG seeded from ``generator``, restoring the global state on exit.
 
     Use around training steps so dropout masks are reproducible from the task's generator. The generator is
-    advanced by one draw.
+    advanced by one draw. The CPU state is always restored; pass the CUDA devices the block uses in
+    ``devices`` to restore theirs as well (``torch.manual_seed`` seeds every device).
     """
     seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=list(devices)):
         torch.manual_seed(seed)
         yield
