@@ -98,7 +98,9 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ## Episode End
     - Termination: divergence: a non-finite or exploding mean training loss (above ``max_loss``) or weights
       whose global norm is non-finite or exceeds ``max_weight_norm``.
-    - Truncation: after ``max_episode_steps`` (default 20) env steps.
+    - Truncation: after ``horizon`` env steps (default 20; the env truncates itself, so that it knows the final
+      step and can report test accuracy). The registered ``max_episode_steps`` equals the default horizon; to
+      change the episode length pass both: ``gym.make(id, horizon=T, max_episode_steps=T)``.
 
     ## Arguments
     Every field of :class:`TrainingEnvConfig` is a keyword argument, plus ``render_mode="ansi"``.
@@ -178,7 +180,7 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._aug = int(instance["aug_level"])
         self._optimizer = self._make_optimizer()
         self._t = 0
-        self._horizon = self._episode_horizon()
+        self._horizon = self.config.horizon
         self._history: dict[str, deque[float]] = {
             k: deque(maxlen=self.config.history_len) for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
         self._train_loss, self._train_acc = math.log(split.n_classes), 1.0 / split.n_classes
@@ -275,12 +277,6 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             which = "train" if self.config.instance_set == "sampled" else self.config.instance_set
             self._instances = self.task.instance_set(which, self.config.optimizer)
         return self._instances
-
-    def _episode_horizon(self) -> int:
-        spec = self.spec
-        if spec is not None and spec.max_episode_steps is not None:
-            return int(spec.max_episode_steps)
-        return self.config.horizon
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         assert self._model is not None
