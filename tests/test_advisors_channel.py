@@ -1,0 +1,156 @@
+"""DiagnosisChannel: observation space, layout, determinism, call policies, caches, projection, lifecycle."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from advisors_testkit import SCENARIOS, make_report
+from traingym.advisors import (
+    FINDINGS,
+    DiagnosisChannel,
+    DiagnosisConfig,
+    HashingEncoder,
+    MiniLMEncoder,
+)
+from traingym.envs.moves import KNOBS
+
+SEQUENCE = [SCENARIOS[name] for name in ("healthy", "overfitting", "overfitting", "plateau", "diverging",
+                                         "dead_units", "shortcut", "healthy", "noisy_labels", "underfitting")]
+
+
+def hashing_channel(**overrides: object) -> DiagnosisChannel:
+    return DiagnosisChannel(DiagnosisConfig(**{"encoder": "hashing", **overrides}))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("dim", [None, 16])
+def test_space_contains_every_vector_and_layout_matches(dim: int | None) -> None:
+    channel = hashing_channel(dim=dim, call_policy="every_step")
+    text_dim = 384 if dim is None else dim
+    assert channel.observation_space.shape == (text_dim + len(FINDINGS) + 3 * len(KNOBS),)
+    assert channel.observation_space.dtype == np.float32
+    for step, report in enumerate(SEQUENCE):
+        vector, info = channel.observe(report, step)
+        assert vector.dtype == np.float32 and np.all(np.isfinite(vector))
+        assert channel.observation_space.contains(vector)
+        assert np.linalg.norm(vector[channel.layout["text"]]) == pytest.approx(1.0, abs=1e-5)
+        findings = vector[channel.layout["findings"]]
+        assert [f.value for f, on in zip(FINDINGS, findings) if on == 1.0] == info["findings"]
+        move = vector[channel.layout["move"]].reshape(len(KNOBS), 3)
+        assert (move.argmax(axis=1) - 1).tolist() == info["suggested_move"] and move.sum() == len(KNOBS)
+        json.dumps(info)  # JSON-able, for loggers
+
+
+def test_same_report_sequence_gives_identical_vectors() -> None:
+    runs = []
+    for _ in range(2):
+        channel = hashing_channel(dim=24)
+        runs.append([channel.observe(report, step)[0] for step, report in enumerate(SEQUENCE)])
+        channel.close()
+    assert all(np.array_equal(a, b) for a, b in zip(*runs))
+
+
+def test_on_event_reuses_until_the_situation_changes() -> None:
+    channel = hashing_channel()  # on_event is the default
+    _, first = channel.observe(SCENARIOS["overfitting"], 0)
+    same = make_report(**{**SCENARIOS["overfitting"], "step": 6})
+    _, second = channel.observe(same, 1)
+    assert first["called"] and not second["called"]
+    assert second["findings"] == first["findings"] and second["calls"] == 1
+    _, third = channel.observe(SCENARIOS["diverging"], 2)
+    assert third["called"] and third["findings"] == ["diverging"] and third["calls"] == 2
+    spiked = json.loads(json.dumps(SCENARIOS["diverging"]))
+    spiked["events"]["counts"]["loss_spike"] = 3  # one more decision-relevant event, same buckets
+    _, fourth = channel.observe(spiked, 3)
+    assert fourth["called"] and fourth["cache_hit"]  # asked again; same decision hash, so the cache answers
+    channel.reset()  # a new episode asks again (answered from the cache)
+    _, after_reset = channel.observe(SCENARIOS["overfitting"], 0)
+    assert after_reset["called"] and after_reset["cache_hit"] and after_reset["calls"] == 2
+
+
+def test_every_n_and_every_step_policies() -> None:
+    channel = hashing_channel(call_policy="every_n", every_n=3)
+    called = [channel.observe(SEQUENCE[step], step)[1]["called"] for step in range(7)]
+    assert called == [True, False, False, True, False, False, True]
+    channel = hashing_channel(call_policy="every_step", diagnosis_cache_size=0)
+    infos = [channel.observe(SCENARIOS["plateau"], step)[1] for step in range(3)]
+    assert all(i["called"] and not i["cache_hit"] for i in infos) and infos[-1]["calls"] == 3
+
+
+def test_diagnosis_cache_hits_and_encoder_hit_rate() -> None:
+    channel = hashing_channel(call_policy="every_step")
+    infos = [channel.observe(SCENARIOS[name], step)[1]
+             for step, name in enumerate(["overfitting", "plateau", "overfitting", "plateau"])]
+    assert [i["cache_hit"] for i in infos] == [False, False, True, True]
+    assert infos[-1]["calls"] == 2 and infos[-1]["cache_hits"] == 2
+    assert infos[-1]["encoder_cache_hit_rate"] == pytest.approx(0.5)
+    assert infos[0]["used"] == infos[2]["used"] == "heuristic"
+
+
+def test_user_advisor_failure_falls_back_and_is_never_cached() -> None:
+    channel = hashing_channel(advisor="advisors_testkit:BrokenAdvisor", call_policy="every_step")
+    infos = [channel.observe(SCENARIOS["overfitting"], step)[1] for step in range(2)]
+    assert [i["fallback_reason"] for i in infos] == ["exception:RuntimeError"] * 2
+    assert infos[-1]["calls"] == 2 and infos[-1]["fallbacks"] == 2 and infos[-1]["used"] == "heuristic"
+    assert infos[-1]["findings"] == ["overfitting"]
+    good = hashing_channel(advisor="advisors_testkit:ConstantAdvisor")
+    _, info = good.observe(SCENARIOS["healthy"], 0)
+    assert info["used"] == "constant" and info["suggested_move"] == [0, 1, 0, 0]
+
+
+def test_projection_is_deterministic_and_seeded() -> None:
+    text = "overfitting: generalisation gap 0.2-0.3 and growing"
+    a = hashing_channel(dim=16, projection_seed=3)._encoder.encode(text)
+    b = hashing_channel(dim=16, projection_seed=3)._encoder.encode(text)
+    c = hashing_channel(dim=16, projection_seed=4)._encoder.encode(text)
+    assert np.array_equal(a, b) and not np.allclose(a, c)
+    assert a.shape == (16,) and np.linalg.norm(a) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_hashing_encoder_is_stable_and_bounded() -> None:
+    encoder = HashingEncoder()
+    vector = encoder.encode("plateau: validation loss flat")
+    assert vector.dtype == np.float32 and vector.shape == (384,)
+    assert np.array_equal(vector, HashingEncoder().encode("plateau: validation loss flat"))
+    assert not np.any(encoder.encode(""))  # empty text -> zero vector, still in the space
+
+
+def test_close_is_idempotent_and_final() -> None:
+    channel = hashing_channel()
+    channel.observe(SCENARIOS["healthy"], 0)
+    channel.close()
+    channel.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        channel.observe(SCENARIOS["healthy"], 1)
+
+
+def test_minilm_channel_encodes_meaningfully() -> None:
+    channel = DiagnosisChannel(DiagnosisConfig(encoder="minilm", call_policy="every_step"))
+    vector, _ = channel.observe(SCENARIOS["overfitting"], 0)
+    assert vector.shape == (384 + len(FINDINGS) + 12,) and channel.observation_space.contains(vector)
+    encoder = MiniLMEncoder()
+    over_a = encoder.encode("overfitting: generalisation gap 0.2-0.3 and growing")
+    over_b = encoder.encode("the model overfits: the gap between train and validation accuracy grows")
+    healthy = encoder.encode("healthy: validation accuracy 0.8-0.9 and improving")
+    assert float(over_a @ over_b) > float(over_a @ healthy)
+    projected = DiagnosisChannel(DiagnosisConfig(encoder="minilm", dim=32))
+    assert projected.observe(SCENARIOS["overfitting"], 0)[0].shape == (32 + len(FINDINGS) + 12,)
+
+
+def test_minilm_latency_cached_vs_uncached() -> None:
+    """Measurement only (printed with -s), no timing assertion."""
+    channel = DiagnosisChannel(DiagnosisConfig(encoder="minilm"))
+    encoder = channel._encoder
+    texts = [f"plateau: validation accuracy flat for {i} steps" for i in range(10)]
+    started = time.perf_counter()
+    for text in texts:
+        encoder.encode(text)
+    uncached = (time.perf_counter() - started) / len(texts) * 1000
+    started = time.perf_counter()
+    for text in texts:
+        encoder.encode(text)
+    cached = (time.perf_counter() - started) / len(texts) * 1000
+    print(f"\nMiniLM encode: uncached {uncached:.2f} ms, cached {cached:.4f} ms per text")
+    assert encoder.hit_rate == pytest.approx(0.5)
