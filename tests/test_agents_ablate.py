@@ -1,0 +1,44 @@
+"""The ablation grid (smoke preset) and the good-defaults sweep."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from traingym.agents.ablate import AblateArgs, cell_name
+from traingym.agents.good_defaults import sweep, tuned_defaults
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_ablate_smoke_preset_writes_table_and_plot(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "traingym.agents.ablate", "--preset", "smoke", "--out-dir",
+                           str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads((tmp_path / "ablation.json").read_text())["rows"]
+    assert [r["cell"] for r in rows] == ["training_stats", "training_stats+neurons"]
+    assert all(r["episodes"] == 3 and r["ci_low"] <= r["test_accuracy"] <= r["ci_high"] for r in rows)
+    assert (tmp_path / "ablation.csv").exists() and (tmp_path / "eval" / "eval.csv").exists()
+    assert (tmp_path / "ablation.png").read_bytes()[:8] == PNG
+    assert "Ablation" in proc.stdout
+
+
+def test_advisor_only_varies_where_the_diagnosis_key_is() -> None:
+    args = AblateArgs(obs_key_sets=("training_stats", "training_stats+diagnosis"), advisors=("heuristic", "smollm"))
+    assert [cell_name(*c) for c in args.cells()] == [
+        "training_stats", "training_stats+diagnosis@heuristic", "training_stats+diagnosis@smollm"]
+    with pytest.raises(ValueError, match="--obs-key-sets"):
+        AblateArgs(obs_key_sets=("training_stats+bogus",))
+
+
+def test_good_defaults_sweep_ranks_grid_points_on_train_instances() -> None:
+    rows = sweep("TrainGym/DigitsMLP-v0", n_instances=1, horizon=2, steps_per_action=2, workers=1,
+                 grid={"lr": (1e-4, 0.1), "weight_decay": (1e-4,), "aug_level": (0,)})
+    assert len(rows) == 2 and rows[0]["val_accuracy"] >= rows[1]["val_accuracy"]
+    assert set(tuned_defaults("TrainGym/DigitsMLP-v0")) == {"lr", "weight_decay", "aug_level"}
+    with pytest.raises(ValueError, match="no tuned defaults"):
+        tuned_defaults("TrainGym/NoSuch-v0")
