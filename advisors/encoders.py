@@ -125,7 +125,18 @@ class CachedEncoder:
             raise ValueError(f"maxsize must be >= 0, got {maxsize}")
         self.encoder = encoder
         self.dim = encoder.dim
+        self.maxsize = maxsize
         self._cached = functools.lru_cache(maxsize=maxsize)(self._encode_frozen)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (an env holding a channel can be pickled): the cache wrapper is rebuilt, empty, on load."""
+        state = self.__dict__.copy()
+        del state["_cached"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._cached = functools.lru_cache(maxsize=self.maxsize)(self._encode_frozen)
 
     def encode(self, text: str) -> np.ndarray:
         """The cached vector of ``text`` (do not modify it; it is marked read-only)."""
