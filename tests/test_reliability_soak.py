@@ -228,10 +228,12 @@ def test_hooks_are_removed_when_a_pass_raises(hook_spy: list[tuple[nn.Module, in
     env.close()
 
 
-def test_env_writing_an_event_file_can_be_pickled_and_keeps_logging(tmp_path: Path) -> None:
-    """An env with an open event-log file is picklable (copies reopen the file lazily); both keep stepping."""
+@pytest.mark.parametrize("obs_keys", [["training_stats", "neurons"], ["training_stats", "neurons", "diagnosis"]])
+def test_env_writing_an_event_file_can_be_pickled_and_keeps_logging(tmp_path: Path, obs_keys: list[str]) -> None:
+    """An env with an open event-log file and the diagnosis channel's caches is picklable (copies reopen the file
+    lazily and start with empty caches); both keep stepping."""
     path = tmp_path / "events.jsonl"
-    env = TrainingEnv(steps_per_action=1, val_size=32, obs_keys=["training_stats", "neurons"], log_path=str(path))
+    env = TrainingEnv(steps_per_action=1, val_size=32, obs_keys=obs_keys, encoder="hashing", log_path=str(path))
     env.reset(seed=0, options={"instance": {**env.instances[0], "lr": 50.0}})
     env.step(DIVERGE)  # events are written, the file is open
     assert path.stat().st_size > 0
