@@ -37,9 +37,9 @@ full run takes a few minutes on 2 cores; it prints the JSON below and writes it 
     "reset_ms": {"digits_mlp": {"median_ms": 6.1, "p25_ms": 5.8, "p75_ms": 6.9, "first_reset_ms": 40.2,
                                 "reps": 30, "data_cached": true, "reason": null}},       // benchmarks/reset_time.py
     "vec_scaling": {"ratio": 1.8, "ratio_p25": 1.7, "ratio_p75": 1.9, "steps_per_s_1": 40.1,
-                    "steps_per_s_2": 72.3, "n_envs": 2, "blocks": 6, "steps_per_block": 15,
-                    "env_id": "TrainGym/DigitsMLP-v0",
-                    "start_method": "default"},                                          // benchmarks/vec_scaling.py
+                    "steps_per_s_2": 72.3, "cpu_share_1": 0.98, "cpu_share_2": 0.93,  // CPU s per wall s per env
+                    "n_envs": 2, "blocks": 6, "steps_per_block": 15, "env_id": "TrainGym/DigitsMLP-v0",
+                    "instance_index": 0, "start_method": "default"},                      // benchmarks/vec_scaling.py
     "encoder_cache_hit_rate": {"value": 0.96, "episodes": 100, "lookups": 2100, "distinct_texts": 80,
                                "exact_cache_bound": 0.962, "encoder": "minilm", "advisor": "heuristic",
                                "elapsed_s": 95.0, "reason": null},                       // benchmarks/encoder_cache.py
