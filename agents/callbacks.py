@@ -93,7 +93,8 @@ class HeldOutEvalCallback(BaseCallback):
         return True
 
     def _on_training_end(self) -> None:
-        if self._last_eval != self.num_timesteps:
+        # The learning curve ends at the final step, unless an evaluation ran just before it (the last rollout).
+        if self.num_timesteps - self._last_eval >= self.eval_freq // 4:
             self.evaluate()
         if self._env is not None:
             self._env.close()
