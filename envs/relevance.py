@@ -17,10 +17,15 @@ with the [CLS] self-relevance (position 0) and padding positions set to 0. Rows 
 counts, whatever its sign. This is what the env's token monitor uses, because the positive part fails on a
 saturated shortcut: once every head of a small BERT puts all of [CLS]'s attention on the planted token, the
 LayerNorm after the attention makes the logit almost invariant to that attention weight, so its gradient is
-~0 with a random sign and the clamp drops the token. Measured (1-layer BERT, hidden 32, 400 AdamW steps, decayed
-statistics over the env steps, diagnostic buffer 512, 10 seeds): positive part: the planted token first in 9/10
-runs (z 5.5 - 9.0; in the failing run z 2.7, behind "."); absolute: first in 10/10 (z 8.6 - 9.8). Clean models,
-absolute: top z 2.3 - 4.3 (the real word "too", as in "too long", first in 8 of 10), positive part: 3.0 - 4.1.
+~0 with a random sign and the clamp drops the token. Measured in the env (1-layer BERT, 400 AdamW steps, decayed
+statistics over the env steps, diagnostic buffer 512, 10 seeds per row):
+
+| hidden | planted token first, positive part | planted token first, absolute | clean models' top z, absolute |
+| ------ | ---------------------------------- | ----------------------------- | ----------------------------- |
+| 32     | 9/10 (z 5.5 - 9.0; else 2.7)       | 10/10 (z 8.6 - 9.8)           | 2.3 - 4.3 ("too" first in 8)  |
+| 64     | 7/10 (z 3.9 - 8.2; else 0.6 - 4.8) | 10/10 (z 7.9 - 9.8)           | 2.7 - 3.5 ("too" first in 7)  |
+
+("too" as in "too long" is a real, strong cue; with the positive part the clean models' top z is 3.0 - 4.2.)
 
 The target defaults to the *predicted* class. On validation errors that is the wrong class the model chose, so
 the relevance says which tokens drove the mistake; that is the signal for shortcut detection (a spurious token
