@@ -48,12 +48,9 @@ from traingym.envs.hidden_layer import HiddenLayer
 from traingym.envs.tasks.base import Instance, Split, TaskData, TaskFamily, noisy_labels
 from traingym.envs.tasks.reviews_augment import mask_tokens
 from traingym.envs.tasks.reviews_data import PAD_ID, SHORTCUT_ID, load_reviews, plant_shortcut, split_indices
-from traingym.envs.tasks.reviews_model import (
-    ReviewClassifier,
-    build_review_bert,
-    forked_global_rng,
-    review_bert_hidden_layers,
-)
+
+# reviews_model imports transformers (seconds, and its tokenizers): imported where a model is built, so that
+# importing traingym.envs, or running a non-text env, does not pay for it.
 
 if TYPE_CHECKING:
     from traingym.envs.config import TrainingEnvConfig
@@ -112,12 +109,16 @@ class ReviewsBERT(TaskFamily):
         return {"n_layers": int(rng.integers(1, 3)), "hidden": int(rng.choice([32, 64]))}
 
     def build_model(self, instance: Instance, n_classes: int, generator: torch.Generator) -> nn.Module:
+        from traingym.envs.tasks.reviews_model import ReviewClassifier, build_review_bert
+
         if n_classes != 2:
             raise ValueError(f"the reviews model has 2 classes, got n_classes={n_classes}")
         return ReviewClassifier(build_review_bert(len(self.vocabulary()), instance["n_layers"], instance["hidden"],
                                                   HEADS, MAX_LEN, generator=generator))
 
     def hidden_layers(self, model: nn.Module) -> list[HiddenLayer]:
+        from traingym.envs.tasks.reviews_model import ReviewClassifier, review_bert_hidden_layers
+
         assert isinstance(model, ReviewClassifier)
         return review_bert_hidden_layers(model.hf_model)
 
@@ -133,6 +134,8 @@ class ReviewsBERT(TaskFamily):
 
     def training_context(self, generator: torch.Generator, device: torch.device) -> AbstractContextManager[None]:
         """Dropout masks from the global RNG, seeded from ``generator`` (one draw) and restored afterwards."""
+        from traingym.envs.tasks.reviews_model import forked_global_rng
+
         return forked_global_rng(generator, [device] if device.type == "cuda" else [])
 
 
