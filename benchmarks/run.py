@@ -17,7 +17,9 @@ full run takes a few minutes on 2 cores; it prints the JSON below and writes it 
   "command": "benchmarks/run.py ...",
   "elapsed_s": 312.4,
   "machine": {"cpu_count": 2, "loadavg": [1.2, 1.0, 0.8], "python": "3.11.7", "torch": "2.13.0+cpu",
-              "gymnasium": "1.4.0", "stable_baselines3": "2.9.2", "torch_threads": 1, "cuda_available": false},
+              "gymnasium": "1.4.0", "stable_baselines3": "2.9.2", "torch_threads": 1, "cuda_available": false,
+              "sched_autogroup": true,                              // Linux: CPU shared equally per session
+              "cpu_pressure": "some avg10=42.20 avg60=62.35 avg300=67.00 total=4423401135"},  // /proc/pressure/cpu
   "loadavg_end": [1.5, 1.1, 0.9],
   "env_kwargs": {"device": "cpu"},            // TrainingEnv kwargs on top of the defaults (smoke: tiny K etc.)
   "figures": {
@@ -38,6 +40,7 @@ full run takes a few minutes on 2 cores; it prints the JSON below and writes it 
                                 "reps": 30, "data_cached": true, "reason": null}},       // benchmarks/reset_time.py
     "vec_scaling": {"ratio": 1.8, "ratio_p25": 1.7, "ratio_p75": 1.9, "steps_per_s_1": 40.1,
                     "steps_per_s_2": 72.3, "cpu_share_1": 0.98, "cpu_share_2": 0.93,  // CPU s per wall s per env
+                    "cpu_efficiency": 0.97,   // CPU s per step: single / pair (null without /proc)
                     "n_envs": 2, "blocks": 6, "steps_per_block": 15, "env_id": "TrainGym/DigitsMLP-v0",
                     "instance_index": 0, "start_method": "default"},                      // benchmarks/vec_scaling.py
     "encoder_cache_hit_rate": {"value": 0.96, "episodes": 100, "lookups": 2100, "distinct_texts": 80,

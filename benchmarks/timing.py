@@ -61,6 +61,7 @@ def machine_info() -> dict[str, Any]:
     import stable_baselines3
     import torch
 
+    autogroup = _read_first("/proc/sys/kernel/sched_autogroup_enabled")
     return {
         "cpu_count": os.cpu_count(),
         "loadavg": [round(v, 2) for v in os.getloadavg()],
@@ -70,4 +71,17 @@ def machine_info() -> dict[str, Any]:
         "stable_baselines3": stable_baselines3.__version__,
         "torch_threads": torch.get_num_threads(),
         "cuda_available": torch.cuda.is_available(),
+        # Linux: with autogroup scheduling every session gets an equal CPU share however many processes it runs,
+        # so on a machine shared with busy sessions a 2-process vector env cannot get 2 cores.
+        "sched_autogroup": None if autogroup is None else autogroup == "1",
+        "cpu_pressure": _read_first("/proc/pressure/cpu"),
     }
+
+
+def _read_first(path: str) -> str | None:
+    """First line of a small system file, or None where it does not exist."""
+    try:
+        with open(path) as file:
+            return file.readline().strip()
+    except OSError:
+        return None

@@ -6,9 +6,14 @@ one block of the pair, ...), each block timed on its own, and the figure is the 
 all of them do the same work per step: the figure is the parallel efficiency, not the luck of the draw (with
 random instances a synchronous vector env waits for its slowest member at every step), in one episode as long
 as the measurement. Each env process keeps one torch thread (the env's ``num_threads=1``), so two processes use
-the two cores without over-subscription. ``cpu_share_1`` / ``cpu_share_2`` are the CPU seconds the stepping
-processes got per wall-clock second and per env (Linux ``/proc``; None elsewhere): near 1.0 each env had a core
-to itself, well below 1.0 the cores were busy with other work and the ratio says more about the machine.
+the two cores without over-subscription.
+
+CPU accounting (Linux ``/proc``; None elsewhere) tells a slow machine from a slow env: ``cpu_share_1`` /
+``cpu_share_2`` are the CPU seconds the stepping processes (the main process, plus the two workers for the pair)
+got per wall-clock second and per env: near 1.0 each env had a core to itself, well below 1.0 other work held
+the cores. ``cpu_efficiency`` is CPU seconds per env step of the single env over those of the pair (1.0: running
+two envs in processes costs no extra CPU per step); on two otherwise idle cores ``ratio`` approaches
+``2 * cpu_efficiency``.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ def measure_vec_scaling(env_id: str, env_kwargs: dict[str, Any], *, blocks: int,
     factory = functools.partial(make_env, env_id, kwargs)
     single = DummyVecEnv([factory])
     pair = SubprocVecEnv([factory, factory], start_method=start_method)
-    pids = {"single": [os.getpid()], "pair": [process.pid for process in pair.processes]}
+    pids = {"single": [os.getpid()], "pair": [os.getpid(), *(process.pid for process in pair.processes)]}
     try:
         for vec in (single, pair):
             vec.seed(seed)
@@ -75,6 +80,7 @@ def measure_vec_scaling(env_id: str, env_kwargs: dict[str, Any], *, blocks: int,
         "steps_per_s_2": rounded(median(pair_sps), 2),
         "cpu_share_1": _share(*cpu["single"], 1),
         "cpu_share_2": _share(*cpu["pair"], 2),
+        "cpu_efficiency": rounded(2 * cpu["single"][0] / cpu["pair"][0], 3) if cpu["pair"][0] > 0 else None,
         "n_envs": 2,
         "blocks": blocks,
         "steps_per_block": steps_per_block,

@@ -75,7 +75,7 @@ def test_other_figures_are_well_formed(smoke: tuple[dict, str]) -> None:
     vec = figures["vec_scaling"]
     assert _positive(vec["ratio"]) and _positive(vec["steps_per_s_1"]) and _positive(vec["steps_per_s_2"])
     assert vec["n_envs"] == 2
-    for share in (vec["cpu_share_1"], vec["cpu_share_2"]):
+    for share in (vec["cpu_share_1"], vec["cpu_share_2"], vec["cpu_efficiency"]):
         assert share is None or share >= 0  # (10 ms CPU ticks: no upper bound on the smoke run's tiny blocks)
     cache = figures["encoder_cache_hit_rate"]
     if cache["value"] is None:
