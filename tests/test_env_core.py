@@ -204,3 +204,16 @@ def test_ppo_smoke_on_vec_env() -> None:
     assert model.num_timesteps >= 256
     assert any(not np.array_equal(b.numpy(), a.detach().numpy()) for b, a in zip(before, model.policy.parameters()))
     vec.close()
+
+
+@pytest.mark.parametrize("env_id", ["TrainGym/DigitsMLP-v0", "TrainGym/DigitsCNN-v0"])
+def test_reset_and_step_leave_the_global_rngs_untouched(env_id: str) -> None:
+    import torch
+
+    env = gym.make(env_id, obs_keys=CORE_KEYS, **FAST)
+    torch_state, numpy_state = torch.random.get_rng_state(), np.random.get_state()[1].copy()
+    env.reset(seed=4)
+    env.step(np.array([2, 1, 2, 2]))
+    assert torch.equal(torch_state, torch.random.get_rng_state())
+    assert np.array_equal(numpy_state, np.random.get_state()[1])
+    env.close()

@@ -65,10 +65,28 @@ class ConvNet(nn.Module):
         return [*layers, HiddenLayer("fc", self.fc_act, self.fc.weight, self.fc.bias)]
 
 
+def _materialise(meta_model: nn.Module, generator: torch.Generator) -> nn.Module:
+    """Allocate a model built on the meta device and draw every weight from ``generator``.
+
+    Building on ``meta`` skips PyTorch's default initialisation, which would draw from (and advance) the global
+    RNG and then be overwritten anyway.
+    """
+    model = meta_model.to_empty(device="cpu")
+    covered = {id(p) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d)) for p in m.parameters()}
+    if any(id(p) not in covered for p in model.parameters()):
+        raise TypeError(f"{type(model).__name__} has parameters outside Linear/Conv2d layers; init_parameters "
+                        "would leave them uninitialised")
+    return init_parameters(model, generator)
+
+
 def build_mlp(n_in: int, widths: Sequence[int], n_out: int, generator: torch.Generator) -> MLP:
-    return init_parameters(MLP(n_in, widths, n_out), generator)  # type: ignore[return-value]
+    with torch.device("meta"):
+        model = MLP(n_in, widths, n_out)
+    return _materialise(model, generator)  # type: ignore[return-value]
 
 
 def build_convnet(in_shape: tuple[int, int, int], channels: Sequence[int], strides: Sequence[int], fc_width: int,
                   n_out: int, generator: torch.Generator) -> ConvNet:
-    return init_parameters(ConvNet(in_shape, channels, strides, fc_width, n_out), generator)  # type: ignore
+    with torch.device("meta"):
+        model = ConvNet(in_shape, channels, strides, fc_width, n_out)
+    return _materialise(model, generator)  # type: ignore[return-value]
