@@ -282,3 +282,11 @@ def test_event_log_bounded_and_over_relevant_token_records_validate(tmp_path) ->
     counts = env.unwrapped.report()["events"]["counts"]
     assert counts[EventType.OVER_RELEVANT_TOKEN.value] == len(tokens)
     env.close()
+
+
+def test_report_does_not_name_the_planted_shortcut() -> None:
+    env = gym.make("TrainGym/ReviewsShortcut-v0", steps_per_action=2, val_size=64, obs_keys=["training_stats"])
+    env.reset(seed=0)
+    text = json.dumps(env.unwrapped.report()).lower()
+    assert "shortcut" not in text and "zqx" not in text  # zqx may appear only once flagged, never at reset
+    env.close()

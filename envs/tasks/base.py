@@ -85,6 +85,9 @@ class TaskFamily(ABC):
 
     name: ClassVar[str]
     modality: ClassVar[str]
+    report_name: ClassVar[str | None] = None
+    """The family name advisors see in reports (None: ``name``); variants that plant a problem report the
+    neutral name of their base family."""
     fractions: ClassVar[tuple[float, float, float]] = (0.6, 0.2, 0.2)
     """Train / validation / test fractions of the dataset."""
     fused_adam: ClassVar[bool] = False

@@ -143,6 +143,7 @@ class ReviewsShortcut(ReviewsBERT):
     """:class:`ReviewsBERT` with the planted shortcut token ``"zqx"`` in training (and diagnostic) reviews."""
 
     name: ClassVar[str] = "reviews_shortcut"
+    report_name: ClassVar[str | None] = "reviews_bert"
 
     def __init__(self, p_pos: float = 0.9, p_neg: float = 0.05) -> None:
         super().__init__()
