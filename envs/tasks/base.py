@@ -223,7 +223,13 @@ def noisy_labels(labels: torch.Tensor, noise: float, n_classes: int, rng: np.ran
 
 
 def _stable_hash(text: str) -> int:
-    """A process-independent hash (Python's ``hash`` is salted per process)."""
+    """A process-independent seed from a family name (Python's ``hash`` is salted per process).
+
+    Known limitation, kept on purpose: only the first 8 bytes of the name matter, so ``reviews_bert`` and
+    ``reviews_shortcut`` share their instance sets (convenient for paired clean-vs-shortcut comparisons). A full
+    hash would change every family's fixed instance sets and invalidate recorded results; do it together with a
+    versioned instance-set name.
+    """
     return int.from_bytes(text.encode(), "little") % (2**63)
 
 
