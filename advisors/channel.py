@@ -55,8 +55,10 @@ class DiagnosisChannel:
 
     def __init__(self, config: DiagnosisConfig | None = None) -> None:
         self.config = config or DiagnosisConfig()
-        self._heuristic = HeuristicAdvisor()
+        self._heuristic = _HeuristicOncePerObserve(HeuristicAdvisor())
         primary = make_advisor(self.config.advisor, self.config.llm_options())
+        if type(primary) is HeuristicAdvisor:  # exactly the heuristic: reuse the on_event signature's diagnosis
+            primary = self._heuristic
         self._advisor = FallbackAdvisor(primary, fallback=self._heuristic)
         self._encoder = CachedEncoder(self._build_encoder(), maxsize=self.config.encoder_cache_size)
         self.text_dim = self._encoder.dim
@@ -107,10 +109,17 @@ class DiagnosisChannel:
         if self._closed:
             raise RuntimeError("DiagnosisChannel is closed")
         started = time.perf_counter()
-        normalized = normalize_report(report)
-        key = report_hash(normalized)
+        normalized = normalize_report(report)  # the only normalisation of this step
+        self._heuristic.begin(normalized)
+        try:
+            return self._observe(normalized, int(step), started)
+        finally:
+            self._heuristic.end()
+
+    def _observe(self, normalized: dict[str, Any], step: int, started: float) -> tuple[np.ndarray, dict[str, Any]]:
+        key = report_hash(normalized, normalized=True)
         signature = self._signature(normalized, key)
-        called = self._should_call(int(step), signature)
+        called = self._should_call(step, signature)
         cache_hit, reason, tokens = False, None, {"prompt": 0, "completion": 0}
         if called:
             cached = self._cache.get(key)
@@ -125,7 +134,7 @@ class DiagnosisChannel:
                 self._tokens["completion"] += tokens["completion"]
                 if reason is None:  # a fallback answer is not cached: the primary gets another chance later
                     self._cache.put(key, self._last)
-            self._last_signature, self._last_call_step = signature, int(step)
+            self._last_signature, self._last_call_step = signature, step
         assert self._last is not None
         diagnosis, used = self._last
         vector = self.encode(diagnosis)
@@ -187,7 +196,7 @@ class DiagnosisChannel:
         if self.config.call_policy is not CallPolicy.ON_EVENT:
             return (key,)
         findings = self._heuristic.diagnose(normalized).findings
-        return (key, findings, event_signature(normalized))
+        return (key, findings, event_signature(normalized, normalized=True))
 
     def _should_call(self, step: int, signature: tuple[Any, ...]) -> bool:
         if self._last is None or self._last_call_step is None:
@@ -198,3 +207,39 @@ class DiagnosisChannel:
         if policy is CallPolicy.EVERY_N:
             return step < self._last_call_step or step - self._last_call_step >= self.config.every_n
         return signature != self._last_signature
+
+
+
+class _HeuristicOncePerObserve:
+    """The heuristic advisor, run at most once per :meth:`DiagnosisChannel.observe`.
+
+    The channel hands it the step's normalised report (:meth:`begin`); a diagnose of that very object (the
+    on_event signature, the heuristic as the configured advisor, the fallback) reuses one diagnosis. Any other
+    report is diagnosed afresh, so it behaves exactly like :class:`HeuristicAdvisor`.
+    """
+
+    name = HeuristicAdvisor.name
+
+    def __init__(self, heuristic: HeuristicAdvisor) -> None:
+        self.heuristic = heuristic
+        self._report: dict[str, Any] | None = None
+        self._diagnosis: Diagnosis | None = None
+
+    def begin(self, normalized: dict[str, Any]) -> None:
+        """Start an observe step on ``normalized`` (the output of ``normalize_report``)."""
+        self._report, self._diagnosis = normalized, None
+
+    def end(self) -> None:
+        """End the step (drop the report and its diagnosis)."""
+        self._report = self._diagnosis = None
+
+    def diagnose(self, report: Mapping[str, Any]) -> Diagnosis:
+        """The heuristic diagnosis of ``report`` (computed once per step for the step's report)."""
+        if self._report is None or report is not self._report:
+            return self.heuristic.diagnose(report)
+        if self._diagnosis is None:
+            self._diagnosis = self.heuristic.diagnose_normalized(self._report)
+        return self._diagnosis
+
+    def __repr__(self) -> str:
+        return repr(self.heuristic)

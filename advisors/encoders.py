@@ -6,21 +6,38 @@
 * :class:`HashingEncoder`: scikit-learn's ``HashingVectorizer`` over word uni- and bigrams with signed hashing
   and L2 norm: deterministic across processes, no model, microseconds per text. For tests and speed.
 * :class:`RandomProjection`: a fixed, seeded Gaussian projection to a smaller ``dim`` (then L2 normalised).
-* :class:`CachedEncoder`: a bounded LRU cache (``functools.lru_cache``) keyed by text, with a hit rate.
+* :class:`CachedEncoder`: clause-level encoding with a bounded LRU cache per clause, and a hit rate.
+
+Clause-level cache: :class:`CachedEncoder` splits a text into clauses (:func:`split_clauses`: on ``;`` and at
+sentence ends, stripped, empties dropped), encodes each clause with the wrapped encoder's *base* encoder (the
+one inside a :class:`RandomProjection`), caches each clause vector in a bounded LRU, and returns the
+L2-normalised mean of the clause vectors; a :class:`RandomProjection` is applied after this pooling. A text with
+a single clause (or none) is encoded as is, so its vector equals the wrapped encoder's. The heuristic's texts
+share clauses ("suggest a lower learning rate", "keep the current settings"), so far fewer MiniLM calls are
+needed than with a whole-text cache. The same scheme applies to every base encoder (MiniLM and hashing alike).
+The result is deterministic: each clause is encoded alone (never batched with others), so a text always maps to
+the identical vector, cached or not. ``hit_rate`` counts clause lookups: clause hits / clause lookups (a text
+of ``n`` clauses is ``n`` lookups; a repeat of a recently seen text is served from a small memo of whole-text
+vectors and counts as ``n`` hits, exactly what the clause cache would have answered).
 """
 
 from __future__ import annotations
 
-import functools
+import re
 import threading
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 from traingym.advisors.errors import AdvisorUnavailableError
+from traingym.advisors.lru import LRUCache
 
 MINILM_DIM = 384
 """Native dimension of all-MiniLM-L6-v2 (also the hashing encoder's default)."""
 MINILM_MAX_TOKENS = 256
+
+_CLAUSE_BREAK = re.compile(r";|[.!?]+(?=\s|$)")
+"""Clause boundaries: a semicolon, or sentence-end punctuation followed by whitespace or the end (so the dot
+in ``0.2-0.3`` is no boundary)."""
 
 _MINILM: tuple[Any, Any] | None = None
 _MINILM_LOCK = threading.Lock()
@@ -114,11 +131,40 @@ class RandomProjection:
 
     def encode(self, text: str) -> np.ndarray:
         """Project the wrapped encoder's vector and L2-normalise it."""
-        return _l2(self.encoder.encode(text).astype(np.float64) @ self._matrix)
+        return self.project(self.encoder.encode(text))
+
+    def project(self, vector: np.ndarray) -> np.ndarray:
+        """Project a vector of the wrapped encoder (``(encoder.dim,)``) and L2-normalise it."""
+        return _l2(np.asarray(vector, dtype=np.float64) @ self._matrix)
+
+
+def split_clauses(text: str) -> tuple[str, ...]:
+    """The clauses of ``text`` (split on ``;`` and sentence ends, stripped, empties dropped).
+
+    A text with fewer than two clauses comes back unchanged as the only element (it is encoded as is).
+    """
+    clauses = tuple(part for part in (piece.strip() for piece in _CLAUSE_BREAK.split(text)) if part)
+    return clauses if len(clauses) > 1 else (text,)
+
+
+class CacheInfo(NamedTuple):
+    """Clause-cache statistics (hits and misses count clause lookups)."""
+
+    hits: int
+    misses: int
+    maxsize: int
+    currsize: int
 
 
 class CachedEncoder:
-    """Bounded LRU cache in front of an encoder (keyed by the exact text); vectors are read-only."""
+    """Clause-level encoding with a bounded LRU cache per clause (see the module docstring); vectors are read-only.
+
+    Args:
+        encoder: the encoder to speed up; when it is a :class:`RandomProjection`, clauses are encoded and cached
+            with its inner encoder and the projection is applied after pooling.
+        maxsize: clauses kept (least recently used evicted); the whole-text memo keeps as many texts. 0 disables
+            caching (every lookup is a miss).
+    """
 
     def __init__(self, encoder: TextEncoder, maxsize: int = 1024) -> None:
         if maxsize < 0:
@@ -126,40 +172,66 @@ class CachedEncoder:
         self.encoder = encoder
         self.dim = encoder.dim
         self.maxsize = maxsize
-        self._cached = functools.lru_cache(maxsize=maxsize)(self._encode_frozen)
+        self._projection = encoder if isinstance(encoder, RandomProjection) else None
+        self._base: TextEncoder = encoder.encoder if isinstance(encoder, RandomProjection) else encoder
+        self._new_caches()
 
     def __getstate__(self) -> dict[str, Any]:
-        """Picklable (an env holding a channel can be pickled): the cache wrapper is rebuilt, empty, on load."""
+        """Picklable (an env holding a channel can be pickled): the caches are rebuilt, empty, on load."""
         state = self.__dict__.copy()
-        del state["_cached"]
+        for name in ("_clauses", "_texts", "hits", "misses"):
+            del state[name]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._cached = functools.lru_cache(maxsize=self.maxsize)(self._encode_frozen)
+        self._new_caches()
 
     def encode(self, text: str) -> np.ndarray:
-        """The cached vector of ``text`` (do not modify it; it is marked read-only)."""
-        return self._cached(text)
+        """The vector of ``text``: pooled cached clause vectors (do not modify it; it is marked read-only)."""
+        memo = self._texts.get(text)
+        if memo is not None:
+            vector, n_clauses = memo
+            self.hits += n_clauses
+            return vector
+        clauses = split_clauses(text)
+        parts = [self._clause_vector(clause) for clause in clauses]
+        pooled = parts[0] if len(parts) == 1 else _l2(np.mean(np.stack(parts).astype(np.float64), axis=0))
+        vector = pooled if self._projection is None else self._projection.project(pooled)
+        vector = np.array(vector, dtype=np.float32).reshape(self.dim)
+        vector.setflags(write=False)
+        self._texts.put(text, (vector, len(clauses)))
+        return vector
 
     @property
     def hit_rate(self) -> float:
-        """Cache hits / lookups so far (0.0 before the first lookup)."""
-        info = self._cached.cache_info()
-        lookups = info.hits + info.misses
-        return info.hits / lookups if lookups else 0.0
+        """Clause hits / clause lookups so far (0.0 before the first lookup)."""
+        lookups = self.hits + self.misses
+        return self.hits / lookups if lookups else 0.0
 
-    def cache_info(self) -> Any:
-        """``functools`` cache statistics (hits, misses, maxsize, currsize)."""
-        return self._cached.cache_info()
+    def cache_info(self) -> CacheInfo:
+        """Clause-cache statistics (hits, misses, maxsize, currsize)."""
+        return CacheInfo(self.hits, self.misses, self.maxsize, len(self._clauses))
 
     def clear(self) -> None:
         """Drop all cached vectors and statistics."""
-        self._cached.cache_clear()
+        self._new_caches()
 
-    def _encode_frozen(self, text: str) -> np.ndarray:
-        vector = np.asarray(self.encoder.encode(text), dtype=np.float32).reshape(self.dim)
+    def _new_caches(self) -> None:
+        self._clauses: LRUCache[np.ndarray] = LRUCache(self.maxsize)
+        self._texts: LRUCache[tuple[np.ndarray, int]] = LRUCache(self.maxsize)
+        self.hits = 0
+        self.misses = 0
+
+    def _clause_vector(self, clause: str) -> np.ndarray:
+        vector = self._clauses.get(clause)
+        if vector is not None:
+            self.hits += 1
+            return vector
+        self.misses += 1
+        vector = np.array(self._base.encode(clause), dtype=np.float32).reshape(self._base.dim)
         vector.setflags(write=False)
+        self._clauses.put(clause, vector)
         return vector
 
 

@@ -94,7 +94,10 @@ class HeuristicAdvisor:
 
     def diagnose(self, report: Mapping[str, Any]) -> Diagnosis:
         """Diagnose one TrainingReport (any shape is tolerated; missing data means "no evidence")."""
-        r = normalize_report(report)
+        return self.diagnose_normalized(normalize_report(report))
+
+    def diagnose_normalized(self, r: dict[str, Any]) -> Diagnosis:
+        """:meth:`diagnose` for a report that is already :func:`normalize_report`'s output (no re-normalising)."""
         verdicts: dict[Finding, tuple[Move, str]] = {}
         for rule in (_diverging, _dead_units, _overfitting, _shortcut_tokens, _noisy_labels, _underfitting,
                      _plateau):

@@ -121,16 +121,19 @@ def recent_event_types(report: Mapping[str, Any], within_steps: int = 1) -> tupl
     return tuple(sorted(types))
 
 
-def decision_key(report: Mapping[str, Any]) -> dict[str, Any]:
-    """The decision-relevant content of a report, bucketed (see the module docstring). JSON-able."""
-    r = normalize_report(report)
+def decision_key(report: Mapping[str, Any], *, normalized: bool = False) -> dict[str, Any]:
+    """The decision-relevant content of a report, bucketed (see the module docstring). JSON-able.
+
+    ``normalized=True``: ``report`` is already :func:`normalize_report`'s output (skips normalising again).
+    """
+    r = report if normalized else normalize_report(report)
     hist, hp = r["history"], r["hparams"]
     return {
         "task": [r["task"]["family"], r["task"]["modality"], r["task"]["n_classes"]],
         "hparams": [_log_bucket(hp["lr"], 2.0), _log_bucket(hp["weight_decay"], 10.0),
                     None if hp["aug_level"] is None else _safe_round(hp["aug_level"])],
-        "last": {k: (_acc_bucket(v[-1]) if k.endswith("acc") else _loss_bucket(v[-1])) if v else None
-                 for k, v in hist.items()},
+        "last": {k: (_acc_bucket(hist[k][-1]) if k.endswith("acc") else _loss_bucket(hist[k][-1]))
+                 if hist[k] else None for k in HISTORY_KEYS},
         "history_len": min(len(hist["val_acc"]), 4),
         "gap": [_linear_bucket(r["gap"]["acc"], 0.1), _linear_bucket(r["gap"]["loss"], 0.25)],
         "slopes": [_sign(r["slopes"][k]) for k in ("val_loss", "val_acc", "gap_loss")],
@@ -143,15 +146,23 @@ def decision_key(report: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def report_hash(report: Mapping[str, Any]) -> str:
-    """A stable 16-hex-digit digest of :func:`decision_key` (same across processes and runs)."""
-    canonical = json.dumps(decision_key(report), sort_keys=True, separators=(",", ":"), allow_nan=True)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+def report_hash(report: Mapping[str, Any], *, normalized: bool = False) -> str:
+    """A stable 16-hex-digit digest of :func:`decision_key` (same across processes and runs).
+
+    The digest is BLAKE2b over the ``repr`` of the key: the key holds only ints, strings, bools and None in a
+    fixed order (no floats, no sets), so the ``repr`` is canonical and cheaper than a sorted JSON dump.
+    ``normalized=True``: ``report`` is already :func:`normalize_report`'s output.
+    """
+    canonical = repr(decision_key(report, normalized=normalized))
+    return hashlib.blake2b(canonical.encode("utf-8"), digest_size=8).hexdigest()
 
 
-def event_signature(report: Mapping[str, Any]) -> tuple[tuple[str, int], ...]:
-    """The counts of decision-relevant events (sorted ``(type, count)`` pairs) of a report."""
-    counts = normalize_report(report)["events"]["counts"]
+def event_signature(report: Mapping[str, Any], *, normalized: bool = False) -> tuple[tuple[str, int], ...]:
+    """The counts of decision-relevant events (sorted ``(type, count)`` pairs) of a report.
+
+    ``normalized=True``: ``report`` is already :func:`normalize_report`'s output.
+    """
+    counts = (report if normalized else normalize_report(report))["events"]["counts"]
     return tuple(sorted((k, v) for k, v in counts.items() if k in DECISION_EVENTS and v > 0))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import time
 
 import numpy as np
@@ -10,11 +11,15 @@ import pytest
 from advisors_testkit import SCENARIOS, make_report
 from traingym.advisors import (
     FINDINGS,
+    CachedEncoder,
     DiagnosisChannel,
     DiagnosisConfig,
     HashingEncoder,
+    HeuristicAdvisor,
     MiniLMEncoder,
+    RandomProjection,
 )
+from traingym.advisors.encoders import split_clauses
 from traingym.envs.moves import KNOBS
 
 SEQUENCE = [SCENARIOS[name] for name in ("healthy", "overfitting", "overfitting", "plateau", "diverging",
@@ -154,3 +159,52 @@ def test_minilm_latency_cached_vs_uncached() -> None:
     cached = (time.perf_counter() - started) / len(texts) * 1000
     print(f"\nMiniLM encode: uncached {uncached:.2f} ms, cached {cached:.4f} ms per text")
     assert encoder.hit_rate == pytest.approx(0.5)
+
+
+def test_clause_cache_pools_shared_clauses_and_counts_clause_hits() -> None:
+    assert split_clauses("a: x 0.2-0.3 and growing; suggest more weight decay.") == (
+        "a: x 0.2-0.3 and growing", "suggest more weight decay")
+    assert split_clauses("plateau: flat for 4 steps") == ("plateau: flat for 4 steps",)
+    assert split_clauses(" ;. ") == (" ;. ",)
+    base = HashingEncoder(dim=64)
+    encoder = CachedEncoder(base, maxsize=8)
+    first = encoder.encode("diverging: loss spike; suggest a lower learning rate.")
+    assert encoder.cache_info()[:2] == (0, 2)
+    second = encoder.encode("dead units in fc1; suggest a lower learning rate.")
+    assert encoder.cache_info()[:2] == (1, 3) and encoder.hit_rate == pytest.approx(0.25)
+    expected = base.encode("dead units in fc1") + base.encode("suggest a lower learning rate")
+    np.testing.assert_allclose(second, expected / np.linalg.norm(expected), atol=1e-6)
+    assert not first.flags.writeable and np.linalg.norm(first) == pytest.approx(1.0, abs=1e-5)
+    single = "plateau: validation accuracy flat for 4 steps"
+    np.testing.assert_array_equal(encoder.encode(single), base.encode(single))
+    encoder.encode("diverging: loss spike; suggest a lower learning rate.")  # whole-text memo: 2 clause hits
+    assert encoder.cache_info()[:2] == (3, 4)
+
+
+def test_clause_cache_is_deterministic_projects_after_pooling_and_pickles() -> None:
+    text = "overfitting: gap 0.2-0.3 and growing; suggest more weight decay and more augmentation."
+    projection = RandomProjection(HashingEncoder(dim=64), dim=16, seed=3)
+    encoder = CachedEncoder(projection, maxsize=0)  # no caching: every lookup recomputes
+    vector = encoder.encode(text)
+    assert encoder.dim == vector.shape[0] == 16 and encoder.hit_rate == 0.0
+    pooled = CachedEncoder(projection.encoder).encode(text)
+    np.testing.assert_array_equal(vector, projection.project(pooled))
+    np.testing.assert_array_equal(encoder.encode(text), vector)
+    clone = pickle.loads(pickle.dumps(CachedEncoder(projection, maxsize=4)))
+    np.testing.assert_array_equal(clone.encode(text), vector)
+    assert clone.cache_info() == (0, 2, 4, 2)
+
+
+def test_on_event_channel_runs_the_heuristic_once_per_observe(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    original = HeuristicAdvisor.diagnose_normalized
+
+    def counting(self: HeuristicAdvisor, report: dict) -> object:
+        calls.append(1)
+        return original(self, report)
+
+    monkeypatch.setattr(HeuristicAdvisor, "diagnose_normalized", counting)
+    channel = hashing_channel(call_policy="on_event", diagnosis_cache_size=0)
+    for step, report in enumerate(SEQUENCE):
+        _, info = channel.observe(report, step)
+        assert len(calls) == step + 1 and info["used"] == "heuristic"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 from advisors_testkit import SCENARIOS, make_report
@@ -83,3 +86,14 @@ def test_compact_text_is_bounded_and_keeps_names_as_quoted_data() -> None:
     assert len(compact_report_text(hostile, max_chars=200)) <= 200
     huge = make_report(layers=[{"name": "L" * 500, "grad_norm": 1.0}] * 50)
     assert len(compact_report_text(huge)) <= 1200
+
+
+def test_hash_is_the_same_in_another_process() -> None:
+    report = SCENARIOS["dead_units"]
+    code = ("import json, sys; from traingym.advisors import report_hash; "
+            "print(report_hash(json.loads(sys.stdin.read())))")
+    for seed in ("1", "2"):
+        out = subprocess.run([sys.executable, "-c", code], input=json.dumps(report), capture_output=True,
+                             text=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed})
+        assert out.stdout.strip() == report_hash(report)
+    assert report_hash(normalize_report(report), normalized=True) == report_hash(report)
