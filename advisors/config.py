@@ -52,7 +52,7 @@ class DiagnosisConfig:
     diagnosis_cache_size: int = 256
     """Diagnoses cached by report hash (LRU; 0 disables)."""
     encoder_cache_size: int = 1024
-    """Encoded texts cached (LRU; 0 disables)."""
+    """Encoded clauses cached (LRU, plus as many whole texts in a memo; 0 disables)."""
     max_new_tokens: int = 128
     """Generation budget of local LLM advisors (smollm, hf)."""
     llm_num_threads: int | None = 1
