@@ -56,7 +56,7 @@ class AblateArgs:
     """Advisors for the subsets with the diagnosis key ('none' is the only value used for subsets without it)."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Training seeds per cell."""
-    total_timesteps: int = 30_000
+    total_timesteps: int = 20_000
     """Env steps per training run."""
     horizon: int = 20
     """Env steps per episode (T)."""

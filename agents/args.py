@@ -76,8 +76,8 @@ class Args:
     obs_keys: tuple[str, ...] = ()
     """Observation keys (training_stats, neurons, diagnosis); empty: training_stats neurons, plus diagnosis
     with --advisor."""
-    total_timesteps: int = 30_000
-    """Environment steps to train for (one step = K optimizer steps of the target network)."""
+    total_timesteps: int = 20_000
+    """Environment steps to train for (one step = K optimizer steps of the target network; 1,000 episodes at T=20)."""
     n_envs: int = 0
     """Parallel training envs (SubprocVecEnv when > 1); 0: one per core (os.cpu_count())."""
     seed: int = 0
@@ -102,7 +102,7 @@ class Args:
     """Entropy bonus (PPO, RecurrentPPO, A2C)."""
     gamma: float = 0.99
     """Discount factor."""
-    eval_freq: int = 6_000
+    eval_freq: int = 5_000
     """Env steps between periodic evaluations on held-out instances (best-model selection); 0 disables them."""
     eval_freq_episodes: int = 16
     """Held-out instances per periodic evaluation (taken from the end of the held-out set)."""
