@@ -7,6 +7,7 @@ import pickle
 import gymnasium as gym
 import numpy as np
 import pytest
+from envs_testkit import rollout, same_trace
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from traingym.envs import ENV_TASKS, DiscreteActionWrapper, TrainingEnv
@@ -34,38 +35,16 @@ def test_spec_is_json(env_id: str) -> None:
     assert spec.max_episode_steps == 20
 
 
-def _rollout(env: gym.Env, seed: int, actions: list[np.ndarray]) -> list:
-    obs, info = env.reset(seed=seed)
-    trace = [(obs, 0.0, info)]
-    for action in actions:
-        obs, reward, terminated, truncated, info = env.step(action)
-        trace.append((obs, reward, info))
-        if terminated or truncated:
-            break
-    return trace
-
-
-def _same(a: list, b: list) -> bool:
-    if len(a) != len(b):
-        return False
-    for (oa, ra, ia), (ob, rb, ib) in zip(a, b):
-        if ra != rb or ia != ib or oa.keys() != ob.keys():
-            return False
-        if any(not np.array_equal(oa[k], ob[k]) for k in oa):
-            return False
-    return True
-
-
 @pytest.mark.parametrize("env_id", ["TrainGym/DigitsMLP-v0", "TrainGym/DigitsCNN-v0"])
 def test_same_seed_same_episode_different_seed_differs(env_id: str) -> None:
     rng = np.random.default_rng(0)
     actions = [rng.integers(0, 3, size=4) for _ in range(20)]
     env = gym.make(env_id, **FAST)  # all keys, heuristic advisor
-    first, second = _rollout(env, 7, actions), _rollout(env, 7, actions)
+    first, second = rollout(env, 7, actions), rollout(env, 7, actions)
     assert len(first) == 21  # a full episode: reset + 20 steps (truncation)
-    assert _same(first, second)
-    other = _rollout(env, 8, actions)
-    assert not _same(first, other)
+    assert same_trace(first, second)
+    other = rollout(env, 8, actions)
+    assert not same_trace(first, other)
     env.close()
 
 

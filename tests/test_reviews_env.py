@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from envs_testkit import rollout, same_trace
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from traingym.envs import ENV_KWARGS, TrainingEnv
@@ -75,23 +76,6 @@ def test_registration_kwargs_are_json_and_adam(env_id: str) -> None:
     env.close()
 
 
-def _rollout(env: gym.Env, seed: int, actions: list[np.ndarray]) -> list:
-    obs, info = env.reset(seed=seed)
-    trace = [(obs, 0.0, info)]
-    for action in actions:
-        obs, reward, terminated, truncated, info = env.step(action)
-        trace.append((obs, reward, info))
-        if terminated or truncated:
-            break
-    return trace
-
-
-def _same(a: list, b: list) -> bool:
-    return len(a) == len(b) and all(
-        ra == rb and ia == ib and oa.keys() == ob.keys() and all(np.array_equal(oa[k], ob[k]) for k in oa)
-        for (oa, ra, ia), (ob, rb, ib) in zip(a, b))
-
-
 def test_same_seed_same_episode_and_global_rng_untouched() -> None:
     rng = np.random.default_rng(0)
     actions = [rng.integers(0, 3, size=4) for _ in range(4)]
@@ -99,11 +83,11 @@ def test_same_seed_same_episode_and_global_rng_untouched() -> None:
     env = gym.make("TrainGym/ReviewsShortcut-v0", steps_per_action=3, horizon=4, max_episode_steps=4,
                    val_size=64, encoder="hashing")
     global_state = torch.get_rng_state()
-    first, second = _rollout(env, 7, actions), _rollout(env, 7, actions)
+    first, second = rollout(env, 7, actions), rollout(env, 7, actions)
     assert torch.equal(torch.get_rng_state(), global_state)  # dropout ran on a forked, seeded global RNG
     assert len(first) == 5 and "test_accuracy" in first[-1][2]
-    assert _same(first, second)
-    assert not _same(first, _rollout(env, 8, actions))
+    assert same_trace(first, second)
+    assert not same_trace(first, rollout(env, 8, actions))
     env.close()
 
 
