@@ -167,12 +167,12 @@ def run_ablation(args: AblateArgs) -> list[dict[str, Any]]:
     results = evaluate(specs, settings, args.workers)
     write_outputs(out / "eval", settings, results, summarize(results, "keep"), "keep", plot=False)
     rows = aggregate(args, results)
-    _write_table(out, args, rows)
+    _write_table(out, args, rows, float(np.mean([e.test_accuracy for e in results["keep"]])))
     _print_rows(rows)
     return rows
 
 
-def _write_table(out: Path, args: AblateArgs, rows: list[dict[str, Any]]) -> None:
+def _write_table(out: Path, args: AblateArgs, rows: list[dict[str, Any]], keep_mean: float) -> None:
     from traingym.agents.plots import plot_ablation
 
     out.mkdir(parents=True, exist_ok=True)
@@ -182,7 +182,7 @@ def _write_table(out: Path, args: AblateArgs, rows: list[dict[str, Any]]) -> Non
         writer.writerows([{k: v for k, v in r.items() if k != "seed_means"} for r in rows])
     config = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(args).items()}
     (out / "ablation.json").write_text(json.dumps({"args": config, "rows": rows}, indent=1) + "\n")
-    plot_ablation(rows, out / "ablation.png")
+    plot_ablation(rows, out / "ablation.png", ("keep", keep_mean))
 
 
 def _print_rows(rows: list[dict[str, Any]]) -> None:

@@ -131,9 +131,11 @@ def plot_learning_curve(rows: Sequence[dict[str, Any]], path: str | Path, baseli
     return _save(fig, path)
 
 
-def plot_ablation(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """Mean final test accuracy with 95% CI per ablation cell (rows with ``cell``, ``test_accuracy``, CI)."""
-    fig = Figure(figsize=(1.8 + 1.1 * len(rows), 4.2), layout="constrained")
+def plot_ablation(rows: Sequence[dict[str, Any]], path: str | Path, reference: tuple[str, float] | None = None
+                  ) -> Path:
+    """Mean final test accuracy with 95% CI per ablation cell (rows with ``cell``, ``test_accuracy``, CI); an
+    optional dashed reference line (label, value), e.g. the keep baseline."""
+    fig = Figure(figsize=(3.0 + 1.1 * len(rows), 4.6), layout="constrained")
     ax = fig.add_subplot()
     x = np.arange(len(rows))
     mean = np.array([r["test_accuracy"] for r in rows])
@@ -142,6 +144,9 @@ def plot_ablation(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     ax.bar(x, mean, yerr=err, capsize=4, color=[f"C{i}" for i in range(len(rows))])
     ax.set_xticks(x, [r["cell"] for r in rows], rotation=25, ha="right")
     ax.set_ylabel("final test accuracy (held-out)")
-    ax.set_title("Ablation: observation keys × advisor (mean over seeds, 95% CI)")
+    if reference is not None:
+        ax.axhline(reference[1], ls="--", lw=1, color="k", label=reference[0])
+        ax.legend(loc="lower right", fontsize="small")
+    ax.set_title("Ablation: observation keys × advisor\n(seeds pooled per instance, 95% CI)", fontsize="medium")
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
