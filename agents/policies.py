@@ -78,7 +78,7 @@ def find_run_config(path: Path) -> dict[str, Any]:
     for directory in (start, start.parent, start.parent.parent):
         config = directory / "config.json"
         if config.exists():
-            return json.loads(config.read_text())["args"]
+            return json.loads(config.read_text())
     raise FileNotFoundError(f"no config.json found for the agent at {path} (looked in {start} and its parents)")
 
 
@@ -95,19 +95,15 @@ def load_agent(path: str | Path, which: str = "final", device: str = "cpu") -> A
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no saved agent at {path}")
-    args = find_run_config(path)
+    config = find_run_config(path)
+    args = config["args"]
     model_path = agent_model_path(path, which)
     model = algo_class(args["algo"]).load(model_path, device=device)
     stats = normalizer_path(model_path)
     normalizer = load_normalizer(stats) if stats.exists() else None
-    obs_keys = tuple(args.get("obs_keys") or ()) or _default_keys(args.get("advisor"))
-    return AgentPolicy(model, normalizer, obs_keys, uses_discrete_actions(args["algo"]), args.get("advisor"))
-
-
-def _default_keys(advisor: str | None) -> tuple[str, ...]:
-    from traingym.agents.args import DEFAULT_OBS_KEYS
-
-    return DEFAULT_OBS_KEYS + (("diagnosis",) if advisor is not None else ())
+    env_kwargs = config["env_kwargs"]  # the training env's resolved observation keys and advisor
+    return AgentPolicy(model, normalizer, tuple(env_kwargs["obs_keys"]), uses_discrete_actions(args["algo"]),
+                       env_kwargs.get("advisor"))
 
 
 def resolve_policy(spec: PolicySpec, env_id: str, horizon: int, which: str = "final") -> Any:

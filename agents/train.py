@@ -116,7 +116,7 @@ def periodic_eval_settings(args: Args) -> EpisodeSettings:
     best model does not bias the final table (disjoint while both counts add up to at most 128)."""
     first = HELD_OUT_INSTANCES - args.eval_freq_episodes
     return EpisodeSettings(args.env, args.horizon, args.steps_per_action, tuple(range(first, HELD_OUT_INSTANCES)),
-                           advisor=args.advisor)
+                           advisor=args.resolved_advisor())
 
 
 def make_callbacks(args: Args, run_dir: Path, normalizer: VecNormalize | None) -> list[BaseCallback]:
@@ -125,7 +125,7 @@ def make_callbacks(args: Args, run_dir: Path, normalizer: VecNormalize | None) -
     if args.eval_freq > 0:
         callbacks.append(HeldOutEvalCallback(
             periodic_eval_settings(args), run_dir, args.eval_freq, args.resolved_obs_keys(),
-            uses_discrete_actions(args.algo), normalizer, args.advisor, args.seed, args.verbose))
+            uses_discrete_actions(args.algo), normalizer, args.resolved_advisor(), args.seed, args.verbose))
     if args.checkpoint_freq > 0:
         callbacks.append(AtomicCheckpointCallback(run_dir / CHECKPOINT_DIR, args.checkpoint_freq, normalizer,
                                                   verbose=args.verbose))
@@ -176,8 +176,8 @@ def final_evaluation(args: Args, result: TrainResult) -> TrainResult:
     specs = [PolicySpec(args.algo, str(run_dir), args.seed)] + [PolicySpec(b, b, args.seed) for b in args.baselines]
     reference = "keep" if "keep" in args.baselines else specs[-1].label
     settings = EpisodeSettings(args.env, args.horizon, args.steps_per_action, tuple(range(args.eval_episodes)),
-                               advisor=args.advisor, record_trajectories=args.export_trajectories is not None,
-                               agent_model=args.eval_model)
+                               advisor=args.resolved_advisor(),
+                               record_trajectories=args.export_trajectories is not None, agent_model=args.eval_model)
     _, summaries = run_evaluation(specs, settings, run_dir, reference, args.eval_workers, args.seed,
                                   args.export_trajectories,
                                   title=f"{args.algo} vs baselines on {args.env}, held-out instances")

@@ -46,6 +46,9 @@ def test_readme_smoke_command_end_to_end(tmp_path: Path) -> None:
     records = read_trajectories(export)
     assert {r["policy"] for r in records} == {"ppo", "keep", "random", "step_decay", "plateau"}
     assert len(records) == 5 * 4 * 4  # policies x evaluation instances x horizon
+    # The agent's env has the diagnosis key (the default), the baselines' env does not.
+    assert all((r["diagnosis"] is not None) == (r["policy"] == "ppo") for r in records)
+    assert {"findings", "suggested_move", "text"} <= set(next(r for r in records if r["diagnosis"])["diagnosis"])
 
 
 @pytest.mark.parametrize("args, message", [
@@ -57,6 +60,7 @@ def test_readme_smoke_command_end_to_end(tmp_path: Path) -> None:
     (["--resume"], "--resume needs --run-dir"),
     (["--resume", "--run-dir", "/nonexistent/run"], "cannot resume"),
     (["--seed", "abc"], "invalid int value"),
+    (["--obs-keys", "training_stats", "--advisor", "heuristic"], "--advisor only matters"),
 ])
 def test_bad_arguments_are_one_clear_message(args: list[str], message: str) -> None:
     proc = _run(*args, timeout=120)
@@ -69,6 +73,13 @@ def test_smoke_preset_then_explicit_flags_win() -> None:
     assert (args.total_timesteps, args.horizon, args.steps_per_action) == (64, 5, 5)
     assert args.resolved_obs_keys() == ("training_stats", "neurons")
     assert Args.from_json(args.to_json()) == args
+    assert args.env_kwargs() == {"steps_per_action": 5, "obs_keys": ("training_stats", "neurons")}
+
+
+def test_default_observation_has_all_keys_and_the_envs_advisor() -> None:
+    args = Args()
+    assert args.resolved_obs_keys() == ("training_stats", "neurons", "diagnosis")
+    assert args.env_kwargs()["advisor"] == "heuristic"
 
 
 def test_existing_run_is_not_overwritten(tmp_path: Path) -> None:
