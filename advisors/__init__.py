@@ -8,7 +8,7 @@ Public API:
 * :class:`HeuristicAdvisor`, :class:`LLMAdvisor` (JSON answers, e.g. over HTTP), :class:`GuidedLLMAdvisor`
   (local models under a JSON grammar), :class:`FallbackAdvisor` (never raises; accounts calls).
 * :class:`ChatBackend`, :class:`Completion`, :class:`HFChatBackend`, :class:`OpenAIChatBackend` — the reusable
-  chat transport (``complete(system, user) -> Completion``).
+  chat transport (``complete(system, user) -> Completion``); :func:`make_chat_backend` builds one from a spec.
 * :class:`DiagnosisChannel`, :class:`DiagnosisConfig`, :class:`CallPolicy`, :class:`EncoderName` — what the env
   uses.
 * Report helpers: :func:`normalize_report`, :func:`decision_key`, :func:`report_hash`, :func:`compact_report_text`.
@@ -36,7 +36,7 @@ from traingym.advisors.errors import (
     OutOfVocabularyError,
     ResponseTooLargeError,
 )
-from traingym.advisors.factory import ACCEPTED_SPECS, LLMOptions, make_advisor
+from traingym.advisors.factory import ACCEPTED_SPECS, LLMOptions, make_advisor, make_chat_backend
 from traingym.advisors.fallback import Consultation, FallbackAdvisor
 from traingym.advisors.findings import FINDINGS, Finding
 from traingym.advisors.guided import GuidedLLMAdvisor
@@ -54,6 +54,7 @@ __all__ = [
     "Diagnosis", "DiagnosisChannel", "DiagnosisConfig", "EncoderName", "FallbackAdvisor", "Finding", "GuidedLLMAdvisor",
     "HFChatBackend", "HashingEncoder", "HeuristicAdvisor", "LLMAdvisor", "LLMOptions", "MalformedAnswerError",
     "MiniLMEncoder", "OpenAIChatBackend", "OutOfVocabularyError", "RandomProjection", "ResponseTooLargeError",
-    "TextEncoder", "advisor_name", "compact_report_text", "decision_key", "make_advisor", "normalize_report",
+    "TextEncoder", "advisor_name", "compact_report_text", "decision_key", "make_advisor", "make_chat_backend",
+    "normalize_report",
     "parse_diagnosis", "report_hash",
 ]

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from traingym.advisors.advisor import Advisor
+from traingym.advisors.completion import ChatBackend
 from traingym.advisors.heuristic import HeuristicAdvisor
 
 ACCEPTED_SPECS = (
@@ -95,6 +96,46 @@ def make_advisor(spec: str | Advisor = "heuristic", options: LLMOptions | None =
     if _USER_CLASS.match(text):
         return _user_class(text)
     raise ValueError(f"unknown advisor spec {spec!r}. Accepted: {ACCEPTED_SPECS}")
+
+
+def make_chat_backend(spec: str, options: LLMOptions | None = None, *, answer_prefix: str = "") -> ChatBackend:
+    """The chat transport behind an LLM advisor spec, for other LLM clients (e.g. an HPO sampler).
+
+    Args:
+        spec: ``"smollm"``, ``"hf:<path>"`` or ``"openai:<model>"``.
+        options: transport options (the same as for :func:`make_advisor`).
+        answer_prefix: local models only: text forced at the start of every answer (keeps small models on a
+            JSON format the caller chooses); ignored by remote servers.
+
+    Raises:
+        ValueError: a spec that has no chat backend (``heuristic``, ``module:Class``) or is unknown.
+        AdvisorUnavailableError: a known spec whose dependency or model is missing.
+    """
+    options = options or LLMOptions()
+    text = spec.strip()
+    if text == "smollm" or text.startswith("hf:"):
+        from traingym.advisors.hf_backend import HFChatBackend
+
+        if text == "smollm":
+            from traingym.advisors.smollm import ensure_smollm_converted
+
+            target, name = str(ensure_smollm_converted()), "smollm"
+        else:
+            target, name = text[3:].strip(), None
+            if not target:
+                raise ValueError(f"'hf:' needs a local model directory or cached model id. Accepted: {ACCEPTED_SPECS}")
+        backend = HFChatBackend(target, max_new_tokens=options.max_new_tokens, num_threads=options.num_threads,
+                                answer_prefix=answer_prefix, name=name)
+        backend.load()
+        return backend
+    if text.startswith("openai:") and text[7:].strip():
+        from traingym.advisors.openai_backend import OpenAIChatBackend
+
+        return OpenAIChatBackend(text[7:].strip(), base_url=options.base_url, api_key_env=options.api_key_env,
+                                 timeout_s=options.timeout_s, max_retries=options.max_retries,
+                                 backoff_s=options.backoff_s, max_response_bytes=options.max_response_bytes)
+    raise ValueError(f"advisor spec {spec!r} has no chat backend; chat backends: \"smollm\", \"hf:<path>\", "
+                     "\"openai:<model>\"")
 
 
 def _smollm(options: LLMOptions) -> Advisor:
