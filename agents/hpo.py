@@ -33,8 +33,8 @@ from optuna.distributions import BaseDistribution, FloatDistribution, IntDistrib
 from optuna.samplers import BaseSampler, TPESampler
 from traingym.agents.llm_tpe import REPORT_ATTR, LLMTPEConfig, LLMTPESampler
 from traingym.envs.config import INSTANCE_SETS, OPTIMIZERS
-from traingym.envs.moves import AUG_LEVELS, KEEP, move_to_action
 from traingym.envs.tasks.base import LR_RANGES, Instance
+from traingym.protocol.moves import AUG_LEVELS, KEEP, move_to_action
 
 SAMPLERS = ("tpe", "llm_tpe")
 """Static HPO samplers."""

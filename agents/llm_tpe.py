@@ -51,7 +51,7 @@ from optuna.trial import FrozenTrial, TrialState
 from traingym.advisors.completion import ChatBackend, Completion
 from traingym.advisors.errors import MalformedAnswerError, fallback_reason
 from traingym.advisors.llm_prompt import extract_json_object
-from traingym.envs.moves import KNOBS, LR_FACTOR, WD_FACTOR
+from traingym.protocol.moves import KNOBS, LR_FACTOR, WD_FACTOR
 
 PROPOSERS = ("llm", "tpe", "tpe_fallback")
 """Values of ``trial.user_attrs["proposer"]``."""

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from traingym.envs.config import LR_BOUNDS, WD_BOUNDS, TrainingEnvConfig
-from traingym.envs.moves import AUG_LEVELS, LR_FACTOR, WD_FACTOR
 from traingym.envs.tasks.base import TaskFamily
+from traingym.protocol.moves import AUG_LEVELS, LR_FACTOR, WD_FACTOR
 
 
 class BareLoop:

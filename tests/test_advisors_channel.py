@@ -20,7 +20,7 @@ from traingym.advisors import (
     RandomProjection,
 )
 from traingym.advisors.encoders import split_clauses
-from traingym.envs.moves import KNOBS
+from traingym.protocol.moves import KNOBS
 
 SEQUENCE = [SCENARIOS[name] for name in ("healthy", "overfitting", "overfitting", "plateau", "diverging",
                                          "dead_units", "shortcut", "healthy", "noisy_labels", "underfitting")]

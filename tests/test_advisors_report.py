@@ -10,7 +10,7 @@ import sys
 
 import pytest
 from advisors_testkit import SCENARIOS, make_report
-from traingym.advisors.report import (
+from traingym.protocol import (
     compact_report_text,
     decision_key,
     event_signature,

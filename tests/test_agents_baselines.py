@@ -16,7 +16,7 @@ from traingym.agents.baselines import (
     StepDecayPolicy,
     make_baseline,
 )
-from traingym.envs.moves import action_to_move
+from traingym.protocol.moves import action_to_move
 
 OBS = {"training_stats": np.zeros(22, dtype=np.float32)}
 

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from traingym.envs import TrainingEnv
 from traingym.envs import training_env as training_env_module
-from traingym.envs.report import finite, slope
 from traingym.envs.tasks.digits import load_digits_tensors
+from traingym.protocol.report import finite, slope
 
 FAST = {"steps_per_action": 7, "val_size": 128, "encoder": "hashing"}
 

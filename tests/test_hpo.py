@@ -19,8 +19,8 @@ from traingym.agents.hpo import (
     run_study,
 )
 from traingym.agents.hpo_compare import CompareConfig, bootstrap_ci, format_table, run_comparison
-from traingym.envs.moves import AUG_LEVELS
 from traingym.envs.tasks.base import LR_RANGES
+from traingym.protocol.moves import AUG_LEVELS
 
 
 def small(fast_kwargs: dict, **overrides) -> HPOConfig:

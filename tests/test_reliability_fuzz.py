@@ -20,7 +20,8 @@ import traingym.envs  # noqa: F401  (registers the ids)
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
-from traingym.envs.config import ADVISOR_CALLS, INSTANCE_SETS, NEURON_LOG_POLICIES, OBS_KEYS, OPTIMIZERS
+from traingym.envs.config import INSTANCE_SETS, NEURON_LOG_POLICIES, OBS_KEYS, OPTIMIZERS
+from traingym.protocol.choices import CallPolicy, choice_values
 
 ENV_IDS = sorted(k for k in gym.registry if k.startswith("TrainGym/"))
 ADVISORS = ("heuristic", "advisors_testkit:ConstantAdvisor", "advisors_testkit:BrokenAdvisor")
@@ -49,7 +50,7 @@ def config_strategy(max_k: int, batch_sizes: tuple[int, ...]) -> st.SearchStrate
         "max_weight_norm": st.sampled_from([1.0, 1e4, 1e12]),
         "max_loss": st.sampled_from([1.0, 100.0, 1e12]),
         "advisor": st.sampled_from(ADVISORS),
-        "advisor_call": st.sampled_from(ADVISOR_CALLS),
+        "advisor_call": st.sampled_from(choice_values(CallPolicy)),
         "advisor_every_n": st.integers(1, 4),
         "advisor_accounting": st.booleans(),
         "encoder": st.just("hashing"),

@@ -21,11 +21,12 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from traingym.envs import ENV_KWARGS, TrainingEnv
 from traingym.envs.event_log import EventLog, EventType, validate_record
-from traingym.envs.neuron_log import LAYER_SLOTS, SUMMARY_FIELDS
+from traingym.envs.neuron_log import LAYER_SLOTS
 from traingym.envs.relevance import TokenRelevanceStats
 from traingym.envs.tasks.registry import make_task
 from traingym.envs.tasks.reviews_data import MASK_ID, PAD_ID, SHORTCUT_ID, SHORTCUT_TOKEN
 from traingym.envs.token_monitor import FEATURE_SIZE, TokenRelevanceMonitor
+from traingym.protocol.report import LAYER_FIELDS
 
 TEXT_IDS = ["TrainGym/ReviewsBERT-v0", "TrainGym/ReviewsShortcut-v0"]
 TINY = {"steps_per_action": 2, "val_size": 64, "encoder": "hashing"}
@@ -57,7 +58,7 @@ def run_episode(env: gym.Env, seed: int, actions: list[np.ndarray] | None = None
 def test_check_env_gymnasium_and_sb3_with_all_keys(env_id: str) -> None:
     env = gym.make(env_id, **TINY)
     assert set(env.observation_space.spaces) == {"training_stats", "neurons", "diagnosis"}
-    base = LAYER_SLOTS * (env.unwrapped.config.flag_top_k + len(SUMMARY_FIELDS))
+    base = LAYER_SLOTS * (env.unwrapped.config.flag_top_k + len(LAYER_FIELDS))
     assert env.observation_space["neurons"].shape[0] > base + FEATURE_SIZE  # + event counts
     gym_check_env(env.unwrapped, skip_render_check=True)
     sb3_check_env(env, warn=True)

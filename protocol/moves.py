@@ -1,4 +1,4 @@
-"""The move vocabulary shared by the environment, the advisors and the baselines.
+"""The move vocabulary shared by the environment, the advisors, the baselines and HPO.
 
 A move nudges each knob down, keeps it, or nudges it up. The env's ``MultiDiscrete([3, 3, 3, 3])`` action is the
 move shifted by one (0 = decrease, 1 = keep, 2 = increase), in the order of :data:`KNOBS`.
