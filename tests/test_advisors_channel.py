@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from advisors_testkit import SCENARIOS, make_report
+from advisors_testkit import SCENARIOS, make_report, observe_merged
 from traingym.advisors import (
     FINDINGS,
     CachedEncoder,
@@ -32,12 +32,12 @@ def hashing_channel(**overrides: object) -> DiagnosisChannel:
 
 @pytest.mark.parametrize("dim", [None, 16])
 def test_space_contains_every_vector_and_layout_matches(dim: int | None) -> None:
-    channel = hashing_channel(dim=dim, call_policy="every_step")
+    channel = hashing_channel(diagnosis_dim=dim, advisor_call="every_step")
     text_dim = 384 if dim is None else dim
     assert channel.observation_space.shape == (text_dim + len(FINDINGS) + 3 * len(KNOBS),)
     assert channel.observation_space.dtype == np.float32
     for step, report in enumerate(SEQUENCE):
-        vector, info = channel.observe(report, step)
+        vector, info = observe_merged(channel, report, step)
         assert vector.dtype == np.float32 and np.all(np.isfinite(vector))
         assert channel.observation_space.contains(vector)
         assert np.linalg.norm(vector[channel.layout["text"]]) == pytest.approx(1.0, abs=1e-5)
@@ -51,42 +51,42 @@ def test_space_contains_every_vector_and_layout_matches(dim: int | None) -> None
 def test_same_report_sequence_gives_identical_vectors() -> None:
     runs = []
     for _ in range(2):
-        channel = hashing_channel(dim=24)
-        runs.append([channel.observe(report, step)[0] for step, report in enumerate(SEQUENCE)])
+        channel = hashing_channel(diagnosis_dim=24)
+        runs.append([observe_merged(channel, report, step)[0] for step, report in enumerate(SEQUENCE)])
         channel.close()
     assert all(np.array_equal(a, b) for a, b in zip(*runs))
 
 
 def test_on_event_reuses_until_the_situation_changes() -> None:
     channel = hashing_channel()  # on_event is the default
-    _, first = channel.observe(SCENARIOS["overfitting"], 0)
+    _, first = observe_merged(channel, SCENARIOS["overfitting"], 0)
     same = make_report(**{**SCENARIOS["overfitting"], "step": 6})
-    _, second = channel.observe(same, 1)
+    _, second = observe_merged(channel, same, 1)
     assert first["called"] and not second["called"]
     assert second["findings"] == first["findings"] and second["calls"] == 1
-    _, third = channel.observe(SCENARIOS["diverging"], 2)
+    _, third = observe_merged(channel, SCENARIOS["diverging"], 2)
     assert third["called"] and third["findings"] == ["diverging"] and third["calls"] == 2
     spiked = json.loads(json.dumps(SCENARIOS["diverging"]))
     spiked["events"]["counts"]["loss_spike"] = 3  # one more decision-relevant event, same buckets
-    _, fourth = channel.observe(spiked, 3)
+    _, fourth = observe_merged(channel, spiked, 3)
     assert fourth["called"] and fourth["cache_hit"]  # asked again; same decision hash, so the cache answers
     channel.reset()  # a new episode asks again (answered from the cache)
-    _, after_reset = channel.observe(SCENARIOS["overfitting"], 0)
+    _, after_reset = observe_merged(channel, SCENARIOS["overfitting"], 0)
     assert after_reset["called"] and after_reset["cache_hit"] and after_reset["calls"] == 2
 
 
 def test_every_n_and_every_step_policies() -> None:
-    channel = hashing_channel(call_policy="every_n", every_n=3)
-    called = [channel.observe(SEQUENCE[step], step)[1]["called"] for step in range(7)]
+    channel = hashing_channel(advisor_call="every_n", advisor_every_n=3)
+    called = [observe_merged(channel, SEQUENCE[step], step)[1]["called"] for step in range(7)]
     assert called == [True, False, False, True, False, False, True]
-    channel = hashing_channel(call_policy="every_step", diagnosis_cache_size=0)
-    infos = [channel.observe(SCENARIOS["plateau"], step)[1] for step in range(3)]
+    channel = hashing_channel(advisor_call="every_step", diagnosis_cache_size=0)
+    infos = [observe_merged(channel, SCENARIOS["plateau"], step)[1] for step in range(3)]
     assert all(i["called"] and not i["cache_hit"] for i in infos) and infos[-1]["calls"] == 3
 
 
 def test_diagnosis_cache_hits_and_encoder_hit_rate() -> None:
-    channel = hashing_channel(call_policy="every_step")
-    infos = [channel.observe(SCENARIOS[name], step)[1]
+    channel = hashing_channel(advisor_call="every_step")
+    infos = [observe_merged(channel, SCENARIOS[name], step)[1]
              for step, name in enumerate(["overfitting", "plateau", "overfitting", "plateau"])]
     assert [i["cache_hit"] for i in infos] == [False, False, True, True]
     assert infos[-1]["calls"] == 2 and infos[-1]["cache_hits"] == 2
@@ -95,21 +95,21 @@ def test_diagnosis_cache_hits_and_encoder_hit_rate() -> None:
 
 
 def test_user_advisor_failure_falls_back_and_is_never_cached() -> None:
-    channel = hashing_channel(advisor="advisors_testkit:BrokenAdvisor", call_policy="every_step")
-    infos = [channel.observe(SCENARIOS["overfitting"], step)[1] for step in range(2)]
+    channel = hashing_channel(advisor="advisors_testkit:BrokenAdvisor", advisor_call="every_step")
+    infos = [observe_merged(channel, SCENARIOS["overfitting"], step)[1] for step in range(2)]
     assert [i["fallback_reason"] for i in infos] == ["exception:RuntimeError"] * 2
     assert infos[-1]["calls"] == 2 and infos[-1]["fallbacks"] == 2 and infos[-1]["used"] == "heuristic"
     assert infos[-1]["findings"] == ["overfitting"]
     good = hashing_channel(advisor="advisors_testkit:ConstantAdvisor")
-    _, info = good.observe(SCENARIOS["healthy"], 0)
+    _, info = observe_merged(good, SCENARIOS["healthy"], 0)
     assert info["used"] == "constant" and info["suggested_move"] == [0, 1, 0, 0]
 
 
 def test_projection_is_deterministic_and_seeded() -> None:
     text = "overfitting: generalisation gap 0.2-0.3 and growing"
-    a = hashing_channel(dim=16, projection_seed=3)._encoder.encode(text)
-    b = hashing_channel(dim=16, projection_seed=3)._encoder.encode(text)
-    c = hashing_channel(dim=16, projection_seed=4)._encoder.encode(text)
+    a = hashing_channel(diagnosis_dim=16, projection_seed=3)._encoder.encode(text)
+    b = hashing_channel(diagnosis_dim=16, projection_seed=3)._encoder.encode(text)
+    c = hashing_channel(diagnosis_dim=16, projection_seed=4)._encoder.encode(text)
     assert np.array_equal(a, b) and not np.allclose(a, c)
     assert a.shape == (16,) and np.linalg.norm(a) == pytest.approx(1.0, abs=1e-6)
 
@@ -124,24 +124,24 @@ def test_hashing_encoder_is_stable_and_bounded() -> None:
 
 def test_close_is_idempotent_and_final() -> None:
     channel = hashing_channel()
-    channel.observe(SCENARIOS["healthy"], 0)
+    observe_merged(channel, SCENARIOS["healthy"], 0)
     channel.close()
     channel.close()
     with pytest.raises(RuntimeError, match="closed"):
-        channel.observe(SCENARIOS["healthy"], 1)
+        observe_merged(channel, SCENARIOS["healthy"], 1)
 
 
 def test_minilm_channel_encodes_meaningfully() -> None:
-    channel = DiagnosisChannel(DiagnosisConfig(encoder="minilm", call_policy="every_step"))
-    vector, _ = channel.observe(SCENARIOS["overfitting"], 0)
+    channel = DiagnosisChannel(DiagnosisConfig(encoder="minilm", advisor_call="every_step"))
+    vector, _ = observe_merged(channel, SCENARIOS["overfitting"], 0)
     assert vector.shape == (384 + len(FINDINGS) + 12,) and channel.observation_space.contains(vector)
     encoder = MiniLMEncoder()
     over_a = encoder.encode("overfitting: generalisation gap 0.2-0.3 and growing")
     over_b = encoder.encode("the model overfits: the gap between train and validation accuracy grows")
     healthy = encoder.encode("healthy: validation accuracy 0.8-0.9 and improving")
     assert float(over_a @ over_b) > float(over_a @ healthy)
-    projected = DiagnosisChannel(DiagnosisConfig(encoder="minilm", dim=32))
-    assert projected.observe(SCENARIOS["overfitting"], 0)[0].shape == (32 + len(FINDINGS) + 12,)
+    projected = DiagnosisChannel(DiagnosisConfig(encoder="minilm", diagnosis_dim=32))
+    assert observe_merged(projected, SCENARIOS["overfitting"], 0)[0].shape == (32 + len(FINDINGS) + 12,)
 
 
 def test_minilm_latency_cached_vs_uncached() -> None:
@@ -204,7 +204,7 @@ def test_on_event_channel_runs_the_heuristic_once_per_observe(monkeypatch: pytes
         return original(self, report)
 
     monkeypatch.setattr(HeuristicAdvisor, "diagnose_normalized", counting)
-    channel = hashing_channel(call_policy="on_event", diagnosis_cache_size=0)
+    channel = hashing_channel(advisor_call="on_event", diagnosis_cache_size=0)
     for step, report in enumerate(SEQUENCE):
-        _, info = channel.observe(report, step)
+        _, info = observe_merged(channel, report, step)
         assert len(calls) == step + 1 and info["used"] == "heuristic"

@@ -93,11 +93,14 @@ def test_option_and_config_validation_names_the_field() -> None:
         LLMOptions(timeout_s=0)
     with pytest.raises(ValueError, match="api_key_env"):
         LLMOptions(api_key_env="sk-not-a-name!")
-    cases = {"call_policy": "sometimes", "every_n": 0, "encoder": "bert", "dim": 0, "diagnosis_cache_size": -1,
-             "openai_timeout_s": -1.0, "openai_max_retries": -2, "llm_num_threads": 0, "advisor": ""}
+    for field, value in {"max_retries": -2, "num_threads": 0}.items():
+        with pytest.raises(ValueError, match=field):
+            LLMOptions(**{field: value})  # type: ignore[arg-type]
+    cases = {"advisor_call": "sometimes", "advisor_every_n": 0, "encoder": "bert", "diagnosis_dim": 0,
+             "diagnosis_cache_size": -1, "llm": {"timeout_s": 1.0}, "advisor": ""}
     for field, value in cases.items():
         with pytest.raises(ValueError, match=field):
             DiagnosisConfig(**{field: value})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="advisor"):
         DiagnosisConfig(advisor=object())  # type: ignore[arg-type]
-    assert DiagnosisConfig(call_policy="every_n").call_policy.value == "every_n"
+    assert DiagnosisConfig(advisor_call="every_n").advisor_call.value == "every_n"

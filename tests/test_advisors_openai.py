@@ -10,7 +10,7 @@ import json
 import logging
 
 import pytest
-from advisors_testkit import SCENARIOS, Reply, ScriptedChatServer, chat_body, closed_port
+from advisors_testkit import SCENARIOS, Reply, ScriptedChatServer, chat_body, closed_port, observe_merged
 from traingym.advisors import (
     MAX_TEXT_CHARS,
     AdvisorHTTPError,
@@ -38,11 +38,12 @@ def _api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KEY_ENV, SECRET)
 
 
-def channel_for(base_url: str, **overrides: object) -> DiagnosisChannel:
-    options = dict(advisor="openai:test-model", encoder="hashing", dim=32, call_policy="every_step",
-                   diagnosis_cache_size=0, openai_base_url=base_url, openai_api_key_env=KEY_ENV,
-                   openai_timeout_s=2.0, openai_max_retries=2, openai_backoff_s=0.01,
-                   openai_max_response_bytes=8192)
+def channel_for(base_url: str, *, timeout_s: float = 2.0, max_retries: int = 2,
+                **overrides: object) -> DiagnosisChannel:
+    llm = LLMOptions(base_url=base_url, api_key_env=KEY_ENV, timeout_s=timeout_s, max_retries=max_retries,
+                     backoff_s=0.01, max_response_bytes=8192)
+    options = dict(advisor="openai:test-model", encoder="hashing", diagnosis_dim=32, advisor_call="every_step",
+                   diagnosis_cache_size=0, llm=llm)
     options.update(overrides)
     return DiagnosisChannel(DiagnosisConfig(**options))  # type: ignore[arg-type]
 
@@ -50,7 +51,7 @@ def channel_for(base_url: str, **overrides: object) -> DiagnosisChannel:
 def observe_once(replies: list[Reply], **overrides: object) -> tuple[dict, ScriptedChatServer, DiagnosisChannel]:
     with ScriptedChatServer(replies) as server:
         channel = channel_for(server.base_url, **overrides)
-        vector, info = channel.observe(REPORT, step=0)
+        vector, info = observe_merged(channel, REPORT, step=0)
     assert channel.observation_space.contains(vector)
     return info, server, channel
 
@@ -97,7 +98,7 @@ def test_out_of_vocabulary_answers_fall_back(answer: dict) -> None:
 def test_http_500_is_retried_then_falls_back() -> None:
     info, server, _ = observe_once([Reply(status=500, raw=b'{"error": "internal"}')])
     assert_fell_back(info, "http_500")
-    assert len(server.requests) == 3  # 1 + openai_max_retries
+    assert len(server.requests) == 3  # 1 + max_retries
     assert info["tokens"] == {"prompt": 0, "completion": 0}
 
 
@@ -119,7 +120,7 @@ def test_429_with_long_retry_after_waits_at_most_the_cap() -> None:
 
 
 def test_slow_response_times_out() -> None:
-    info, server, _ = observe_once([Reply(content=GOOD, delay_s=1.5)], openai_timeout_s=0.3)
+    info, server, _ = observe_once([Reply(content=GOOD, delay_s=1.5)], timeout_s=0.3)
     assert_fell_back(info, "timeout")
     assert len(server.requests) == 1  # timeouts are not retried
 
@@ -148,8 +149,8 @@ def test_injection_attempt_stays_data() -> None:
     })
     with ScriptedChatServer([Reply(content=injected)]) as server:
         channel = channel_for(server.base_url)
-        vector, info = channel.observe(REPORT, step=0)
-        _, second = channel.observe(REPORT, step=1)
+        vector, info = observe_merged(channel, REPORT, step=0)
+        _, second = observe_merged(channel, REPORT, step=1)
     assert channel.observation_space.contains(vector)
     assert info["fallback_reason"] is None  # valid shape: accepted, but only inside the vocabulary
     assert info["suggested_move"] == [1, -1, 1, 0] and info["confidence"] == 1.0
@@ -169,8 +170,8 @@ def test_prose_injection_with_fake_findings_falls_back() -> None:
 
 
 def test_refused_connection_falls_back() -> None:
-    channel = channel_for(f"http://127.0.0.1:{closed_port()}/v1", openai_max_retries=1)
-    vector, info = channel.observe(REPORT, step=0)
+    channel = channel_for(f"http://127.0.0.1:{closed_port()}/v1", max_retries=1)
+    vector, info = observe_merged(channel, REPORT, step=0)
     assert channel.observation_space.contains(vector)
     assert_fell_back(info, "connection")
 
@@ -178,10 +179,10 @@ def test_refused_connection_falls_back() -> None:
 def test_fallbacks_are_counted_across_calls_and_not_cached() -> None:
     replies = [Reply(status=500, raw=b"{}"), Reply(content=GOOD)]
     with ScriptedChatServer(replies) as server:
-        channel = channel_for(server.base_url, openai_max_retries=0, diagnosis_cache_size=16)
-        _, first = channel.observe(REPORT, step=0)
-        _, second = channel.observe(REPORT, step=1)  # the failed answer was not cached: the LLM is asked again
-        _, third = channel.observe(REPORT, step=2)  # now cached
+        channel = channel_for(server.base_url, max_retries=0, diagnosis_cache_size=16)
+        _, first = observe_merged(channel, REPORT, step=0)
+        _, second = observe_merged(channel, REPORT, step=1)  # the failed answer was not cached: the LLM is asked again
+        _, third = observe_merged(channel, REPORT, step=2)  # now cached
     assert first["fallback_reason"] == "http_500" and first["calls"] == 1 and first["fallbacks"] == 1
     assert second["fallback_reason"] is None and second["calls"] == 2 and not second["cache_hit"]
     assert third["cache_hit"] and third["calls"] == 2 and third["tokens"] == {"prompt": 0, "completion": 0}
@@ -194,7 +195,7 @@ def test_api_key_is_sent_but_never_shown(caplog: pytest.LogCaptureFixture) -> No
     replies = [Reply(status=503, raw=b"{}"), Reply(content=GOOD), Reply(content="prose")]
     with ScriptedChatServer(replies) as server:
         channel = channel_for(server.base_url)
-        infos = [channel.observe(REPORT, step=i)[1] for i in range(2)]
+        infos = [observe_merged(channel, REPORT, step=i)[1] for i in range(2)]
         advisor = make_advisor("openai:test-model", LLMOptions(base_url=server.base_url, api_key_env=KEY_ENV))
         fallback = FallbackAdvisor(advisor)
         fallback.consult(REPORT)
@@ -208,7 +209,7 @@ def test_api_key_is_sent_but_never_shown(caplog: pytest.LogCaptureFixture) -> No
 def test_no_key_sends_no_authorization_header(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(KEY_ENV)
     with ScriptedChatServer([Reply(content=GOOD)]) as server:
-        _, info = channel_for(server.base_url).observe(REPORT, step=0)
+        _, info = observe_merged(channel_for(server.base_url), REPORT, step=0)
     assert "Authorization" not in server.requests[0]["headers"] and info["fallback_reason"] is None
 
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from advisors_testkit import SCENARIOS
+from advisors_testkit import SCENARIOS, observe_merged
 from traingym.advisors import Diagnosis, DiagnosisChannel, DiagnosisConfig, HFChatBackend, make_advisor
 from traingym.advisors.guided import GuidedLLMAdvisor
 from traingym.advisors.smollm import ensure_smollm_converted, is_converted, smollm_cache_dir
@@ -73,8 +73,8 @@ def test_smollm_returns_a_valid_diagnosis_offline() -> None:
 
 
 def test_smollm_channel_uses_the_model_without_fallback() -> None:
-    channel = DiagnosisChannel(DiagnosisConfig(advisor="smollm", encoder="hashing", call_policy="every_step"))
-    vector, info = channel.observe(SCENARIOS["shortcut"], step=0)
+    channel = DiagnosisChannel(DiagnosisConfig(advisor="smollm", encoder="hashing", advisor_call="every_step"))
+    vector, info = observe_merged(channel, SCENARIOS["shortcut"], step=0)
     assert channel.observation_space.contains(vector)
     assert info["used"] == "smollm" and info["fallback_reason"] is None
     assert info["tokens"]["prompt"] > 100 and info["tokens"]["completion"] > 0
