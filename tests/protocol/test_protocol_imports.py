@@ -46,7 +46,8 @@ def test_lower_packages_never_import_upper_ones(folder: str, forbidden: str) -> 
 def test_the_scan_sees_function_level_imports(tmp_path: Path) -> None:
     """Guard for the scan itself: a lazy import inside a function is found."""
     module = tmp_path / "lazy.py"
-    module.write_text("def f():\n    from traingym.advisors.channel import DiagnosisChannel\n    return DiagnosisChannel\n")
+    module.write_text("def f():\n    from traingym.advisors.channel import DiagnosisChannel\n"
+                      "    return DiagnosisChannel\n")
     assert "traingym.advisors.channel" in _imported_modules(module)
 
 
