@@ -101,10 +101,9 @@ class SweepArgs:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m traingym.agents.good_defaults``."""
-    from traingym.agents.dataclass_cli import build_parser, explicit_args, make_from_cli
+    from traingym.agents.cli_args import parse_cli
 
-    parser = build_parser(SweepArgs, prog="python -m traingym.agents.good_defaults")
-    args = make_from_cli(SweepArgs, parser, explicit_args(parser, SweepArgs, argv))
+    args = parse_cli(SweepArgs, argv, "python -m traingym.agents.good_defaults")
     rows = sweep(args.env, args.n_instances, args.horizon, args.steps_per_action, args.workers)
     for row in rows:
         print(json.dumps(row))
