@@ -21,6 +21,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from traingym.envs import ENV_KWARGS, TrainingEnv
 from traingym.envs.event_log import EventLog, EventType, validate_record
+from traingym.envs.moves import KEEP_ACTION as KEEP
 from traingym.envs.neuron_log import LAYER_SLOTS, SUMMARY_FIELDS
 from traingym.envs.relevance import TokenRelevanceStats
 from traingym.envs.tasks.registry import make_task
@@ -33,7 +34,6 @@ TINY = {"steps_per_action": 2, "val_size": 64, "encoder": "hashing"}
 TRAINED = {"steps_per_action": 40, "horizon": 10, "max_episode_steps": 10, "obs_keys": ["training_stats"],
            "neuron_log": ()}
 """Long enough to learn the task (see the module doc); neuron logging is not needed for token relevance."""
-KEEP = np.ones(4, dtype=np.int64)
 
 
 def instance(seed: int, aug_level: int = 0) -> dict:
