@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from traingym.agents.baselines import GoodDefaultsPolicy
 from traingym.agents.episodes import EpisodeSettings, run_policy_object
+from traingym.envs.tasks.base import TRAIN_SET_SIZE
 
 TUNED_DEFAULTS: dict[str, dict[str, Any]] = {
     "TrainGym/DigitsMLP-v0": {
@@ -93,8 +94,8 @@ class SweepArgs:
     """Where to write the sweep table."""
 
     def __post_init__(self) -> None:
-        if not 1 <= self.n_instances <= 512:
-            raise ValueError(f"--n-instances must be in [1, 512], got {self.n_instances}")
+        if not 1 <= self.n_instances <= TRAIN_SET_SIZE:
+            raise ValueError(f"--n-instances must be in [1, {TRAIN_SET_SIZE}], got {self.n_instances}")
         if not 1 <= self.workers <= 64:
             raise ValueError(f"--workers must be in [1, 64], got {self.workers}")
 

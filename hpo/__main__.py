@@ -11,9 +11,10 @@ from typing import Annotated, Any, Union
 
 import numpy as np
 import tyro
-from traingym.agents.cli_args import IntTuple, parse_cli
+from traingym.advisors import AdvisorUnavailableError
+from traingym.agents.cli_args import IntTuple, parse_cli, usage_error
 from traingym.hpo.compare import CompareConfig, format_table, run_comparison
-from traingym.hpo.study import HPOConfig, run_study
+from traingym.hpo.study import HPOConfig, make_sampler, run_study
 
 PROG = "python -m traingym.hpo"
 
@@ -43,7 +44,11 @@ def study(args: StudyArgs) -> int:
 
     torch.set_num_threads(1)
     config = args.config()
-    result = run_study(config)
+    try:  # an unknown or unavailable --advisor is a usage error, not a traceback from inside the study
+        sampler = make_sampler(config)
+    except (ValueError, AdvisorUnavailableError) as error:
+        usage_error(PROG, f"--advisor {config.advisor!r}: {error}")
+    result = run_study(config, sampler=sampler)
     rows = [asdict(result.best_at(n)) for n in sorted(set(args.budgets)) if n <= config.n_trials] or [
         asdict(result.best_at())]
     print(json.dumps({"instance": result.instance, "results": rows, "sampler_stats": result.sampler_stats},

@@ -7,12 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
-from optuna.distributions import FloatDistribution, IntDistribution
 from traingym.envs.moves import AUG_LEVELS
-from traingym.envs.tasks.base import LR_RANGES
 from traingym.hpo import compare as hpo_compare
 from traingym.hpo.__main__ import main
 from traingym.hpo.compare import CompareConfig, format_table, run_comparison
+from traingym.hpo.llm_tpe import clip_proposal
 from traingym.hpo.study import (
     HPOConfig,
     HPOResult,
@@ -29,12 +28,23 @@ def small(fast_kwargs: dict, **overrides) -> HPOConfig:
     return HPOConfig(**{**values, **overrides})
 
 
-def test_search_space_comes_from_the_env_ranges() -> None:
+def test_search_space_covers_the_instances_it_tunes(fast_kwargs: dict) -> None:
+    """Every held-out instance's own starting point lies inside the space (log scale for lr and weight decay),
+    so the study can always reach the configuration the keep baseline runs."""
     for optimizer in ("sgd", "adam"):
         space = hpo_search_space(optimizer)
-        assert space["lr"] == FloatDistribution(*LR_RANGES[optimizer].lr, log=True)
-        assert space["weight_decay"] == FloatDistribution(*LR_RANGES[optimizer].weight_decay, log=True)
-        assert space["aug_level"] == IntDistribution(0, AUG_LEVELS - 1)
+        env = HPOConfig(optimizer=optimizer, val_size=fast_kwargs["val_size"]).make_env()
+        try:
+            instances = env.unwrapped.instances
+        finally:
+            env.close()
+        assert len(instances) > 0 and space["lr"].log and space["weight_decay"].log
+        for instance in instances:
+            clipped, changed = clip_proposal(instance, space)
+            assert not changed, (optimizer, instance)
+            assert clipped == {"lr": instance["lr"], "weight_decay": instance["weight_decay"],
+                               "aug_level": instance["aug_level"]}
+        assert {i["aug_level"] for i in instances} <= set(range(space["aug_level"].low, space["aug_level"].high + 1))
     with pytest.raises(ValueError, match="optimizer"):
         hpo_search_space("rmsprop")
 
@@ -112,6 +122,7 @@ def test_study_cli_prints_budgets(fast_kwargs: dict, capsys: pytest.CaptureFixtu
     (["study", "--n-trials", "0"], r"n_trials must be an int in \[1, 10000\]"),
     (["study", "--sampler", "cmaes"], r"sampler must be one of"),
     (["study", "--n-trials", "many"], r"Error parsing --n-trials"),
+    (["study", "--sampler", "llm_tpe", "--advisor", "gpt5"], r"--advisor 'gpt5': advisor spec 'gpt5' has no chat"),
     (["compare", "--methods", "oracle"], r"methods must be a non-empty subset"),
     (["compare", "--budgets", "0"], r"budgets must be"),
     (["tune"], r"tune"),
