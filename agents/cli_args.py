@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import tyro
@@ -70,6 +71,20 @@ def _one_line(box: str) -> str:
     return _CLASS_PREFIX.sub("", message) or "invalid arguments"
 
 
+@contextlib.contextmanager
+def _terminal_columns(columns: int) -> Iterator[None]:
+    """Make ``shutil.get_terminal_size`` report ``columns`` (it reads ``$COLUMNS`` first)."""
+    before = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(columns)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = before
+
+
 def parse_cli(target: type[T] | Any, argv: Sequence[str] | None, prog: str, default: T | None = None,
               description: str | None = None) -> T:
     """Parse ``argv`` (default ``sys.argv[1:]``) into ``target`` with tyro.
@@ -82,9 +97,12 @@ def parse_cli(target: type[T] | Any, argv: Sequence[str] | None, prog: str, defa
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     captured = io.StringIO()
+    kwargs: dict[str, Any] = {} if default is None else {"default": default}
     try:
-        with contextlib.redirect_stderr(captured):  # tyro draws a multi-line box; we print one line instead
-            kwargs: dict[str, Any] = {} if default is None else {"default": default}
+        # tyro draws an error box as wide as the terminal; we print its message as one line instead, so the box
+        # is drawn unwrapped (a wide terminal) unless help is asked for.
+        wide = contextlib.nullcontext() if {"-h", "--help"} & set(argv) else _terminal_columns(100_000)
+        with contextlib.redirect_stderr(captured), wide:
             result = tyro.cli(target, args=argv, prog=prog, description=description, **kwargs)
     except SystemExit as exit_:
         if exit_.code in (0, None):
