@@ -28,6 +28,7 @@ from traingym.agents.episodes import EpisodeResult, EpisodeSettings
 from traingym.agents.evaluate import evaluate, summarize, write_outputs
 from traingym.agents.policies import PolicySpec
 from traingym.agents.stats import bootstrap_mean, paired_difference
+from traingym.envs.config import TrainingEnvConfig
 from traingym.envs.tasks.base import TEST_SET_SIZE
 
 NO_ADVISOR = "none"
@@ -60,9 +61,9 @@ class AblateArgs:
     """Training seeds per cell."""
     total_timesteps: int = 20_000
     """Env steps per training run."""
-    horizon: int = 20
+    horizon: int = TrainingEnvConfig.horizon
     """Env steps per episode (T)."""
-    steps_per_action: int = 50
+    steps_per_action: int = TrainingEnvConfig.steps_per_action
     """Optimizer steps per env step (K)."""
     n_envs: int = 0
     """Training envs per run; 0: one per core."""

@@ -80,9 +80,9 @@ class Args:
     """Run directory; default runs/<algo>-<env>-<timestamp>."""
     resume: bool = False
     """Resume the run in --run-dir from its last checkpoint (its config.json; flags given now override it)."""
-    horizon: int = 20
+    horizon: int = TrainingEnvConfig.horizon
     """Env steps per episode (T)."""
-    steps_per_action: int = 50
+    steps_per_action: int = TrainingEnvConfig.steps_per_action
     """Optimizer steps of the target network per env step (K)."""
     normalize: bool = True
     """Normalise observations and rewards with VecNormalize (statistics saved with the model)."""

@@ -27,6 +27,7 @@ from traingym.agents.cli_args import StrTuple, parse_cli
 from traingym.agents.episodes import EpisodeResult, EpisodeSettings, run_policy
 from traingym.agents.policies import PolicySpec
 from traingym.agents.stats import Interval, bootstrap_mean, paired_difference
+from traingym.envs.config import TrainingEnvConfig
 from traingym.envs.tasks.base import TEST_SET_SIZE
 
 
@@ -169,9 +170,9 @@ class EvalArgs:
     """Gymnasium id of the TrainGym environment."""
     episodes: int = 64
     """Held-out instances 0..episodes-1 (at most the 128 of the held-out set)."""
-    horizon: int = 20
+    horizon: int = TrainingEnvConfig.horizon
     """Env steps per episode (T)."""
-    steps_per_action: int = 50
+    steps_per_action: int = TrainingEnvConfig.steps_per_action
     """Optimizer steps per env step (K)."""
     advisor: str | None = None
     """Advisor spec for policies that use the diagnosis channel (advisor_greedy, agents trained with one)."""

@@ -39,7 +39,7 @@ from traingym.agents.cli_args import IntTuple, StrTuple
 from traingym.agents.episodes import EpisodeSettings, run_policy
 from traingym.agents.policies import PolicySpec, find_run_config
 from traingym.agents.stats import Interval, bootstrap_mean
-from traingym.envs.config import OPTIMIZERS
+from traingym.envs.config import OPTIMIZERS, TrainingEnvConfig
 from traingym.envs.tasks.base import TEST_SET_SIZE
 from traingym.hpo.study import HPOConfig, keep_run, run_study
 
@@ -61,13 +61,13 @@ class CompareConfig:
     """First test-instance index."""
     budgets: IntTuple = (5, 10, 20)
     """Trial budgets N of the static HPO methods (each 1..1000)."""
-    horizon: int = 20
+    horizon: int = TrainingEnvConfig.horizon
     """Env steps per training run, 1..10000."""
-    steps_per_action: int = 50
+    steps_per_action: int = TrainingEnvConfig.steps_per_action
     """Optimizer steps per env step (K), 1..10000."""
     optimizer: str = "sgd"
     """Target-network optimizer: sgd or adam."""
-    val_size: int = 512
+    val_size: int = TrainingEnvConfig.val_size
     """Validation buffer size, 16..100000."""
     advisor: str = "heuristic"
     """LLM-TPE advisor: heuristic, smollm, hf:<path>, openai:<model>."""

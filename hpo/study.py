@@ -34,7 +34,7 @@ from optuna.samplers import BaseSampler, TPESampler
 from traingym.agents.baselines import GoodDefaultsPolicy
 from traingym.agents.env_factory import make_env
 from traingym.agents.episodes import run_episode
-from traingym.envs.config import INSTANCE_SETS, OPTIMIZERS
+from traingym.envs.config import INSTANCE_SETS, OPTIMIZERS, TrainingEnvConfig
 from traingym.envs.moves import AUG_LEVELS
 from traingym.envs.tasks.base import LR_RANGES
 from traingym.hpo.llm_tpe import REPORT_ATTR, LLMTPEConfig, LLMTPESampler
@@ -73,13 +73,13 @@ class HPOConfig:
     """Env reset seed of every run (network init, batch order, augmentation); None: ``instance_index``."""
     n_trials: int = 20
     """Training runs (trials) of the study, 1..10000."""
-    horizon: int = 20
+    horizon: int = TrainingEnvConfig.horizon
     """Env steps per run (the registered default is 20), 1..10000."""
-    steps_per_action: int = 50
+    steps_per_action: int = TrainingEnvConfig.steps_per_action
     """Optimizer steps per env step (K), 1..10000."""
     optimizer: str = "sgd"
     """Target-network optimizer (sgd or adam); also picks the LR search range."""
-    val_size: int = 512
+    val_size: int = TrainingEnvConfig.val_size
     """Validation buffer size of the env, 16..100000."""
     sampler: str = "tpe"
     """``tpe`` or ``llm_tpe``."""
