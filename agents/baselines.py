@@ -19,8 +19,6 @@ from typing import Any
 import numpy as np
 from traingym.protocol.moves import KEEP, Move, clip_move, move_to_action
 
-KEEP_ACTION = move_to_action(KEEP)
-
 
 class Baseline:
     """Base class: the SB3 ``predict`` signature over :meth:`move`, episode bookkeeping from ``episode_start``."""

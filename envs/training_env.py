@@ -14,13 +14,14 @@ from gymnasium import spaces
 from traingym.envs.config import LR_BOUNDS, WD_BOUNDS, TrainingEnvConfig, field_names
 from traingym.envs.event_detector import EventDetector
 from traingym.envs.event_log import EventLog, report_view
+from traingym.envs.hparams import initial_hparams, make_optimizer, moved_hparams, set_optimizer_hparams
 from traingym.envs.neuron_log import LAYER_SLOTS, NeuronLog
 from traingym.envs.tasks.base import Instance, Split, TaskFamily
 from traingym.envs.tasks.registry import make_task
 from traingym.envs.token_monitor import FEATURE_SIZE as TOKEN_FEATURE_SIZE
 from traingym.envs.token_monitor import TokenRelevanceMonitor
 from traingym.protocol.events import EventType
-from traingym.protocol.moves import AUG_LEVELS, KNOBS, LR_FACTOR, SCALE_DOWN, SCALE_UP, WD_FACTOR, action_to_move
+from traingym.protocol.moves import AUG_LEVELS, KNOBS, SCALE_DOWN, SCALE_UP, action_to_move
 from traingym.protocol.report import (
     HISTORY_KEYS,
     MAX_FLAGGED_TOKENS,
@@ -180,10 +181,9 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                               self.config.max_error_samples, selective="selective" in policies,
                               summaries="summaries" in policies)
         self._instance, self._instance_index = instance, index
-        self._lr = float(np.clip(instance["lr"], *LR_BOUNDS))
-        self._wd = float(np.clip(instance["weight_decay"], *WD_BOUNDS))
-        self._aug = int(instance["aug_level"])
-        self._optimizer = self._make_optimizer()
+        self._lr, self._wd, self._aug = initial_hparams(instance)
+        self._optimizer = make_optimizer(self._model, self._lr, self._wd, self.config.optimizer,
+                                         self.config.momentum, self.task.fused_adam)
         self._t = 0
         self._horizon = self.config.horizon
         self._history: dict[str, deque[float]] = {k: deque(maxlen=self.config.history_len) for k in HISTORY_KEYS}
@@ -283,24 +283,10 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             self._instances = self.task.instance_set(which, self.config.optimizer)
         return self._instances
 
-    def _make_optimizer(self) -> torch.optim.Optimizer:
-        assert self._model is not None
-        decay, no_decay = [], []
-        for param in self._model.parameters():
-            (decay if param.dim() > 1 else no_decay).append(param)
-        groups = [{"params": decay, "weight_decay": self._wd}, {"params": no_decay, "weight_decay": 0.0}]
-        if self.config.optimizer == "adam":
-            return torch.optim.AdamW(groups, lr=self._lr, **({"fused": True} if self.task.fused_adam else {}))
-        return torch.optim.SGD(groups, lr=self._lr, momentum=self.config.momentum)
-
     def _apply_move(self, move: tuple[int, ...]) -> None:
-        d_lr, d_wd, d_aug, d_scale = move
-        self._lr = float(np.clip(self._lr * LR_FACTOR**d_lr, *LR_BOUNDS))
-        self._wd = float(np.clip(self._wd * WD_FACTOR**d_wd, *WD_BOUNDS))
-        self._aug = int(np.clip(self._aug + d_aug, 0, AUG_LEVELS - 1))
-        for group in self._optimizer.param_groups:
-            group["lr"] = self._lr
-        self._optimizer.param_groups[0]["weight_decay"] = self._wd
+        d_scale = move[3]
+        self._lr, self._wd, self._aug = moved_hparams(self._lr, self._wd, self._aug, move)
+        set_optimizer_hparams(self._optimizer, self._lr, self._wd)
         self._scaled = 0
         if d_scale != 0 and self._log is not None:
             self._scaled = self._log.scale_flagged(SCALE_UP if d_scale > 0 else SCALE_DOWN)

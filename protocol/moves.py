@@ -60,3 +60,7 @@ def clip_move(move: Sequence[object]) -> Move:
             number = 0.0
         out.append(0 if not np.isfinite(number) else int(np.sign(number)))
     return tuple(out)  # type: ignore[return-value]
+
+
+KEEP_ACTION: np.ndarray = move_to_action(KEEP)
+"""The env action that changes nothing, ``[1, 1, 1, 1]`` (copy it before modifying it)."""

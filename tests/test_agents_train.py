@@ -59,7 +59,7 @@ def test_readme_smoke_command_end_to_end(tmp_path: Path) -> None:
     (["--baselines", "oracle"], "--baselines"),
     (["--resume"], "--resume needs --run-dir"),
     (["--resume", "--run-dir", "/nonexistent/run"], "cannot resume"),
-    (["--seed", "abc"], "invalid int value"),
+    (["--seed", "abc"], "Error parsing --seed"),
     (["--obs-keys", "training_stats", "--advisor", "heuristic"], "--advisor only matters"),
 ])
 def test_bad_arguments_are_one_clear_message(args: list[str], message: str) -> None:

@@ -26,9 +26,9 @@ import pytest
 import traingym.envs  # noqa: F401  (registers the ids)
 from advisors_testkit import Reply, ScriptedChatServer, closed_port
 from traingym.advisors.diagnosis import MAX_TEXT_CHARS
+from traingym.protocol.moves import KEEP_ACTION as KEEP
 
 MODEL = "openai:test-model"
-KEEP = np.array([1, 1, 1, 1])
 VALID_ANSWER = json.dumps({"findings": ["overfitting"], "confidence": 0.8,
                            "move": {"lr": 0, "weight_decay": 1, "aug_level": 1, "neuron_scale": 0},
                            "text": "gap growing; more weight decay."})

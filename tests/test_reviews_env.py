@@ -26,6 +26,7 @@ from traingym.envs.relevance import TokenRelevanceStats
 from traingym.envs.tasks.registry import make_task
 from traingym.envs.tasks.reviews_data import MASK_ID, PAD_ID, SHORTCUT_ID, SHORTCUT_TOKEN
 from traingym.envs.token_monitor import FEATURE_SIZE, TokenRelevanceMonitor
+from traingym.protocol.moves import KEEP_ACTION as KEEP
 from traingym.protocol.report import LAYER_FIELDS
 
 TEXT_IDS = ["TrainGym/ReviewsBERT-v0", "TrainGym/ReviewsShortcut-v0"]
@@ -34,7 +35,6 @@ TINY = {"steps_per_action": 2, "val_size": 64, "encoder": "hashing"}
 TRAINED = {"steps_per_action": 40, "horizon": 10, "max_episode_steps": 10, "obs_keys": ["training_stats"],
            "neuron_log": ()}
 """Long enough to learn the task (see the module doc); neuron logging is not needed for token relevance."""
-KEEP = np.ones(4, dtype=np.int64)
 
 
 def instance(seed: int, aug_level: int = 0) -> dict:

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
-from optuna.distributions import FloatDistribution, IntDistribution
-from traingym.agents import hpo_compare
-from traingym.agents.hpo import (
+from traingym.hpo import compare as hpo_compare
+from traingym.hpo.__main__ import main
+from traingym.hpo.compare import CompareConfig, format_table, run_comparison
+from traingym.hpo.llm_tpe import clip_proposal
+from traingym.hpo.study import (
     HPOConfig,
     HPOResult,
     TrialResult,
     hpo_search_space,
-    main,
-    make_hpo_env,
     run_fixed_config,
     run_study,
 )
-from traingym.agents.hpo_compare import CompareConfig, bootstrap_ci, format_table, run_comparison
-from traingym.envs.tasks.base import LR_RANGES
 from traingym.protocol.moves import AUG_LEVELS
 
 
@@ -29,12 +28,23 @@ def small(fast_kwargs: dict, **overrides) -> HPOConfig:
     return HPOConfig(**{**values, **overrides})
 
 
-def test_search_space_comes_from_the_env_ranges() -> None:
+def test_search_space_covers_the_instances_it_tunes(fast_kwargs: dict) -> None:
+    """Every held-out instance's own starting point lies inside the space (log scale for lr and weight decay),
+    so the study can always reach the configuration the keep baseline runs."""
     for optimizer in ("sgd", "adam"):
         space = hpo_search_space(optimizer)
-        assert space["lr"] == FloatDistribution(*LR_RANGES[optimizer].lr, log=True)
-        assert space["weight_decay"] == FloatDistribution(*LR_RANGES[optimizer].weight_decay, log=True)
-        assert space["aug_level"] == IntDistribution(0, AUG_LEVELS - 1)
+        env = HPOConfig(optimizer=optimizer, val_size=fast_kwargs["val_size"]).make_env()
+        try:
+            instances = env.unwrapped.instances
+        finally:
+            env.close()
+        assert len(instances) > 0 and space["lr"].log and space["weight_decay"].log
+        for instance in instances:
+            clipped, changed = clip_proposal(instance, space)
+            assert not changed, (optimizer, instance)
+            assert clipped == {"lr": instance["lr"], "weight_decay": instance["weight_decay"],
+                               "aug_level": instance["aug_level"]}
+        assert {i["aug_level"] for i in instances} <= set(range(space["aug_level"].low, space["aug_level"].high + 1))
     with pytest.raises(ValueError, match="optimizer"):
         hpo_search_space("rmsprop")
 
@@ -47,16 +57,15 @@ def test_config_validation_names_the_field(field: str, value: object) -> None:
 
 
 def test_fixed_run_uses_the_trial_hyperparameters_and_keeps_them(fast_kwargs: dict) -> None:
-    env = make_hpo_env("TrainGym/DigitsMLP-v0", "test", 3, fast_kwargs["steps_per_action"], "sgd",
-                       fast_kwargs["val_size"])
+    env = HPOConfig(horizon=3, steps_per_action=fast_kwargs["steps_per_action"],
+                    val_size=fast_kwargs["val_size"]).make_env()
     try:
-        instance = env.unwrapped.instances[0]
         params = {"lr": 0.0123, "weight_decay": 2e-5, "aug_level": 3}
-        result = run_fixed_config(env, instance, 0, params)
+        result = run_fixed_config(env, 0, 0, params)
         assert result.final_report["hparams"] == params  # keep action: never moved
         assert result.optimizer_steps_run == 3 * fast_kwargs["steps_per_action"]
         assert 0.0 <= result.test_accuracy <= 1.0 and not result.diverged
-        again = run_fixed_config(env, instance, 0, params)
+        again = run_fixed_config(env, 0, 0, params)
         assert (again.val_accuracy, again.test_accuracy) == (result.val_accuracy, result.test_accuracy)
     finally:
         env.close()
@@ -100,14 +109,31 @@ def test_study_cli_prints_budgets(fast_kwargs: dict, capsys: pytest.CaptureFixtu
                  "--budgets", "1", "2", "--json", str(out)]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert [r["n_trials"] for r in printed["results"]] == [1, 2]
-    assert printed["sampler_stats"]["llm_calls"] + printed["sampler_stats"]["tpe_trials"] == 2
-    assert len(json.loads(out.read_text())["trials"]) == 2
+    trials = json.loads(out.read_text())["trials"]
+    assert len(trials) == 2
+    stats = printed["sampler_stats"]
+    assert stats["llm_calls"] == sum(t["proposer"] != "tpe" for t in trials)
+    assert stats["llm_trials"] == sum(t["proposer"] == "llm" for t in trials)
+    best = max(trials, key=lambda t: (t["val_accuracy"], -t["number"]))
+    assert printed["results"][-1]["best_params"] == best["params"]
 
 
-def test_bootstrap_ci() -> None:
-    assert bootstrap_ci([0.5, 0.5, 0.5]) == (0.5, 0.5, 0.5)
-    mean, low, high = bootstrap_ci([0.1, 0.9, 0.5, 0.7], n_resamples=500)
-    assert low <= mean <= high and low >= 0.1 and high <= 0.9
+@pytest.mark.parametrize(("args", "pattern"), [
+    (["study", "--n-trials", "0"], r"n_trials must be an int in \[1, 10000\]"),
+    (["study", "--sampler", "cmaes"], r"sampler must be one of"),
+    (["study", "--n-trials", "many"], r"Error parsing --n-trials"),
+    (["study", "--sampler", "llm_tpe", "--advisor", "gpt5"], r"--advisor 'gpt5': advisor spec 'gpt5' has no chat"),
+    (["compare", "--methods", "oracle"], r"methods must be a non-empty subset"),
+    (["compare", "--budgets", "0"], r"budgets must be"),
+    (["tune"], r"tune"),
+])
+def test_cli_rejects_bad_arguments_with_one_line(args: list[str], pattern: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("python -m traingym.hpo: error: ") and re.search(pattern, last), last
 
 
 def test_comparison_table_plot_and_resume(fast_kwargs: dict, tmp_path: Path) -> None:

@@ -9,9 +9,11 @@ import os
 
 import optuna
 import pytest
-from traingym.advisors.completion import Completion
-from traingym.agents.hpo import HPOConfig, hpo_search_space, run_study
-from traingym.agents.llm_tpe import (
+from traingym.advisors import ChatBackend, Completion, HeuristicAdvisor, LLMOptions, make_chat_backend
+from traingym.advisors.llm_prompt import extract_json_object
+from traingym.hpo import llm_tpe
+from traingym.hpo.llm_tpe import (
+    ChatProposer,
     HeuristicProposer,
     HistorySummary,
     InvalidProposalError,
@@ -23,6 +25,7 @@ from traingym.agents.llm_tpe import (
     proposal_prompts,
     summarize_history,
 )
+from traingym.hpo.study import HPOConfig, hpo_search_space, run_study
 
 SPACE = hpo_search_space("sgd")
 LR, WD = SPACE["lr"], SPACE["weight_decay"]
@@ -225,7 +228,7 @@ def test_heuristic_proposer_starts_at_the_centre_then_follows_the_diagnosis() ->
     empty = HistorySummary(space=SPACE, direction="maximize", n_finished=0, best=None, recent=())
     centre = proposer.propose_config(empty)
     assert centre["aug_level"] == 2 and math.isclose(centre["lr"], math.sqrt(LR.low * LR.high))
-    from traingym.agents.llm_tpe import TrialRecord
+    from traingym.hpo.llm_tpe import TrialRecord
 
     best = TrialRecord(0, {"lr": 0.01, "weight_decay": 1e-4, "aug_level": 0}, 0.5, "COMPLETE")
     overfit = {"hparams": {"lr": 0.01, "weight_decay": 1e-4, "aug_level": 0}, "gap": {"acc": 0.3},
@@ -263,10 +266,63 @@ def test_smollm_llm_tpe_runs_offline(fast_kwargs: dict) -> None:
     config = HPOConfig(instance_index=0, n_trials=2, horizon=2, steps_per_action=fast_kwargs["steps_per_action"],
                        val_size=fast_kwargs["val_size"], sampler="llm_tpe", advisor="smollm", p_llm=1.0,
                        sampler_seed=0)
-    result = run_study(config)
+    backend = RecordingChat(make_chat_backend("smollm", LLMOptions(max_new_tokens=64), answer_prefix='{"lr": '))
+    sampler = LLMTPESampler(hpo_search_space("sgd"), backend, LLMTPEConfig(p_llm=1.0, seed=0))
+    result = run_study(config, sampler=sampler)
     stats = result.sampler_stats
-    assert stats is not None and stats["llm_calls"] == 2
+    assert stats is not None and stats["llm_calls"] == 2 and len(backend.texts) == 2
     assert stats["prompt_tokens"] > 0 and stats["completion_tokens"] > 0
-    assert stats["llm_trials"] + stats["fallbacks"] == 2
+    assert all(text.startswith('{"lr": ') for text in backend.texts)  # the forced JSON prefix
+    for trial, text in zip(result.trials, backend.texts):  # each trial is exactly what its answer proposed
+        try:
+            proposed, _ = clip_proposal(extract_json_object(text), SPACE)
+        except InvalidProposalError:
+            proposed = None
+        if trial.proposer == "llm":
+            assert proposed is not None and trial.params == proposed, (text, trial.params)
+        else:
+            assert trial.proposer == "tpe_fallback" and (proposed is None or trial.params != proposed), text
+    assert stats["llm_trials"] == sum(t.proposer == "llm" for t in result.trials)
     assert all(in_space(t.params) for t in result.trials)
-    print(json.dumps(stats))
+    print(json.dumps(stats), backend.texts)
+
+
+class RecordingChat:
+    """Passes calls through to a chat backend and keeps every answer text."""
+
+    def __init__(self, backend: ChatBackend) -> None:
+        self.backend, self.name, self.texts = backend, backend.name, []
+
+    def complete(self, system: str, user: str) -> Completion:
+        completion = self.backend.complete(system, user)
+        self.texts.append(completion.text)
+        return completion
+
+
+# ------------------------------------------------------------------------------------------------ proposers
+def test_make_proposer_uses_the_advisors_public_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[tuple[str, object, str]] = []
+
+    def fake_make_chat_backend(spec: str, options: object, *, answer_prefix: str = "") -> ScriptedChat:
+        built.append((spec, options, answer_prefix))
+        return ScriptedChat(['{"lr": 0.01, "weight_decay": 1e-4, "aug_level": 1}'])
+
+    monkeypatch.setattr(llm_tpe, "make_chat_backend", fake_make_chat_backend)
+    proposer = make_proposer(" openai:gpt-4o-mini ", "weight_decay", max_new_tokens=32)
+    assert isinstance(proposer, ChatProposer)
+    (spec, options, prefix), = built
+    assert spec == "openai:gpt-4o-mini" and prefix == '{"weight_decay": '
+    assert isinstance(options, LLMOptions) and options.max_new_tokens == 32
+    chat = ScriptedChat(["{}"])
+    assert make_proposer(chat).backend is chat  # a ChatBackend is used as it is
+    advisor = HeuristicAdvisor()
+    assert isinstance(make_proposer(advisor), HeuristicProposer) and not built[1:]
+    with pytest.raises(ValueError, match="neither propose_config"):
+        make_proposer(object())
+
+
+def test_make_proposer_rejects_advisors_without_a_chat_transport() -> None:
+    with pytest.raises(ValueError, match="no chat backend"):
+        make_proposer("tests.advisors_testkit:SomeAdvisor")
+    with pytest.raises(ValueError, match="no chat backend"):
+        make_proposer("gpt5")

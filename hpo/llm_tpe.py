@@ -23,14 +23,17 @@ Every trial records ``trial.user_attrs["proposer"]`` in ``{"llm", "tpe", "tpe_fa
 
 ## Advisors
 
-:func:`make_proposer` turns any TrainGym advisor spec into a :class:`ConfigProposer`:
+:func:`make_proposer` turns an advisor spec into a :class:`ConfigProposer`, through the advisors' public API only:
 
-- ``"heuristic"``: :class:`HeuristicProposer`, a deterministic rule: diagnose the best trial's final
-  TrainingReport with :class:`~traingym.advisors.heuristic.HeuristicAdvisor` and apply its suggested move (env
-  move factors) to the best configuration; when that point was already tried, try single-knob moves.
-- ``"smollm"``, ``"hf:<path>"``, ``"openai:<model>"``: :class:`ChatProposer` over the advisor's chat backend
-  (``complete(system, user) -> Completion``) with a compact prompt asking for JSON.
-- an object with ``propose_config(summary)`` or ``complete(system, user)`` is used directly.
+- ``"heuristic"`` (or a :class:`~traingym.advisors.HeuristicAdvisor`): :class:`HeuristicProposer`, a
+  deterministic rule: diagnose the best trial's final TrainingReport with the heuristic advisor and apply its
+  suggested move (env move factors) to the best configuration; when that point was already tried, try
+  single-knob moves.
+- ``"smollm"``, ``"hf:<path>"``, ``"openai:<model>"``: :class:`ChatProposer` over the chat transport
+  :func:`~traingym.advisors.make_chat_backend` builds (local models get a forced ``{"<first parameter>": ``
+  answer prefix), with a compact prompt asking for JSON.
+- a :class:`~traingym.advisors.ChatBackend` (``complete(system, user) -> Completion``) or an object with
+  ``propose_config(summary)`` is used directly.
 """
 
 from __future__ import annotations
@@ -48,9 +51,16 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.samplers import BaseSampler, TPESampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
-from traingym.advisors.completion import ChatBackend, Completion
-from traingym.advisors.errors import MalformedAnswerError, fallback_reason
-from traingym.advisors.llm_prompt import extract_json_object
+from traingym.advisors import (
+    ChatBackend,
+    Completion,
+    HeuristicAdvisor,
+    LLMOptions,
+    MalformedAnswerError,
+    extract_json_object,
+    fallback_reason,
+    make_chat_backend,
+)
 from traingym.protocol.moves import KNOBS, LR_FACTOR, WD_FACTOR
 
 PROPOSERS = ("llm", "tpe", "tpe_fallback")
@@ -363,19 +373,15 @@ class ChatProposer:
     sampler falls back to TPE); values are validated by the sampler.
     """
 
-    def __init__(self, backend: ChatBackend, *, force_prefix: bool = False) -> None:
+    def __init__(self, backend: ChatBackend) -> None:
         self.backend = backend
-        self.force_prefix = force_prefix
-        """Set ``backend.answer_prefix`` to ``{"<first parameter>": `` before each call (local models)."""
-        self.name = getattr(backend, "name", type(backend).__name__)
+        self.name = backend.name
         self.last_completion: Completion | None = None
         """The raw completion of the latest call (also when parsing failed), for token accounting."""
 
     def propose_config(self, summary: HistorySummary) -> dict[str, Any]:
         self.last_completion = None
         system, user = proposal_prompts(summary)
-        if self.force_prefix:
-            self.backend.answer_prefix = PROPOSAL_PREFIX_TEMPLATE.format(first=next(iter(summary.space)))
         completion = self.backend.complete(system, user)
         self.last_completion = completion
         text = completion.text if isinstance(completion, Completion) else completion
@@ -411,10 +417,8 @@ class HeuristicProposer:
 
     name = "heuristic"
 
-    def __init__(self, min_distance: float = 0.01) -> None:
-        from traingym.advisors.heuristic import HeuristicAdvisor
-
-        self._advisor = HeuristicAdvisor()
+    def __init__(self, min_distance: float = 0.01, advisor: HeuristicAdvisor | None = None) -> None:
+        self._advisor = advisor or HeuristicAdvisor()
         self.min_distance = float(min_distance)
 
     def propose_config(self, summary: HistorySummary) -> dict[str, Any]:
@@ -457,53 +461,40 @@ PROPOSAL_PREFIX_TEMPLATE = '{{"{first}": '
 """Forced start of a local model's answer (keeps small models on the JSON format)."""
 
 
-def make_proposer(advisor: str | object = "heuristic", *, min_distance: float = 0.01,
-                  max_new_tokens: int = 64, num_threads: int | None = 1) -> ConfigProposer:
+def make_proposer(advisor: str | HeuristicAdvisor | ChatBackend | ConfigProposer = "heuristic",
+                  first_param: str = "lr", *, min_distance: float = 0.01, max_new_tokens: int = 64,
+                  num_threads: int | None = 1) -> ConfigProposer:
     """Resolve an advisor spec or object into a :class:`ConfigProposer`.
 
     Args:
-        advisor: ``"heuristic"``, ``"smollm"``, ``"hf:<path>"``, ``"openai:<model>"`` (resolved by
-            :func:`traingym.advisors.factory.make_advisor`, whose chat backend is reused), or an object with
-            ``propose_config(summary)``, ``complete(system, user)`` or a ``backend`` that has ``complete``.
+        advisor: ``"heuristic"`` or a :class:`~traingym.advisors.HeuristicAdvisor`; ``"smollm"``,
+            ``"hf:<path>"``, ``"openai:<model>"`` (a chat transport from :func:`~traingym.advisors.make_chat_backend`);
+            a :class:`~traingym.advisors.ChatBackend`; or an object with ``propose_config(summary)``.
+        first_param: the first parameter of the search space: local models' answers are forced to start with
+            ``{"<first_param>": `` (keeps small models on the JSON format).
         min_distance: passed to :class:`HeuristicProposer`.
         max_new_tokens: generation budget of local models (a configuration is ~25 tokens).
         num_threads: torch threads of local models while generating (None: the process setting).
 
     Raises:
-        ValueError: an unusable object or spec.
+        ValueError: an unusable object or spec (``module:Class`` advisors only diagnose; they cannot propose).
         AdvisorUnavailableError: a known spec whose model or dependency is missing.
     """
-    if isinstance(advisor, str) and advisor.strip() == "heuristic":
-        return HeuristicProposer(min_distance)
-    if isinstance(advisor, str):
-        from traingym.advisors.factory import LLMOptions, make_advisor
-
-        advisor = make_advisor(advisor.strip(), LLMOptions(max_new_tokens=max_new_tokens, num_threads=num_threads))
     if isinstance(advisor, ConfigProposer):
         return advisor
-    backend = advisor if callable(getattr(advisor, "complete", None)) else getattr(advisor, "backend", None)
-    if backend is None or not callable(getattr(backend, "complete", None)):
-        if type(advisor).__name__ == "HeuristicAdvisor":
-            return HeuristicProposer(min_distance)
+    if isinstance(advisor, HeuristicAdvisor):
+        return HeuristicProposer(min_distance, advisor)
+    if isinstance(advisor, ChatBackend):
+        return ChatProposer(advisor)
+    if not isinstance(advisor, str):
         raise ValueError(f"advisor {advisor!r} can neither propose_config(summary) nor complete(system, user); "
                          "LLM-TPE needs one of the two")
-    chat_backend, owns_prefix = _json_backend(backend)
-    return ChatProposer(chat_backend, force_prefix=owns_prefix)
-
-
-def _json_backend(backend: Any) -> tuple[Any, bool]:
-    """The backend to ask, and whether :class:`ChatProposer` may set its ``answer_prefix``.
-
-    A local HF backend built for diagnoses forces a ``{"findings": [`` answer prefix; it is rebuilt (the model
-    itself is shared: ``load_causal_lm`` caches it per process) so the proposer can force ``{"lr": `` instead.
-    """
-    from traingym.advisors.hf_backend import HFChatBackend
-
-    if not isinstance(backend, HFChatBackend):
-        return backend, False
-    return HFChatBackend(backend.model, gguf_file=backend.gguf_file, max_new_tokens=backend.max_new_tokens,
-                         num_threads=backend.num_threads, answer_prefix="", json_mode=backend.json_mode,
-                         name=backend.name), True
+    spec = advisor.strip()
+    if spec == "heuristic":
+        return HeuristicProposer(min_distance)
+    options = LLMOptions(max_new_tokens=max_new_tokens, num_threads=num_threads)
+    return ChatProposer(make_chat_backend(spec, options,
+                                          answer_prefix=PROPOSAL_PREFIX_TEMPLATE.format(first=first_param)))
 
 
 # ------------------------------------------------------------------------------------------------ the sampler
@@ -514,7 +505,7 @@ class LLMTPESampler(BaseSampler):
         search_space: the parameters the advisor proposes (name -> Optuna distribution), normally the same
             ``suggest_*`` calls the objective makes. Parameters the objective suggests outside it are sampled by
             TPE (:meth:`sample_independent`).
-        advisor: an advisor spec or object (see :func:`make_proposer`), or a :class:`ConfigProposer`.
+        advisor: an advisor spec or object (see :func:`make_proposer`).
         config: coin probability, seed, history size, distance guard, TPE startup trials.
 
     Example::
@@ -534,8 +525,7 @@ class LLMTPESampler(BaseSampler):
             if not isinstance(dist, (FloatDistribution, IntDistribution, CategoricalDistribution)):
                 raise ValueError(f"search_space[{name!r}] must be an Optuna distribution, got {dist!r}")
         self.search_space: dict[str, BaseDistribution] = dict(search_space)
-        self.proposer = advisor if isinstance(advisor, ConfigProposer) else make_proposer(
-            advisor, min_distance=self.config.min_distance)
+        self.proposer = make_proposer(advisor, next(iter(self.search_space)), min_distance=self.config.min_distance)
         seed = self.config.seed
         self._tpe = TPESampler(seed=seed, n_startup_trials=self.config.n_startup_trials)
         self._coin = np.random.default_rng(None if seed is None else [seed, 1])

@@ -8,38 +8,39 @@ optimizer steps: ``n_trials x horizon x steps_per_action`` (the budget; diverged
 see ``optimizer_steps_run``).
 
 Samplers: ``tpe`` (Optuna's seeded :class:`~optuna.samplers.TPESampler`) and ``llm_tpe``
-(:class:`~traingym.agents.llm_tpe.LLMTPESampler`, SLLMBO's hybrid, with any TrainGym advisor).
+(:class:`~traingym.hpo.llm_tpe.LLMTPESampler`, SLLMBO's hybrid, with any TrainGym advisor).
+
+A run is an episode of the agents' evaluation loop (:func:`~traingym.agents.episodes.run_episode`) with the
+:class:`~traingym.agents.baselines.GoodDefaultsPolicy` (the trial's starting hyperparameters, then no moves) in an
+env from :func:`~traingym.agents.env_factory.make_env`.
 
 Example::
 
-    python -m traingym.agents.hpo study --sampler llm_tpe --advisor heuristic --instance-index 3 --n-trials 10
-    python -m traingym.agents.hpo compare --n-instances 20 --horizon 10     # see traingym.agents.hpo_compare
+    python -m traingym.hpo study --sampler llm_tpe --advisor heuristic --instance-index 3 --n-trials 10
+    python -m traingym.hpo compare --n-instances 20 --horizon 10     # see traingym.hpo.compare
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from optuna.samplers import BaseSampler, TPESampler
-from traingym.agents.llm_tpe import REPORT_ATTR, LLMTPEConfig, LLMTPESampler
-from traingym.envs.config import INSTANCE_SETS, OPTIMIZERS
-from traingym.envs.tasks.base import LR_RANGES, Instance
-from traingym.protocol.moves import AUG_LEVELS, KEEP, move_to_action
+from traingym.agents.baselines import GoodDefaultsPolicy
+from traingym.agents.env_factory import make_env
+from traingym.agents.episodes import run_episode
+from traingym.envs.config import INSTANCE_SETS, OPTIMIZERS, TrainingEnvConfig
+from traingym.envs.tasks.base import LR_RANGES
+from traingym.hpo.llm_tpe import REPORT_ATTR, LLMTPEConfig, LLMTPESampler
+from traingym.protocol.moves import AUG_LEVELS
 
 SAMPLERS = ("tpe", "llm_tpe")
 """Static HPO samplers."""
-KEEP_ACTION = move_to_action(KEEP)
-"""The env action that changes nothing: ``[1, 1, 1, 1]``."""
 
 
 def hpo_search_space(optimizer: str = "sgd") -> dict[str, BaseDistribution]:
@@ -72,13 +73,13 @@ class HPOConfig:
     """Env reset seed of every run (network init, batch order, augmentation); None: ``instance_index``."""
     n_trials: int = 20
     """Training runs (trials) of the study, 1..10000."""
-    horizon: int = 20
+    horizon: int = TrainingEnvConfig.horizon
     """Env steps per run (the registered default is 20), 1..10000."""
-    steps_per_action: int = 50
+    steps_per_action: int = TrainingEnvConfig.steps_per_action
     """Optimizer steps per env step (K), 1..10000."""
     optimizer: str = "sgd"
     """Target-network optimizer (sgd or adam); also picks the LR search range."""
-    val_size: int = 512
+    val_size: int = TrainingEnvConfig.val_size
     """Validation buffer size of the env, 16..100000."""
     sampler: str = "tpe"
     """``tpe`` or ``llm_tpe``."""
@@ -128,6 +129,15 @@ class HPOConfig:
         """Optimizer steps of one full run: ``horizon x steps_per_action``."""
         return self.horizon * self.steps_per_action
 
+    def env_kwargs(self) -> dict[str, Any]:
+        """``gym.make`` kwargs of the study's env (statistics observation only: no advisor, no encoder)."""
+        return {"instance_set": self.instance_set, "steps_per_action": self.steps_per_action,
+                "optimizer": self.optimizer, "val_size": self.val_size, "obs_keys": ("training_stats",)}
+
+    def make_env(self) -> gym.Env:
+        """The study's env (:func:`traingym.agents.env_factory.make_env`)."""
+        return make_env(self.env_id, self.horizon, self.env_kwargs())
+
 
 def _check_int(name: str, value: object, low: int, high: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
@@ -149,37 +159,15 @@ class RunResult:
     """The env's final TrainingReport (bounded JSON-able dict)."""
 
 
-def make_hpo_env(env_id: str, instance_set: str, horizon: int, steps_per_action: int, optimizer: str = "sgd",
-                 val_size: int = 512) -> gym.Env:
-    """A TrainGym env for fixed-hyperparameter runs (statistics observation only: no advisor, no encoder).
-
-    ``horizon`` is passed both as ``max_episode_steps`` and as the env's own horizon so the final step reports
-    the test accuracy whatever the registered episode length.
-    """
-    import traingym.envs  # noqa: F401  (registers the environments)
-
-    return gym.make(env_id, max_episode_steps=horizon, horizon=horizon, instance_set=instance_set,
-                    steps_per_action=steps_per_action, optimizer=optimizer, val_size=val_size,
-                    obs_keys=("training_stats",))
-
-
-def run_fixed_config(env: gym.Env, instance: Instance, seed: int, params: Mapping[str, Any]) -> RunResult:
-    """Train ``instance`` from scratch with ``params`` (lr, weight_decay, aug_level) and the keep action throughout."""
-    options = {"instance": {**instance, "lr": float(params["lr"]), "weight_decay": float(params["weight_decay"]),
-                            "aug_level": int(params["aug_level"])}}
-    env.reset(seed=seed, options=options)
-    k = env.unwrapped.config.steps_per_action
-    steps = 0
-    while True:
-        _, _, terminated, truncated, info = env.step(KEEP_ACTION)
-        steps += k
-        if terminated or truncated:
-            break
-    if "test_accuracy" not in info:
-        raise RuntimeError("the episode ended without a test accuracy; build the env with make_hpo_env()")
-    return RunResult(val_accuracy=float(info["val_accuracy"]), test_accuracy=float(info["test_accuracy"]),
-                     train_accuracy=float(info["train_accuracy"]), diverged=bool(info["diverged"]),
-                     optimizer_steps_run=steps, final_report=env.unwrapped.report())
+def run_fixed_config(env: gym.Env, instance_index: int, seed: int, params: Mapping[str, Any]) -> RunResult:
+    """Train instance ``instance_index`` from scratch with ``params`` (lr, weight_decay, aug_level), no moves."""
+    policy = GoodDefaultsPolicy(params["lr"], params["weight_decay"], params["aug_level"])
+    config = env.unwrapped.config
+    episode = run_episode(policy, env, "fixed", instance_index, seed, config.horizon)
+    return RunResult(val_accuracy=episode.val_accuracy[-1], test_accuracy=episode.test_accuracy,
+                     train_accuracy=episode.train_accuracy, diverged=episode.diverged,
+                     optimizer_steps_run=episode.steps * config.steps_per_action,
+                     final_report=env.unwrapped.report())
 
 
 class StaticHPOObjective:
@@ -189,8 +177,8 @@ class StaticHPOObjective:
     TrainingReport (``final_report``, read by the heuristic LLM-TPE proposer) as trial user attributes.
     """
 
-    def __init__(self, env: gym.Env, instance: Instance, seed: int, space: Mapping[str, BaseDistribution]) -> None:
-        self.env, self.instance, self.seed, self.space = env, dict(instance), int(seed), dict(space)
+    def __init__(self, env: gym.Env, instance_index: int, seed: int, space: Mapping[str, BaseDistribution]) -> None:
+        self.env, self.instance_index, self.seed, self.space = env, int(instance_index), int(seed), dict(space)
 
     def __call__(self, trial: optuna.Trial) -> float:
         params = {}
@@ -200,7 +188,7 @@ class StaticHPOObjective:
             else:
                 assert isinstance(dist, FloatDistribution)
                 params[name] = trial.suggest_float(name, dist.low, dist.high, log=dist.log)
-        result = run_fixed_config(self.env, self.instance, self.seed, params)
+        result = run_fixed_config(self.env, self.instance_index, self.seed, params)
         trial.set_user_attr("test_accuracy", result.test_accuracy)
         trial.set_user_attr("train_accuracy", round(result.train_accuracy, 4))
         trial.set_user_attr("diverged", result.diverged)
@@ -246,7 +234,7 @@ class HPOResult:
     instance: dict[str, Any]
     trials: tuple[TrialResult, ...]
     sampler_stats: dict[str, Any] | None = None
-    """LLM-TPE counters (:class:`~traingym.agents.llm_tpe.LLMTPEStats`), None for TPE."""
+    """LLM-TPE counters (:class:`~traingym.hpo.llm_tpe.LLMTPEStats`), None for TPE."""
 
     def best_at(self, n_trials: int | None = None) -> BudgetResult:
         """The result of the study truncated to its first ``n_trials`` trials (default: all).
@@ -282,13 +270,12 @@ def run_study(config: HPOConfig, *, env: gym.Env | None = None, sampler: BaseSam
 
     Args:
         config: the study.
-        env: reuse an env built by :func:`make_hpo_env` with the same settings (built and closed here if None).
+        env: reuse an env built by :meth:`HPOConfig.make_env` with the same settings (built and closed here if None).
         sampler: override the sampler built from ``config`` (e.g. an LLM-TPE sampler with a custom advisor).
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     own_env = env is None
-    env = env or make_hpo_env(config.env_id, config.instance_set, config.horizon, config.steps_per_action,
-                              config.optimizer, config.val_size)
+    env = env or config.make_env()
     try:
         instances = env.unwrapped.instances
         if config.instance_index >= len(instances):
@@ -297,7 +284,8 @@ def run_study(config: HPOConfig, *, env: gym.Env | None = None, sampler: BaseSam
         sampler = sampler or make_sampler(config)
         space = hpo_search_space(config.optimizer)
         study = optuna.create_study(direction="maximize", sampler=sampler)
-        study.optimize(StaticHPOObjective(env, instance, config.run_seed, space), n_trials=config.n_trials)
+        study.optimize(StaticHPOObjective(env, config.instance_index, config.run_seed, space),
+                       n_trials=config.n_trials)
     finally:
         if own_env:
             env.close()
@@ -313,68 +301,10 @@ def run_study(config: HPOConfig, *, env: gym.Env | None = None, sampler: BaseSam
 def keep_run(config: HPOConfig, env: gym.Env | None = None) -> RunResult:
     """The instance trained with its own starting hyperparameters and the keep action (the "keep" baseline)."""
     own_env = env is None
-    env = env or make_hpo_env(config.env_id, config.instance_set, config.horizon, config.steps_per_action,
-                              config.optimizer, config.val_size)
+    env = env or config.make_env()
     try:
         instance = env.unwrapped.instances[config.instance_index]
-        return run_fixed_config(env, instance, config.run_seed, instance)
+        return run_fixed_config(env, config.instance_index, config.run_seed, instance)
     finally:
         if own_env:
             env.close()
-
-
-# ------------------------------------------------------------------------------------------------ CLI
-def _study_parser(parser: argparse.ArgumentParser) -> None:
-    defaults = HPOConfig()
-    for name, value in asdict(defaults).items():
-        flag = "--" + name.replace("_", "-")
-        kind = {bool: None, int: int, float: float, str: str}.get(type(value), int)
-        if name == "seed":
-            kind = int
-        parser.add_argument(flag, dest=name, type=kind, default=value, help=f"(default: {value!r})")
-    parser.add_argument("--budgets", type=int, nargs="*", default=[], help="also report the best of the first N")
-    parser.add_argument("--json", dest="json_path", default=None, help="write the full result as JSON here")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m traingym.agents.hpo {study,compare} ...``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "compare":
-        from traingym.agents.hpo_compare import main as compare_main
-
-        return compare_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m traingym.agents.hpo",
-                                     description="Static HPO of one TrainGym instance (study), or the "
-                                                 "compute-matched comparison (compare --help).")
-    sub = parser.add_subparsers(dest="command", required=True)
-    _study_parser(sub.add_parser("study", help="one TPE / LLM-TPE study on one instance"))
-    sub.add_parser("compare", help="compute-matched comparison (see traingym.agents.hpo_compare)")
-    args = vars(parser.parse_args(argv))
-    args.pop("command")
-    budgets, json_path = args.pop("budgets"), args.pop("json_path")
-    try:
-        config = HPOConfig(**args)
-    except ValueError as error:
-        parser.error(str(error))
-    import torch
-
-    torch.set_num_threads(1)
-    result = run_study(config)
-    rows = [asdict(result.best_at(n)) for n in sorted(set(budgets)) if n <= config.n_trials] or [
-        asdict(result.best_at())]
-    print(json.dumps({"instance": result.instance, "results": rows, "sampler_stats": result.sampler_stats},
-                     indent=1, default=_json_default))
-    if json_path:
-        with open(json_path, "w") as handle:
-            json.dump(result.as_dict(), handle, indent=1, default=_json_default)
-    return 0
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"not JSON-able: {type(value).__name__}")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -12,8 +12,8 @@ method reports the final **test** accuracy it reaches and the target-network opt
 
 The N-trial results are the first N trials of one max(N)-trial study per instance and sampler: the samplers are
 sequential and seeded, so these are exactly the trials an N-trial study runs. Intervals are 95% percentile
-bootstrap CIs of the mean over instances (:func:`scipy.stats.bootstrap`). Advisor (LLM) compute is not counted
-in optimizer steps; LLM-TPE's calls and tokens are reported in their own columns.
+bootstrap CIs of the mean over instances (:func:`traingym.agents.stats.bootstrap_mean`). Advisor (LLM) compute is
+not counted in optimizer steps; LLM-TPE's calls and tokens are reported in their own columns.
 
 Results are appended per instance to ``per_instance.jsonl`` in the output directory, so an interrupted run
 resumes where it stopped, and a later run with the same result settings (:data:`RESULT_FIELDS`) only adds what is
@@ -22,15 +22,12 @@ and ``accuracy_vs_compute.png`` are written at the end.
 
 Example (in the background: it trains ~43 networks per instance)::
 
-    nohup python -m traingym.agents.hpo compare --n-instances 20 --out-dir runs/hpo_compare > compare.log 2>&1 &
+    nohup python -m traingym.hpo compare --n-instances 20 --out-dir runs/hpo_compare > compare.log 2>&1 &
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -38,8 +35,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from traingym.agents.hpo import HPOConfig, keep_run, make_hpo_env, run_study
-from traingym.envs.config import OPTIMIZERS
+from traingym.agents.cli_args import IntTuple, StrTuple
+from traingym.agents.episodes import EpisodeSettings, run_policy
+from traingym.agents.policies import PolicySpec, find_run_config
+from traingym.agents.stats import Interval, bootstrap_mean
+from traingym.envs.config import OPTIMIZERS, TrainingEnvConfig
+from traingym.envs.tasks.base import TEST_SET_SIZE
+from traingym.hpo.study import HPOConfig, keep_run, run_study
 
 METHODS = ("keep", "good_defaults", "rl_policy", "tpe", "llm_tpe")
 """Methods the comparison can run."""
@@ -54,18 +56,18 @@ class CompareConfig:
     env_id: str = "TrainGym/DigitsMLP-v0"
     """Registered TrainGym environment id."""
     n_instances: int = 20
-    """Held-out instances compared (indices ``first_instance ..``), 1..128."""
+    """Held-out instances compared (indices ``first_instance ..``), 1..128 (the held-out set)."""
     first_instance: int = 0
     """First test-instance index."""
-    budgets: tuple[int, ...] = (5, 10, 20)
+    budgets: IntTuple = (5, 10, 20)
     """Trial budgets N of the static HPO methods (each 1..1000)."""
-    horizon: int = 20
+    horizon: int = TrainingEnvConfig.horizon
     """Env steps per training run, 1..10000."""
-    steps_per_action: int = 50
+    steps_per_action: int = TrainingEnvConfig.steps_per_action
     """Optimizer steps per env step (K), 1..10000."""
     optimizer: str = "sgd"
     """Target-network optimizer: sgd or adam."""
-    val_size: int = 512
+    val_size: int = TrainingEnvConfig.val_size
     """Validation buffer size, 16..100000."""
     advisor: str = "heuristic"
     """LLM-TPE advisor: heuristic, smollm, hf:<path>, openai:<model>."""
@@ -76,7 +78,7 @@ class CompareConfig:
     LLM-TPE coin pattern differs between instances)."""
     policy: str | None = None
     """Saved SB3 agent (run directory or model .zip) for the rl_policy row; None skips it with a note."""
-    methods: tuple[str, ...] = METHODS
+    methods: StrTuple = METHODS
     """Subset of ``keep``, ``good_defaults``, ``rl_policy``, ``tpe``, ``llm_tpe``."""
     out_dir: str = "runs/hpo_compare"
     """Directory of ``per_instance.jsonl``, ``table.csv``, ``table.json`` and the plot."""
@@ -84,20 +86,23 @@ class CompareConfig:
     """Bootstrap resamples of the CI, 100..1000000."""
 
     def __post_init__(self) -> None:
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"methods must be a non-empty subset of {METHODS}, got {unknown}")
         object.__setattr__(self, "budgets", tuple(sorted(set(int(b) for b in self.budgets))))
         object.__setattr__(self, "methods", tuple(m for m in METHODS if m in self.methods))
         if not self.budgets or not all(1 <= b <= 1000 for b in self.budgets):
             raise ValueError(f"budgets must be a non-empty set of ints in [1, 1000], got {self.budgets!r}")
         if not self.methods:
             raise ValueError(f"methods must be a non-empty subset of {METHODS}")
-        for name, low, high in (("n_instances", 1, 128), ("first_instance", 0, 127), ("horizon", 1, 10_000),
-                                ("steps_per_action", 1, 10_000), ("val_size", 16, 100_000),
+        for name, low, high in (("n_instances", 1, TEST_SET_SIZE), ("first_instance", 0, TEST_SET_SIZE - 1),
+                                ("horizon", 1, 10_000), ("steps_per_action", 1, 10_000), ("val_size", 16, 100_000),
                                 ("n_bootstrap", 100, 1_000_000)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 raise ValueError(f"{name} must be an int in [{low}, {high}], got {value!r}")
-        if self.first_instance + self.n_instances > 128:
-            raise ValueError(f"first_instance + n_instances must be <= 128 (test instances), got "
+        if self.first_instance + self.n_instances > TEST_SET_SIZE:
+            raise ValueError(f"first_instance + n_instances must be <= {TEST_SET_SIZE} (test instances), got "
                              f"{self.first_instance + self.n_instances}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
@@ -149,8 +154,7 @@ def run_comparison(config: CompareConfig, log: Any = print) -> Comparison:
 
     static = [m for m in ("keep", "tpe", "llm_tpe") if m in config.methods]
     if static:
-        env = make_hpo_env(config.env_id, "test", config.horizon, config.steps_per_action, config.optimizer,
-                           config.val_size)
+        env = config.hpo_config("tpe", config.first_instance).make_env()
         try:
             for index in config.indices:
                 for method in static:
@@ -238,11 +242,6 @@ def _policy_rows(config: CompareConfig, method: str, indices: tuple[int, ...]
     """Run the RL agent or the good-defaults baseline through the evaluation module's episode loop."""
     if method == "rl_policy" and config.policy is None:
         return [], "rl_policy skipped: no saved agent given (--policy PATH)"
-    try:
-        from traingym.agents.episodes import EpisodeSettings, run_policy
-        from traingym.agents.policies import PolicySpec
-    except ImportError as error:
-        return [], f"{method} skipped: the evaluation module is not available ({error})"
     target = config.policy if method == "rl_policy" else "good_defaults"
     spec = PolicySpec(LABELS[method], str(target), seed=0)
     settings = EpisodeSettings(env_id=config.env_id, horizon=config.horizon,
@@ -265,10 +264,8 @@ def _policy_rows(config: CompareConfig, method: str, indices: tuple[int, ...]
 def _training_mismatch(config: CompareConfig) -> str | None:
     """A note when the agent was trained on another env, horizon or K than it is compared on."""
     try:
-        from traingym.agents.policies import find_run_config
-
         trained = find_run_config(Path(str(config.policy)))
-    except (ImportError, FileNotFoundError, KeyError, ValueError):
+    except (FileNotFoundError, KeyError, ValueError):
         return None
     here = {"env": config.env_id, "horizon": config.horizon, "steps_per_action": config.steps_per_action}
     differs = {k: trained.get(k) for k, v in here.items() if trained.get(k) is not None and trained.get(k) != v}
@@ -278,21 +275,6 @@ def _training_mismatch(config: CompareConfig) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------------ aggregating
-def bootstrap_ci(values: Sequence[float], n_resamples: int = 10_000, confidence: float = 0.95, seed: int = 0
-                 ) -> tuple[float, float, float]:
-    """``(mean, low, high)``: the mean and its percentile-bootstrap confidence interval (scipy)."""
-    x = np.asarray(values, dtype=np.float64)
-    if x.size == 0:
-        return math.nan, math.nan, math.nan
-    if x.size == 1 or np.all(x == x[0]):
-        return float(x.mean()), float(x.mean()), float(x.mean())
-    from scipy.stats import bootstrap
-
-    ci = bootstrap((x,), np.mean, n_resamples=n_resamples, confidence_level=confidence, method="percentile",
-                   rng=np.random.default_rng(seed)).confidence_interval
-    return float(x.mean()), float(ci.low), float(ci.high)
-
-
 def aggregate(rows: Sequence[dict[str, Any]], config: CompareConfig) -> list[dict[str, Any]]:
     """One table row per method label: mean test accuracy with its 95% CI, compute, and the paired mean
     difference to ``keep`` on the instances both ran."""
@@ -305,12 +287,15 @@ def aggregate(rows: Sequence[dict[str, Any]], config: CompareConfig) -> list[dic
         if not group:
             continue
         acc = [r["test_accuracy"] for r in group]
-        mean, low, high = bootstrap_ci(acc, config.n_bootstrap)
+        mean, low, high = _interval(acc, config.n_bootstrap)
         paired = [r["test_accuracy"] - keep[r["instance_index"]] for r in group if r["instance_index"] in keep]
+        d_mean: float | None
+        d_low: float | None
+        d_high: float | None
         if method == "keep":
             d_mean, d_low, d_high = 0.0, 0.0, 0.0
         elif paired:
-            d_mean, d_low, d_high = bootstrap_ci(paired, config.n_bootstrap)
+            d_mean, d_low, d_high = _interval(paired, config.n_bootstrap)
         else:  # keep was not run
             d_mean = d_low = d_high = None
         entry = {"method": group[0]["label"], "n_trials": n, "n_instances": len(group),
@@ -326,11 +311,17 @@ def aggregate(rows: Sequence[dict[str, Any]], config: CompareConfig) -> list[dic
             tpe = {r["instance_index"]: r["test_accuracy"] for r in rows if r["method"] == "tpe" and r["n_trials"] == n}
             paired = [r["test_accuracy"] - tpe[r["instance_index"]] for r in group if r["instance_index"] in tpe]
             if paired:
-                d_mean, d_low, d_high = bootstrap_ci(paired, config.n_bootstrap)
-                entry.update(delta_vs_tpe=round(d_mean, 4), delta_vs_tpe_ci_low=round(d_low, 4),
-                             delta_vs_tpe_ci_high=round(d_high, 4))
+                delta = _interval(paired, config.n_bootstrap)
+                entry.update(delta_vs_tpe=round(delta[0], 4), delta_vs_tpe_ci_low=round(delta[1], 4),
+                             delta_vs_tpe_ci_high=round(delta[2], 4))
         table.append(entry)
     return table
+
+
+def _interval(values: list[float], n_boot: int) -> tuple[float, float, float]:
+    """``(mean, low, high)``: the mean and its 95% percentile-bootstrap CI (seed 0)."""
+    ci: Interval = bootstrap_mean(values, seed=0, n_boot=n_boot)
+    return ci.mean, ci.low, ci.high
 
 
 def _round(value: float | None) -> float | None:
@@ -416,41 +407,3 @@ def format_table(table: Sequence[dict[str, Any]]) -> str:
         columns.append("LLM-TPE vs TPE [95% CI]")
     columns += [c for c in ("llm_trials", "fallbacks") if c in frame]
     return frame[columns].to_string(index=False)
-
-
-# ------------------------------------------------------------------------------------------------ CLI
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m traingym.agents.hpo compare",
-                                     description=(__doc__ or "").split("\n\n")[0])
-    defaults = CompareConfig()
-    for name, value in asdict(defaults).items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, tuple):
-            parser.add_argument(flag, dest=name, nargs="+", default=list(value),
-                                type=int if name == "budgets" else str, help=f"(default: {' '.join(map(str, value))})")
-        else:
-            kind = str if value is None else type(value)
-            parser.add_argument(flag, dest=name, type=kind, default=value, help=f"(default: {value!r})")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m traingym.agents.hpo_compare ...`` (also ``python -m traingym.agents.hpo compare ...``)."""
-    parser = build_parser()
-    args = vars(parser.parse_args(list(sys.argv[1:] if argv is None else argv)))
-    try:
-        config = CompareConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in args.items()})
-    except ValueError as error:
-        parser.error(str(error))
-    started = time.perf_counter()
-    result = run_comparison(config, log=lambda line: print(line, flush=True))
-    print(format_table(result.table))
-    for note in result.notes:
-        print("note:", note)
-    print(f"wrote {config.out_dir}/table.csv, table.json, accuracy_vs_compute.png "
-          f"({time.perf_counter() - started:.0f}s)", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
