@@ -12,8 +12,9 @@ Algo = Literal["ppo", "a2c", "dqn", "recurrent_ppo"]
 EvalModel = Literal["final", "best"]
 
 DEFAULT_OBS_KEYS: tuple[str, ...] = ("training_stats", "neurons", "diagnosis")
-"""Observation keys when none are given: all three (the diagnosis key with the heuristic advisor gained +0.05
-held-out test accuracy over training_stats+neurons at the default budget, 2 seeds; see docs/agents.md)."""
+"""Observation keys when none are given: all three (the diagnosis key with the env's heuristic advisor). Whether
+each key pays off is what the ablation measures; its table lives in ``docs/results/ablation_*.md``, written by the
+ablation study script."""
 HELD_OUT_INSTANCES = 128
 """Size of the held-out (``instance_set="test"``) instance set of every family."""
 
