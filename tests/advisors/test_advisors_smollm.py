@@ -3,11 +3,12 @@
 Slow (a GGUF conversion, then a 135M-parameter model on CPU); run with ``-m slow``. Never skipped when the wheel
 is installed. The guided decoder writes the JSON itself, so a well-formed :class:`Diagnosis` proves nothing about
 the model: these tests check what the model decides, by recomputing the decoder's choices from the model's own
-scores (one plain forward pass per option, no KV cache, no batching).
+scores (plain forward passes, without the decoder's cache cropping, batching and padding).
 """
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import time
@@ -59,8 +60,9 @@ def test_conversion_is_atomic_cached_and_reloads_fast(tmp_path: Path, monkeypatc
 
 
 def option_scores(tokenizer: Any, model: Any, prefix: str, options: Sequence[str], after: str) -> list[float]:
-    """Log-probability of each ``option + after`` as the continuation of ``prefix``: one plain forward pass per
-    option, summed over the tokens from the first one not shared by ``prefix`` and every option."""
+    """Log-probability of each ``option + after`` as the continuation of ``prefix``, summed over the tokens from
+    the first one not shared by ``prefix`` and every option: one plain forward over the shared tokens, then one
+    forward per option over its own tokens (no cropping, no batching, no padding)."""
     import torch
 
     def encode(text: str) -> list[int]:
@@ -72,9 +74,13 @@ def option_scores(tokenizer: Any, model: Any, prefix: str, options: Sequence[str
                        for f in fulls))
     scores = []
     with torch.inference_mode():
+        shared = model(input_ids=torch.tensor([fulls[0][:start]]), use_cache=True)
         for ids in fulls:
-            logprobs = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].float(), -1)
-            scores.append(float(sum(logprobs[t - 1, ids[t]] for t in range(start, len(ids)))))
+            out = model(input_ids=torch.tensor([ids[start:]]), past_key_values=copy.deepcopy(shared.past_key_values),
+                        use_cache=True)
+            logits = torch.cat([shared.logits[0, -1:], out.logits[0, :-1]])  # predicts ids[start:]
+            logprobs = torch.log_softmax(logits.float(), -1)
+            scores.append(float(logprobs[torch.arange(len(ids) - start), torch.tensor(ids[start:])].sum()))
     return scores
 
 

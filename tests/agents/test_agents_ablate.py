@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from traingym.agents.ablate import AblateArgs, cell_name
 from traingym.agents.baselines import make_baseline
@@ -22,7 +23,13 @@ def test_ablate_smoke_preset_writes_table_and_plot(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads((tmp_path / "ablation.json").read_text())["rows"]
     assert [r["cell"] for r in rows] == ["training_stats", "training_stats+neurons"]
-    assert all(r["episodes"] == 3 and r["ci_low"] <= r["test_accuracy"] <= r["ci_high"] for r in rows)
+    episodes = json.loads((tmp_path / "eval" / "eval.json").read_text())["episodes"]
+    keep = np.array([e["test_accuracy"] for e in episodes["keep"]])
+    for row in rows:  # one seed: the row is that agent's paired evaluation against keep
+        agent = np.array([e["test_accuracy"] for e in episodes[f"{row['cell']}-seed0"]])
+        assert row["episodes"] == agent.size == keep.size == 3
+        assert row["test_accuracy"] == pytest.approx(agent.mean())
+        assert row["diff_vs_keep"] == pytest.approx((agent - keep).mean())
     assert (tmp_path / "ablation.csv").exists() and (tmp_path / "eval" / "eval.csv").exists()
     assert (tmp_path / "ablation.png").read_bytes()[:8] == PNG
     assert "Ablation" in proc.stdout
