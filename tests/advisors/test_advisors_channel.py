@@ -12,6 +12,7 @@ from advisors_testkit import SCENARIOS, make_report, observe_merged
 from traingym.advisors import (
     FINDINGS,
     CachedEncoder,
+    Diagnosis,
     DiagnosisChannel,
     DiagnosisConfig,
     HashingEncoder,
@@ -144,21 +145,50 @@ def test_minilm_channel_encodes_meaningfully() -> None:
     assert observe_merged(projected, SCENARIOS["overfitting"], 0)[0].shape == (32 + len(FINDINGS) + 12,)
 
 
-def test_minilm_latency_cached_vs_uncached() -> None:
-    """Measurement only (printed with -s), no timing assertion."""
+def test_minilm_encoder_cache_hits_on_repeated_texts() -> None:
     channel = DiagnosisChannel(DiagnosisConfig(encoder="minilm"))
     encoder = channel._encoder
     texts = [f"plateau: validation accuracy flat for {i} steps" for i in range(10)]
-    started = time.perf_counter()
-    for text in texts:
-        encoder.encode(text)
-    uncached = (time.perf_counter() - started) / len(texts) * 1000
-    started = time.perf_counter()
-    for text in texts:
-        encoder.encode(text)
-    cached = (time.perf_counter() - started) / len(texts) * 1000
-    print(f"\nMiniLM encode: uncached {uncached:.2f} ms, cached {cached:.4f} ms per text")
+    first = [encoder.encode(text) for text in texts]
+    assert encoder.hit_rate == 0.0
+    for text, vector in zip(texts, first):
+        np.testing.assert_array_equal(encoder.encode(text), vector)
     assert encoder.hit_rate == pytest.approx(0.5)
+
+
+class SleepingAdvisor:
+    """A user advisor that takes ``SLEEP_S`` per diagnosis (stands in for a slow LLM)."""
+
+    name = "sleeping"
+    SLEEP_S = 0.05
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def diagnose(self, report: dict) -> Diagnosis:
+        self.calls += 1
+        time.sleep(self.SLEEP_S)
+        return HeuristicAdvisor().diagnose(report)
+
+
+def observe_info(channel: DiagnosisChannel, report: dict, step: int) -> dict:
+    """The info of one observation, accounting included (whatever the number of dicts ``observe`` returns)."""
+    _, *parts = channel.observe(report, step)
+    return {k: v for part in parts for k, v in part.items()}
+
+
+def test_latency_ms_counts_the_advisor_call_and_a_cache_hit_skips_it() -> None:
+    advisor = SleepingAdvisor()
+    channel = DiagnosisChannel(DiagnosisConfig(advisor=advisor, encoder="hashing"))  # on_event: call on changes
+    info = observe_info(channel, SCENARIOS["plateau"], 0)
+    assert info["called"] and not info["cache_hit"] and info["used"] == "sleeping" and advisor.calls == 1
+    assert info["latency_ms"] >= 1000 * SleepingAdvisor.SLEEP_S
+    info = observe_info(channel, SCENARIOS["overfitting"], 1)
+    assert info["called"] and advisor.calls == 2 and info["latency_ms"] >= 1000 * SleepingAdvisor.SLEEP_S
+    info = observe_info(channel, SCENARIOS["plateau"], 2)  # a change back: the diagnosis cache answers
+    assert info["called"] and info["cache_hit"] and advisor.calls == 2
+    assert info["latency_ms"] >= 0.0 and np.isfinite(info["latency_ms"])
+    channel.close()
 
 
 def test_clause_cache_pools_shared_clauses_and_counts_clause_hits() -> None:

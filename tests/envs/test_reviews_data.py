@@ -16,7 +16,6 @@ from traingym.envs.tasks.reviews_data import (
     RESERVED_TOKENS,
     SEP_ID,
     SHORTCUT_ID,
-    SHORTCUT_TOKEN,
     load_reviews,
     plant_shortcut,
     split_indices,
@@ -230,7 +229,3 @@ def test_mask_tokens_levels_and_protected_positions() -> None:
                      == MASK_ID)
     with pytest.raises(ValueError, match="level"):
         mask_tokens(ids, mask, 5, [], generator=torch.Generator())
-
-
-def test_shortcut_token_string() -> None:
-    assert RESERVED_TOKENS[SHORTCUT_ID] == SHORTCUT_TOKEN

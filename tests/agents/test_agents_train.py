@@ -15,7 +15,7 @@ from traingym.agents.policies import load_agent
 from traingym.agents.train import train
 from traingym.agents.trajectories import read_trajectories
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY = {"total_timesteps": 32, "n_envs": 1, "horizon": 3, "steps_per_action": 5, "n_steps": 8, "eval_freq": 0,
         "checkpoint_freq": 16, "baselines": (), "progress_bar": False, "tensorboard": False}
