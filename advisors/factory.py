@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from traingym.advisors.advisor import Advisor
 from traingym.advisors.completion import ChatBackend
 from traingym.advisors.heuristic import HeuristicAdvisor
+from traingym.protocol.choices import check_device
 
 if TYPE_CHECKING:
     from traingym.advisors.hf_backend import HFChatBackend
@@ -43,6 +44,8 @@ class LLMOptions:
     """First retry delay (doubles per retry)."""
     max_response_bytes: int = 256_000
     """Larger responses are rejected."""
+    device: str = "cpu"
+    """Torch device of local models (``cpu``, ``cuda``, ``cuda:N``): the hf / smollm advisors and MiniLM."""
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -55,6 +58,7 @@ class LLMOptions:
             raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
         if self.backoff_s < 0:
             raise ValueError(f"backoff_s must be >= 0, got {self.backoff_s}")
+        check_device("device", self.device)
         if self.max_response_bytes < 1024:
             raise ValueError(f"max_response_bytes must be >= 1024, got {self.max_response_bytes}")
         if not self.api_key_env or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.api_key_env):
@@ -143,7 +147,7 @@ def _hf_backend(target: str, options: LLMOptions, *, name: str | None = None,
     from traingym.advisors.hf_backend import HFChatBackend
 
     backend = HFChatBackend(target, max_new_tokens=options.max_new_tokens, num_threads=options.num_threads,
-                            answer_prefix=answer_prefix, name=name)
+                            answer_prefix=answer_prefix, name=name, device=options.device)
     backend.load()  # fail at construction (clear message) rather than falling back on every call
     return backend
 

@@ -67,7 +67,7 @@ class GuidedLLMAdvisor:
     def diagnose(self, report: Mapping[str, Any]) -> Diagnosis:
         """Decode a diagnosis; the JSON it assembles is validated by ``parse_diagnosis``."""
         self.last_completion = None
-        tokenizer, model = load_causal_lm(self.backend.model, self.backend.gguf_file)
+        tokenizer, model = load_causal_lm(self.backend.model, self.backend.gguf_file, self.backend.device)
         user = diagnosis_user_prompt(report, self.max_report_chars)
         with torch_threads(self.backend.num_threads):
             state = self._prompt_state(tokenizer, model, user)
@@ -139,7 +139,7 @@ class _DecodingState:
         self.text = text
         self.ids: list[int] = self._encode(text)
         with torch.inference_mode():
-            out = model(input_ids=torch.tensor([self.ids]), use_cache=True)
+            out = model(input_ids=torch.tensor([self.ids], device=model.device), use_cache=True)
         self.cache = out.past_key_values
         self.last_logits = out.logits[0, -1]
         self._pending: tuple[Any, ...] | None = None
@@ -160,8 +160,8 @@ class _DecodingState:
         keep = max(1, min(_common_prefix(self.ids, new_ids), len(new_ids)))
         _crop_to(self.cache, keep - 1)  # re-read the last shared token: its logits start the new part
         with torch.inference_mode():
-            out = self.model(input_ids=torch.tensor([new_ids[keep - 1:]]), past_key_values=self.cache,
-                             use_cache=True)
+            ids = torch.tensor([new_ids[keep - 1:]], device=self.model.device)
+            out = self.model(input_ids=ids, past_key_values=self.cache, use_cache=True)
         self.ids = new_ids
         self.last_logits = out.logits[0, -1]
 
@@ -174,7 +174,7 @@ class _DecodingState:
         suffixes = [f[keep - 1:] for f in fulls]  # start at the last shared token, to get its logits
         width = max(len(s) for s in suffixes)
         pad = self.tokenizer.eos_token_id or 0
-        batch = torch.tensor([s + [pad] * (width - len(s)) for s in suffixes])
+        batch = torch.tensor([s + [pad] * (width - len(s)) for s in suffixes], device=self.model.device)
         _crop_to(self.cache, keep - 1)
         self.cache.batch_repeat_interleave(len(options))
         with torch.inference_mode():
@@ -191,7 +191,7 @@ class _DecodingState:
         assert self._pending is not None, "select() needs a score() first"
         options, after, fulls, suffixes, keep, logits = self._pending
         self._pending = None
-        self.cache.batch_select_indices(torch.tensor([index]))
+        self.cache.batch_select_indices(torch.tensor([index], device=self.model.device))
         _crop_to(self.cache, keep - 1 + len(suffixes[index]))  # drop this row's right padding
         self.text += options[index] + after
         self.ids = list(fulls[index])
@@ -213,7 +213,8 @@ class _DecodingState:
             if stop in text or "\n" in text:
                 break
             with torch.inference_mode():
-                out = self.model(input_ids=torch.tensor([[token]]), past_key_values=self.cache, use_cache=True)
+                ids = torch.tensor([[token]], device=self.model.device)
+                out = self.model(input_ids=ids, past_key_values=self.cache, use_cache=True)
             self.last_logits = out.logits[0, -1]
         text = text.split(stop, 1)[0].split("\n", 1)[0]
         self.text += text

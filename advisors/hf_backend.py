@@ -23,13 +23,14 @@ _MODELS: dict[tuple[str, str | None], tuple[Any, Any]] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def load_causal_lm(model: str | Path, gguf_file: str | None = None) -> tuple[Any, Any]:
-    """Return ``(tokenizer, model)`` for a local directory or an already-cached model id, loading it once.
+def load_causal_lm(model: str | Path, gguf_file: str | None = None, device: str = "cpu") -> tuple[Any, Any]:
+    """Return ``(tokenizer, model)`` for a local directory or an already-cached model id, loading it once per
+    device.
 
     Raises:
         AdvisorUnavailableError: the files are not available locally (no hub downloads are attempted).
     """
-    key = (str(model), gguf_file)
+    key = (str(model), gguf_file, device)
     with _MODELS_LOCK:
         if key not in _MODELS:
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -44,7 +45,7 @@ def load_causal_lm(model: str | Path, gguf_file: str | None = None) -> tuple[Any
                     "Pass a local model directory (config.json + weights + tokenizer) or a model id that is "
                     "already in the Hugging Face cache; TrainGym never downloads models at run time."
                 ) from error
-            lm.eval()
+            lm.to(device).eval()
             _MODELS[key] = (tokenizer, lm)
         return _MODELS[key]
 
@@ -61,11 +62,12 @@ class HFChatBackend:
         answer_prefix: text forced at the start of the assistant's answer (kept in ``Completion.text``).
         json_mode: stop generating once the first JSON object in the answer is complete.
         name: name reported in ``info["used"]`` (default ``hf:<model>``).
+        device: torch device the model runs on (``cpu``, ``cuda``, ``cuda:N``).
     """
 
     def __init__(self, model: str | Path, *, gguf_file: str | None = None, max_new_tokens: int = 128,
                  num_threads: int | None = 1, answer_prefix: str = "", json_mode: bool = True,
-                 name: str | None = None) -> None:
+                 name: str | None = None, device: str = "cpu") -> None:
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         if num_threads is not None and num_threads < 1:
@@ -77,18 +79,19 @@ class HFChatBackend:
         self.answer_prefix = answer_prefix
         self.json_mode = json_mode
         self.name = name or f"hf:{self.model}"
+        self.device = device
 
     def load(self) -> None:
         """Load the model now (otherwise it loads on the first call)."""
-        load_causal_lm(self.model, self.gguf_file)
+        load_causal_lm(self.model, self.gguf_file, self.device)
 
     def complete(self, system: str, user: str) -> Completion:
         """Generate the answer to one system + user exchange (greedy)."""
         import torch
 
-        tokenizer, lm = load_causal_lm(self.model, self.gguf_file)
+        tokenizer, lm = load_causal_lm(self.model, self.gguf_file, self.device)
         prompt = chat_prompt(tokenizer, system, user) + self.answer_prefix
-        inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(lm.device)
         n_prompt = int(inputs["input_ids"].shape[1])
         stopping = [_json_stop(tokenizer, n_prompt, self.answer_prefix)] if self.json_mode else []
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

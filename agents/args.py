@@ -7,9 +7,11 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from traingym.agents.cli_args import StrTuple
 from traingym.envs.config import OBS_KEYS, TrainingEnvConfig
 from traingym.envs.tasks.base import TEST_SET_SIZE
+from traingym.protocol.choices import check_device
 
 Algo = Literal["ppo", "a2c", "dqn", "recurrent_ppo"]
 EvalModel = Literal["final", "best"]
@@ -76,6 +78,10 @@ class Args:
     """Seed of the agent, the training envs and the random baseline."""
     device: str = "cpu"
     """Torch device of the agent's networks (cpu, cuda, auto)."""
+    target_device: str = "cpu"
+    """Torch device the target networks train on, in training and evaluation envs (cpu, cuda, cuda:N)."""
+    advisor_device: str = "cpu"
+    """Torch device of the diagnosis's local language models (MiniLM, smollm / hf: advisors): cpu, cuda, cuda:N."""
     run_dir: str | None = None
     """Run directory; default runs/<algo>-<env>-<timestamp>."""
     resume: bool = False
@@ -154,6 +160,10 @@ class Args:
             raise ValueError(f"--gamma must be in (0, 1], got {self.gamma}")
         if self.resume and self.run_dir is None:
             raise ValueError("--resume needs --run-dir (the run to resume)")
+        for name in ("target_device", "advisor_device"):
+            device = check_device(f"--{name.replace('_', '-')}", getattr(self, name))
+            if device != "cpu" and not torch.cuda.is_available():
+                raise ValueError(f"--{name.replace('_', '-')} {device}: no CUDA device is available here")
         if self.n_envs == 0:
             object.__setattr__(self, "n_envs", os.cpu_count() or 1)
         if self.eval_workers == 0:
@@ -175,7 +185,12 @@ class Args:
         advisor = self.resolved_advisor()
         if advisor is not None:
             kwargs["advisor"] = advisor
-        return kwargs
+        return {**kwargs, **self.device_kwargs()}
+
+    def device_kwargs(self) -> dict[str, str]:
+        """The env's device kwargs that differ from the CPU default (so CPU runs keep their old config.json)."""
+        devices = {"device": self.target_device, "advisor_device": self.advisor_device}
+        return {k: v for k, v in devices.items() if v != "cpu"}
 
     def to_json(self) -> dict[str, Any]:
         """The arguments as a JSON-able dict (what ``config.json`` stores; arguments only, never secrets)."""

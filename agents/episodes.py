@@ -32,11 +32,14 @@ class EpisodeSettings:
     """Keep one record per step (report, diagnosis, move, reward) for the trajectory export."""
     agent_model: str = "final"
     """Which model of a run directory to evaluate: final or best."""
+    devices: tuple[tuple[str, str], ...] = ()
+    """Env device kwargs, e.g. ``(("device", "cuda"),)`` (see ``Args.device_kwargs``); empty: CPU."""
 
     def env_kwargs(self, overrides: dict[str, Any]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"steps_per_action": self.steps_per_action, "instance_set": self.instance_set}
         if self.advisor is not None:
             kwargs["advisor"] = self.advisor
+        kwargs.update(self.devices)
         kwargs.update(overrides)
         return kwargs
 

@@ -117,7 +117,7 @@ def periodic_eval_settings(args: Args) -> EpisodeSettings:
     best model does not bias the final table (disjoint while both counts add up to at most 128)."""
     first = TEST_SET_SIZE - args.eval_freq_episodes
     return EpisodeSettings(args.env, args.horizon, args.steps_per_action, tuple(range(first, TEST_SET_SIZE)),
-                           advisor=args.resolved_advisor())
+                           advisor=args.resolved_advisor(), devices=tuple(args.device_kwargs().items()))
 
 
 def make_callbacks(args: Args, run_dir: Path, normalizer: VecNormalize | None) -> list[BaseCallback]:
@@ -177,7 +177,7 @@ def final_evaluation(args: Args, result: TrainResult) -> TrainResult:
     specs = [PolicySpec(args.algo, str(run_dir), args.seed)] + [PolicySpec(b, b, args.seed) for b in args.baselines]
     reference = "keep" if "keep" in args.baselines else specs[-1].label
     settings = EpisodeSettings(args.env, args.horizon, args.steps_per_action, tuple(range(args.eval_episodes)),
-                               advisor=args.resolved_advisor(),
+                               advisor=args.resolved_advisor(), devices=tuple(args.device_kwargs().items()),
                                record_trajectories=args.export_trajectories is not None, agent_model=args.eval_model)
     _, summaries = run_evaluation(specs, settings, run_dir, reference, args.eval_workers, args.seed,
                                   args.export_trajectories,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 
-from traingym.protocol.choices import CallPolicy, EncoderName, choice_values
+from traingym.protocol.choices import CallPolicy, EncoderName, check_device, choice_values
 
 OBS_KEYS: tuple[str, ...] = ("training_stats", "neurons", "diagnosis")
 """Observation keys an env can emit; ``obs_keys`` picks a non-empty subset (ablations drop any of them)."""
@@ -72,6 +72,9 @@ class TrainingEnvConfig:
     """torch intra-op threads for the process (None leaves the torch default)."""
     device: str = "cpu"
     """Torch device of the target network: ``cpu`` or ``cuda``/``cuda:N``."""
+    advisor_device: str = "cpu"
+    """Torch device of the diagnosis's local language models (the MiniLM encoder, ``smollm`` / ``hf:`` advisors):
+    ``cpu`` or ``cuda``/``cuda:N``."""
     advisor: str = "heuristic"
     """Advisor spec: heuristic, smollm, hf:<path>, openai:<model> or module.path:ClassName."""
     advisor_call: str = "on_event"
@@ -142,8 +145,8 @@ class TrainingEnvConfig:
             raise ValueError(f"advisor_base_url must be None or a URL string, got {self.advisor_base_url!r}")
         if self.log_path is not None and not isinstance(self.log_path, (str, os.PathLike)):
             raise ValueError(f"log_path must be None or a file path, got {self.log_path!r}")
-        if not isinstance(self.device, str) or not (self.device == "cpu" or self.device.startswith("cuda")):
-            raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        check_device("device", self.device)
+        check_device("advisor_device", self.advisor_device)
         for name in ("obs_keys", "neuron_log"):
             if isinstance(getattr(self, name), str):  # a bare string would be split into characters
                 raise ValueError(f"{name} must be a list of names, got the string {getattr(self, name)!r}; "

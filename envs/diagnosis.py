@@ -2,7 +2,7 @@
 
 The env's config fields keep their names on the advisor side (:class:`~traingym.advisors.config.DiagnosisConfig`
 has ``advisor``, ``advisor_call``, ``advisor_every_n``, ``encoder``, ``diagnosis_dim``); the transport fields
-(``advisor_base_url``, ``advisor_timeout_s``, ``advisor_max_retries``) become the one nested
+(``advisor_base_url``, ``advisor_timeout_s``, ``advisor_max_retries``, ``advisor_device``) become the one nested
 :class:`~traingym.advisors.factory.LLMOptions` object that travels unchanged down to the chat backend.
 """
 
@@ -23,5 +23,5 @@ def make_diagnosis_channel(config: TrainingEnvConfig) -> DiagnosisChannel:
         encoder=config.encoder,
         diagnosis_dim=config.diagnosis_dim,
         llm=LLMOptions(base_url=config.advisor_base_url, timeout_s=config.advisor_timeout_s,
-                       max_retries=config.advisor_max_retries),
+                       max_retries=config.advisor_max_retries, device=config.advisor_device),
     ))

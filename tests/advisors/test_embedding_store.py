@@ -43,7 +43,7 @@ def test_a_warm_store_serves_another_process_without_loading_minilm(tmp_path: Pa
         from traingym.advisors import encoders
         vectors = [encoders.MiniLMEncoder().encode(t) for t in {texts!r}]
         np.save(sys.argv[1], np.stack(vectors))
-        print("loaded" if encoders._MINILM is not None else "not loaded")
+        print("loaded" if encoders._MINILM else "not loaded")
     """)
     out = tmp_path / "v.npy"
     result = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, text=True, timeout=300,

