@@ -97,7 +97,6 @@ class StackedMLP:
             _copy_padded(head_w, old_w[-1])
             _copy_padded(head_b, old_b[-1])
         self.weights, self.biases = [*weights, head_w], [*biases, head_b]
-        old_params = [*old_w, *old_b]
         old_index = {**{j: j for j in range(old_depth)}, depth: old_depth}  # new layer -> old layer (head moves)
         state = []
         for p_index, param in enumerate(self.params):
