@@ -156,14 +156,23 @@ class BatchedTrainingEnv(VectorEnv):
         config = self.envs[0].config
         k, n_in = config.steps_per_action, self._stack.n_in
         per_env: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        augmented: list[int] = []
         for i in run:
             env = self.envs[i]
+            assert env._split is not None
             batches = env._draw_batches()
-            if env._aug > 0:  # augmentation draws from the env's generator step by step, as the single env does
-                xs, ys = zip(*(env._training_batch(idx) for idx in batches))
-                per_env[i] = torch.stack(xs), torch.stack(ys)
-            else:
-                per_env[i] = env._training_batch(batches)
+            per_env[i] = env._split.x_train[batches], env._split.y_train[batches]
+            if env._aug > 0:
+                augmented.append(i)
+        if augmented:
+            # One batched augmentation of every augmented env's K batches; each env's generator draws its K
+            # batches' randomness in step order, as the single env's K calls of ``augment`` do.
+            envs = [self.envs[i] for i in augmented]
+            x_aug, y_aug = self.envs[0].task.augment_batches(
+                torch.cat([per_env[i][0] for i in augmented]), torch.cat([per_env[i][1] for i in augmented]),
+                [e._aug for e in envs for _ in range(k)], [e._aug_gen for e in envs for _ in range(k)])
+            for j, i in enumerate(augmented):
+                per_env[i] = x_aug[j * k: (j + 1) * k], y_aug[j * k: (j + 1) * k]
         sizes = {y.shape[1] for _, y in per_env.values()}
         if len(sizes) > 1:
             raise ValueError(f"batched training needs one batch size for all envs, got {sorted(sizes)} "
