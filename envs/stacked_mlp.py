@@ -119,6 +119,39 @@ class StackedMLP:
         self.logit_mask = mask
         self.depth, self.width, self.n_in, self.n_out = depth, width, n_in, n_out
 
+    # ------------------------------------------------------------------ rows
+    @torch.no_grad()
+    def add_row(self) -> int:
+        """Append an empty slot (load a model into it next); returns its index."""
+        self.n += 1
+        self.shapes.append((0, 0, 0, 0))
+        self.steps = np.append(self.steps, 0)
+        self.weights = [torch.cat([w, torch.zeros_like(w[:1])]) for w in self.weights]
+        for j in range(1, self.depth):  # hidden layers past the first start as identity layers
+            self.weights[j][-1].copy_(torch.eye(self.width, device=self.device))
+        self.biases = [torch.cat([b, torch.zeros_like(b[:1])]) for b in self.biases]
+        self.state = [[torch.cat([t, torch.zeros_like(t[:1])]) for t in entry] for entry in self.state]
+        row = torch.zeros((1, self.active.shape[1]))
+        if self.depth:
+            row[0, -1] = 1.0
+        self.active = torch.cat([self.active, row])
+        self.logit_mask = torch.cat([self.logit_mask, torch.full_like(self.logit_mask[:1], -math.inf)])
+        return self.n - 1
+
+    def remove_row(self, row: int) -> None:
+        """Drop slot ``row`` (later slots move up by one)."""
+        keep = [r for r in range(self.n) if r != row]
+        index = torch.tensor(keep, dtype=torch.int64, device=self.device)
+        self.n -= 1
+        del self.shapes[row]
+        self.steps = self.steps[keep]
+        self.weights = [w.index_select(0, index) for w in self.weights]
+        self.biases = [b.index_select(0, index) for b in self.biases]
+        self.state = [[t.index_select(0, index) for t in entry] for entry in self.state]
+        self.active = self.active[keep]
+        self.logit_mask = self.logit_mask.index_select(0, index)
+        self.grads = []
+
     # ------------------------------------------------------------------ instances
     @torch.no_grad()
     def load(self, i: int, model: MLP, *, reset_state: bool) -> None:

@@ -57,11 +57,12 @@ def test_padding_is_exact_identity_layers_stay_identity(optimizer: str) -> None:
         assert torch.equal(logits[0], models[0](x[0, 0]))
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_same_seeds_same_observations_as_single_envs(optimizer: str) -> None:
+@pytest.mark.parametrize(("optimizer", "grouping"), [("sgd", "none"), ("adam", "none"), ("sgd", "width"),
+                                                     ("adam", "architecture")])
+def test_same_seeds_same_observations_as_single_envs(optimizer: str, grouping: str) -> None:
     kwargs = {**CORE, "optimizer": optimizer, "steps_per_action": 10}
     instances = _instances(optimizer)
-    batched = BatchedTrainingEnv(len(instances), **kwargs)
+    batched = BatchedTrainingEnv(len(instances), grouping=grouping, **kwargs)
     singles = [TrainingEnv(**kwargs) for _ in instances]
     for i, (env, instance) in enumerate(zip(singles, instances)):
         obs, _ = batched.reset_env(i, seed=i, options={"instance": instance})
@@ -217,7 +218,8 @@ def test_cuda_runs_all_instances_on_the_gpu_and_agrees_with_cpu() -> None:
             env.reset_env(i, seed=i, options={"instance": instance})
         for _ in range(3):
             results = env.step_envs(np.ones((len(instances), 4), dtype=np.int64))
-        assert all(w.device.type == "cuda" for w in env._stack.weights) == (device == "cuda")
+        weights = [w for stack in env._groups.values() for w in stack.weights]
+        assert all(w.device.type == "cuda" for w in weights) == (device == "cuda")
         outs.append(np.stack([r[0]["training_stats"] for r in results if r is not None]))
         env.close()
     assert np.allclose(outs[0], outs[1], atol=1e-3)
