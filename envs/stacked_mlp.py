@@ -258,33 +258,37 @@ class StackedMLP:
             return torch.stack([torch.stack(losses).sum(0) / k, torch.stack(correct).sum(0).float() / (k * b),
                                 sq.sqrt()])
 
+    # The updates use torch's ``_foreach`` ops (one call per op for all parameters instead of one per parameter):
+    # on the CPU they run the same per-tensor kernels, so results are bitwise those of the per-tensor ops.
     def _sgd_step(self, grads: Sequence[torch.Tensor], w_lr: list[torch.Tensor], b_lr: list[torch.Tensor],
                   wd: torch.Tensor) -> None:
         layers = self.depth + 1
-        for index, (param, grad, (buf,)) in enumerate(zip(self.params, grads, self.state)):
-            is_weight = index < layers
-            if is_weight:
-                grad = torch.addcmul(grad, param, wd)  # weight decay on weights only, as the env's param groups
-            # Fresh buffers are zero, so ``momentum * 0 + grad`` equals torch's ``buf = grad.clone()`` first step.
-            buf.mul_(self.momentum).add_(grad)
-            lr = w_lr[index] if is_weight else b_lr[index - layers]
-            param.addcmul_(buf, lr, value=-1.0)
+        # Weight decay on weights only, as the env's parameter groups.
+        decayed = torch._foreach_addcmul(list(grads[:layers]), self.weights, [wd] * layers)
+        bufs = [entry[0] for entry in self.state]
+        # Fresh buffers are zero, so ``momentum * 0 + grad`` equals torch's ``buf = grad.clone()`` first step.
+        torch._foreach_mul_(bufs, self.momentum)
+        torch._foreach_add_(bufs, [*decayed, *grads[layers:]])
+        torch._foreach_addcmul_(self.params, bufs, [*w_lr, *b_lr], value=-1.0)
 
     def _adamw_step(self, grads: Sequence[torch.Tensor], w_lr: list[torch.Tensor], b_lr: list[torch.Tensor],
                     decay: torch.Tensor, step_size: torch.Tensor, bc2_sqrt: torch.Tensor) -> None:
         beta1, beta2 = ADAM_BETAS
         layers = self.depth + 1
-        for index, (param, grad, (exp_avg, exp_avg_sq)) in enumerate(zip(self.params, grads, self.state)):
-            is_weight = index < layers
-            layer = index if is_weight else index - layers
-            shape = (-1, 1, 1) if is_weight else (-1, 1)
-            if is_weight:
-                param.mul_(decay[:, layer].view(shape))  # decoupled weight decay, weights only
-            exp_avg.lerp_(grad, 1 - beta1)
-            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            denom = (exp_avg_sq.sqrt() / bc2_sqrt.view(shape)).add_(ADAM_EPS)
-            own = (w_lr[layer] if is_weight else b_lr[layer]) != 0  # False on identity layers: frozen
-            param.addcdiv_(exp_avg * (step_size.view(shape) * own), denom)
+        weight_shape, bias_shape = (-1, 1, 1), (-1, 1)
+        shapes = [weight_shape] * layers + [bias_shape] * layers
+        exp_avgs, exp_avg_sqs = [entry[0] for entry in self.state], [entry[1] for entry in self.state]
+        # Decoupled weight decay, weights only.
+        torch._foreach_mul_(self.weights, [decay[:, j].view(weight_shape) for j in range(layers)])
+        torch._foreach_lerp_(exp_avgs, list(grads), 1 - beta1)
+        torch._foreach_mul_(exp_avg_sqs, beta2)
+        torch._foreach_addcmul_(exp_avg_sqs, list(grads), list(grads), value=1 - beta2)
+        denom = torch._foreach_sqrt(exp_avg_sqs)
+        torch._foreach_div_(denom, [bc2_sqrt.view(shape) for shape in shapes])
+        torch._foreach_add_(denom, ADAM_EPS)
+        # Identity layers have a zero learning rate: their step is masked to zero (frozen).
+        steps = [step_size.view(shape) * (lr != 0) for shape, lr in zip(shapes, [*w_lr, *b_lr])]
+        torch._foreach_addcdiv_(self.params, torch._foreach_mul(exp_avgs, steps), denom)
 
 
 class BatchedLinear(torch.autograd.Function):
