@@ -55,6 +55,8 @@ class Args:
     """Sub-env steps per timed block (a batched block takes max(1, this / N) vector steps)."""
     seed: int = 0
     """Seed of every vector env (sub-env i gets seed + i)."""
+    grouping: str = "width"
+    """BatchedTrainingEnv grouping: none, width or architecture."""
     smoke: bool = False
     """Tiny run (K=5, 1 block, N up to 4) that checks the script works; writes no results page."""
     write: bool = True
@@ -101,7 +103,7 @@ def measure(args: Args, obs_setting: str, env_kwargs: dict[str, Any]) -> dict[st
     train_share: dict[int, list[float]] = {n: [] for n in args.sizes}
     try:
         for n in args.sizes:
-            env = BatchedTrainingEnv(n, **kwargs)
+            env = BatchedTrainingEnv(n, grouping=args.grouping, **kwargs)  # type: ignore[arg-type]
             clocks[n] = PhaseClock()
             env.reset(seed=args.seed)
             _time_training(env, clocks[n])
@@ -175,7 +177,9 @@ def run(args: Args) -> dict[str, Any]:
 
 def markdown(result: dict[str, Any]) -> str:
     lines = [f"Env `{result['env_id']}`, default config (K=50, batch 64), random instances and actions, auto-resets "
-             f"included. Single-thread matmul peak: {result['matmul_peak_gflops']} GFLOP/s.", "",
+             f"included; batched env grouping `{result['args']['grouping']}`, one process and one torch thread "
+             "(the SubprocVecEnv uses two processes). Single-thread matmul peak: "
+             f"{result['matmul_peak_gflops']} GFLOP/s.", "",
              f"Target {result['target']}: **{'met' if result['target_met'] else 'not met'}**.", ""]
     for setting in result["settings"]:
         lines += [f"## Observation: {setting['obs']}", "",

@@ -242,3 +242,21 @@ def test_augment_batches_equals_augment_batch_by_batch(task: str) -> None:
     for m, (level, s) in enumerate(zip(levels, seeds)):
         xm, ym = family.augment(x[m], y[m], level, gens[s])
         assert torch.equal(x_many[m], xm) and torch.equal(y_many[m], ym)
+
+
+@pytest.mark.slow
+def test_benchmark_smoke_reports_every_size_and_setting() -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.batched_env", "--smoke", "--obs-settings",
+                           "training_stats"], cwd=root, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(proc.stdout)
+    assert result["matmul_peak_gflops"] > 0 and result["target_met"] is None  # smoke: no N=16 row
+    rows = result["settings"][0]["batched"]
+    assert [r["n"] for r in rows] == [1, 4]
+    assert all(r["steps_per_s"] > 0 and r["computed_gflop_per_step"] >= r["useful_gflop_per_step"] > 0 for r in rows)
