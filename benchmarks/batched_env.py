@@ -56,7 +56,7 @@ class Args:
     seed: int = 0
     """Seed of every vector env (sub-env i gets seed + i)."""
     grouping: str = "width"
-    """BatchedTrainingEnv grouping: none, width or architecture."""
+    """BatchedTrainingEnv grouping: none, width or architecture (other than width: writes batched_env_<grouping>)."""
     smoke: bool = False
     """Tiny run (K=5, 1 block, N up to 4) that checks the script works; writes no results page."""
     write: bool = True
@@ -201,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args)
     print(json.dumps(result, indent=2))
     if args.write and not args.smoke:
-        write_result("batched_env", "Batched MLP vector env: env steps/s", markdown(result), data=result)
+        name = "batched_env" if args.grouping == "width" else f"batched_env_{args.grouping}"
+        write_result(name, f"Batched MLP vector env: env steps/s (grouping {args.grouping})", markdown(result),
+                     data=result)
     return 0
 
 
