@@ -18,7 +18,8 @@ Padding is exact, not approximate:
 The optimizer update is written out (torch.optim takes one scalar learning rate per parameter group; here every
 instance has its own learning rate and weight decay, as ``(N, 1, 1)`` tensors). It follows torch's single-tensor
 ``SGD`` (momentum, no dampening, weight decay added to the gradient, weights only) and ``AdamW`` (decoupled weight
-decay on weights only, default betas and eps) formulas, as ``TrainingEnv._make_optimizer`` configures them.
+decay on weights only, default betas and eps) formulas, as the env configures its optimizer (two parameter
+groups: weight decay on weight matrices only).
 """
 
 from __future__ import annotations
