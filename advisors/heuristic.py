@@ -2,7 +2,7 @@
 
 ## Rules
 
-Each rule reads the normalised report (see :func:`~traingym.advisors.report.normalize_report`); "last" means
+Each rule reads the normalised report (see :func:`~traingym.protocol.report.normalize_report`); "last" means
 the newest history point, "n" the history length. Thresholds are the module constants below.
 
 * ``diverging`` (lr -1): the ``diverged`` flag; a last loss non-finite or >= ``EXPLODED_LOSS``; a
@@ -44,14 +44,9 @@ from typing import Any
 
 from traingym.advisors.diagnosis import MAX_TEXT_CHARS, Diagnosis
 from traingym.advisors.findings import FINDINGS, Finding
-from traingym.advisors.report import (
-    EXPLODED_LOSS,
-    SHORTCUT_Z,
-    SLOPE_EPS,
-    normalize_report,
-    recent_event_types,
-)
-from traingym.envs.moves import KEEP, KNOBS, Move
+from traingym.protocol.decision import EXPLODED_LOSS, SHORTCUT_Z, SLOPE_EPS, recent_event_types
+from traingym.protocol.moves import KEEP, KNOBS, Move
+from traingym.protocol.report import normalize_report
 
 GRAD_NORM_HIGH = 50.0
 SPIKE_RATIO = 2.0

@@ -2,7 +2,7 @@
 
 The parser treats the answer as untrusted data: it extracts the first JSON object, accepts only findings from
 :class:`~traingym.advisors.findings.Finding` (plus a few aliases) and move keys from ``KNOBS``, clips move
-values with :func:`~traingym.envs.moves.clip_move`, clamps the confidence to [0, 1] and reduces the text to one
+values with :func:`~traingym.protocol.moves.clip_move`, clamps the confidence to [0, 1] and reduces the text to one
 bounded printable line. Anything else raises :class:`~traingym.advisors.errors.MalformedAnswerError` or
 :class:`~traingym.advisors.errors.OutOfVocabularyError`, so a fallback advisor takes over.
 """
@@ -18,8 +18,8 @@ from typing import Any
 from traingym.advisors.diagnosis import MAX_TEXT_CHARS, Diagnosis
 from traingym.advisors.errors import MalformedAnswerError, OutOfVocabularyError
 from traingym.advisors.findings import FINDINGS, Finding, parse_finding
-from traingym.advisors.report import compact_report_text
-from traingym.envs.moves import KNOBS, clip_move
+from traingym.protocol.moves import KNOBS, clip_move
+from traingym.protocol.report_text import compact_report_text
 
 SYSTEM_PROMPT = (
     "You diagnose the training of a neural network from a short report. Reply with ONE JSON object and "

@@ -23,10 +23,13 @@ from typing import Any, Literal
 
 import numpy as np
 from traingym.agents.args import Args
+from traingym.agents.cli_args import IntTuple, StrTuple
 from traingym.agents.episodes import EpisodeResult, EpisodeSettings
 from traingym.agents.evaluate import evaluate, summarize, write_outputs
 from traingym.agents.policies import PolicySpec
 from traingym.agents.stats import bootstrap_mean, paired_difference
+from traingym.envs.config import TrainingEnvConfig
+from traingym.envs.tasks.base import TEST_SET_SIZE
 
 NO_ADVISOR = "none"
 
@@ -49,18 +52,18 @@ class AblateArgs:
     """Gymnasium id of the TrainGym environment."""
     algo: Literal["ppo", "a2c", "dqn", "recurrent_ppo"] = "ppo"
     """RL algorithm of every cell."""
-    obs_key_sets: tuple[str, ...] = ("training_stats", "training_stats+neurons",
+    obs_key_sets: StrTuple = ("training_stats", "training_stats+neurons",
                                      "training_stats+neurons+diagnosis", "neurons+diagnosis")
     """Observation-key subsets, keys joined by '+'."""
-    advisors: tuple[str, ...] = ("heuristic",)
+    advisors: StrTuple = ("heuristic",)
     """Advisors for the subsets with the diagnosis key ('none' is the only value used for subsets without it)."""
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: IntTuple = (0, 1, 2)
     """Training seeds per cell."""
     total_timesteps: int = 20_000
     """Env steps per training run."""
-    horizon: int = 20
+    horizon: int = TrainingEnvConfig.horizon
     """Env steps per episode (T)."""
-    steps_per_action: int = 50
+    steps_per_action: int = TrainingEnvConfig.steps_per_action
     """Optimizer steps per env step (K)."""
     n_envs: int = 0
     """Training envs per run; 0: one per core."""
@@ -78,14 +81,10 @@ class AblateArgs:
 
         import gymnasium as gym
         import traingym.envs  # noqa: F401
-        from traingym.agents.args import diagnosis_available
         from traingym.envs.config import OBS_KEYS
 
         if self.env not in gym.registry or not self.env.startswith("TrainGym/"):
             raise ValueError(f"--env must be a registered TrainGym id, got {self.env!r}")
-        if any("diagnosis" in s.split("+") for s in self.obs_key_sets) and not diagnosis_available():
-            raise ValueError("the 'diagnosis' observation key needs traingym.envs.diagnosis (not installed)")
-
         for subset in self.obs_key_sets:
             keys = subset.split("+")
             if not keys or any(k not in OBS_KEYS for k in keys) or len(set(keys)) != len(keys):
@@ -93,8 +92,8 @@ class AblateArgs:
                                  f"got {subset!r}")
         if not self.seeds:
             raise ValueError("--seeds needs at least one seed")
-        if not 1 <= self.eval_episodes <= 128:
-            raise ValueError(f"--eval-episodes must be in [1, 128], got {self.eval_episodes}")
+        if not 1 <= self.eval_episodes <= TEST_SET_SIZE:
+            raise ValueError(f"--eval-episodes must be in [1, {TEST_SET_SIZE}], got {self.eval_episodes}")
         if self.total_timesteps < 1:
             raise ValueError(f"--total-timesteps must be >= 1, got {self.total_timesteps}")
         if self.workers == 0:
@@ -202,12 +201,12 @@ def _print_rows(rows: list[dict[str, Any]]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m traingym.agents.ablate``."""
-    from traingym.agents.dataclass_cli import build_parser, explicit_args, make_from_cli
+    from traingym.agents.cli_args import parse_cli
 
-    parser = build_parser(AblateArgs, prog="python -m traingym.agents.ablate")
-    given = explicit_args(parser, AblateArgs, argv)
-    values = {**PRESETS[given.get("preset", "paper")], **given}
-    args = make_from_cli(AblateArgs, parser, values)
+    prog = "python -m traingym.agents.ablate"
+    args = parse_cli(AblateArgs, argv, prog)  # first pass: which preset; then the flags again over its values
+    if PRESETS[args.preset]:
+        args = parse_cli(AblateArgs, argv, prog, default=AblateArgs(preset=args.preset, **PRESETS[args.preset]))
     run_ablation(args)
     print(f"results in {args.out_dir}")
     return 0

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from traingym.agents.cli_args import StrTuple
+from traingym.envs.config import OBS_KEYS, TrainingEnvConfig
+from traingym.envs.tasks.base import TEST_SET_SIZE
+
 Algo = Literal["ppo", "a2c", "dqn", "recurrent_ppo"]
 EvalModel = Literal["final", "best"]
-
-DEFAULT_OBS_KEYS: tuple[str, ...] = ("training_stats", "neurons", "diagnosis")
-"""Observation keys when none are given: all three (the diagnosis key with the heuristic advisor gained +0.05
-held-out test accuracy over training_stats+neurons at the default budget, 2 seeds; see docs/agents.md)."""
-HELD_OUT_INSTANCES = 128
-"""Size of the held-out (``instance_set="test"``) instance set of every family."""
-
-
-def diagnosis_available() -> bool:
-    """Whether the env's ``"diagnosis"`` observation key (``traingym.envs.diagnosis``) is installed."""
-    try:
-        return importlib.util.find_spec("traingym.envs.diagnosis") is not None
-    except ModuleNotFoundError:
-        return False
 
 
 def check_advisor_spec(spec: str) -> None:
@@ -63,13 +52,6 @@ def _in_hf_cache(model_id: str) -> bool:
         return False
 
 
-def default_advisor() -> str:
-    """The env's default advisor spec (``TrainingEnvConfig.advisor``)."""
-    from traingym.envs.config import TrainingEnvConfig
-
-    return next(f.default for f in fields(TrainingEnvConfig) if f.name == "advisor")  # type: ignore[return-value]
-
-
 @dataclass(frozen=True)
 class Args:
     """Train an RL agent that steers the training of a neural network (TrainGym), then evaluate it against
@@ -82,8 +64,10 @@ class Args:
     advisor: str | None = None
     """Advisor spec for the diagnosis key (heuristic, smollm, hf:<path>, openai:<model>, module:Class); None: the
     env's default (heuristic)."""
-    obs_keys: tuple[str, ...] = ()
-    """Observation keys, a subset of training_stats, neurons, diagnosis; empty: all three."""
+    obs_keys: StrTuple = ()
+    """Observation keys, a subset of training_stats, neurons, diagnosis; empty: all three (with the heuristic
+    advisor, the diagnosis key gained +0.05 held-out test accuracy over training_stats+neurons at the default
+    budget over two seeds; see docs/agents.md)."""
     total_timesteps: int = 20_000
     """Environment steps to train for (one step = K optimizer steps of the target network; 1,000 episodes at T=20)."""
     n_envs: int = 0
@@ -96,9 +80,9 @@ class Args:
     """Run directory; default runs/<algo>-<env>-<timestamp>."""
     resume: bool = False
     """Resume the run in --run-dir from its last checkpoint (its config.json; flags given now override it)."""
-    horizon: int = 20
+    horizon: int = TrainingEnvConfig.horizon
     """Env steps per episode (T)."""
-    steps_per_action: int = 50
+    steps_per_action: int = TrainingEnvConfig.steps_per_action
     """Optimizer steps of the target network per env step (K)."""
     normalize: bool = True
     """Normalise observations and rewards with VecNormalize (statistics saved with the model)."""
@@ -120,7 +104,7 @@ class Args:
     """Which agent the final evaluation uses: the final model or the best periodic-evaluation model."""
     eval_workers: int = 0
     """Processes for the final evaluation; 0: min(2, os.cpu_count())."""
-    baselines: tuple[str, ...] = ("keep", "random", "step_decay", "plateau")
+    baselines: StrTuple = ("keep", "random", "step_decay", "plateau")
     """Baselines evaluated against the agent (keep, random, step_decay, plateau, advisor_greedy, good_defaults)."""
     checkpoint_freq: int = 5_000
     """Env steps between atomic checkpoints (model, VecNormalize stats, DQN replay buffer); 0 disables them."""
@@ -139,7 +123,6 @@ class Args:
         import gymnasium as gym
         import traingym.envs  # noqa: F401  (registers the ids)
         from traingym.agents.baselines import BASELINES
-        from traingym.envs.config import OBS_KEYS
 
         if self.env not in gym.registry or not self.env.startswith("TrainGym/"):
             ids = sorted(k for k in gym.registry if k.startswith("TrainGym/"))
@@ -148,9 +131,6 @@ class Args:
         if bad or len(set(self.obs_keys)) != len(self.obs_keys):
             raise ValueError(f"--obs-keys must be distinct values from {OBS_KEYS}, got {list(self.obs_keys)}")
         keys = self.resolved_obs_keys()
-        if "diagnosis" in keys and not diagnosis_available():
-            raise ValueError("the 'diagnosis' observation key needs traingym.envs.diagnosis, which is not "
-                             "installed; use --obs-keys training_stats neurons")
         if self.advisor is not None and "diagnosis" not in keys:
             raise ValueError("--advisor only matters with the 'diagnosis' observation key; add it to --obs-keys")
         if self.advisor is not None:
@@ -160,8 +140,8 @@ class Args:
             raise ValueError(f"--baselines must be names from {sorted(BASELINES)}, got {unknown}")
         for name, low, high in (("total_timesteps", 1, 10**9), ("n_envs", 0, 1024), ("horizon", 1, 10_000),
                                 ("steps_per_action", 1, 10_000), ("eval_freq", 0, 10**9),
-                                ("eval_freq_episodes", 1, HELD_OUT_INSTANCES),
-                                ("eval_episodes", 1, HELD_OUT_INSTANCES), ("eval_workers", 0, 64),
+                                ("eval_freq_episodes", 1, TEST_SET_SIZE),
+                                ("eval_episodes", 1, TEST_SET_SIZE), ("eval_workers", 0, 64),
                                 ("checkpoint_freq", 0, 10**9), ("verbose", 0, 2)):
             value = getattr(self, name)
             if not low <= value <= high:
@@ -181,13 +161,13 @@ class Args:
 
     def resolved_obs_keys(self) -> tuple[str, ...]:
         """The observation keys the env emits."""
-        return self.obs_keys or DEFAULT_OBS_KEYS
+        return self.obs_keys or OBS_KEYS
 
     def resolved_advisor(self) -> str | None:
         """The advisor the env uses (None without the diagnosis key)."""
         if "diagnosis" not in self.resolved_obs_keys():
             return None
-        return self.advisor or default_advisor()
+        return self.advisor or TrainingEnvConfig.advisor
 
     def env_kwargs(self) -> dict[str, Any]:
         """``gym.make`` keyword arguments of the training env (besides ``instance_set``)."""

@@ -17,9 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from traingym.envs.moves import KEEP, Move, clip_move, move_to_action
-
-KEEP_ACTION = move_to_action(KEEP)
+from traingym.protocol.moves import KEEP, Move, clip_move, move_to_action
 
 
 class Baseline:

@@ -14,7 +14,7 @@ from traingym.agents.checkpoints import atomic_write_json, save_agent
 from traingym.agents.episodes import EpisodeSettings, make_policy_env, run_policy_object
 from traingym.agents.policies import AgentPolicy
 from traingym.agents.stats import bootstrap_mean
-from traingym.envs.moves import KNOBS
+from traingym.protocol.moves import KNOBS
 
 MOVE_NAMES = {-1: "dec", 0: "keep", 1: "inc"}
 LEARNING_CURVE_FIELDS = ("timesteps", "test_accuracy", "ci_low", "ci_high", "val_auc", "divergence_rate")

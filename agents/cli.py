@@ -3,31 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from traingym.agents.args import SMOKE_PRESET, Args
-from traingym.agents.dataclass_cli import build_parser, explicit_args, make_from_cli
+from traingym.agents.cli_args import parse_cli, usage_error
+
+PROG = "train_agent.py"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Args:
-    """Defaults, then the ``--smoke`` preset, then (``--resume``) the run's saved config, then explicit flags."""
-    parser = build_parser(Args, prog="train_agent.py")
-    given = explicit_args(parser, Args, argv)
-    values: dict[str, Any] = {}
-    if given.get("smoke"):
-        values.update(SMOKE_PRESET)
-    if given.get("resume"):
+    """Defaults, then the ``--smoke`` preset, then (``--resume``) the run's saved config, then explicit flags.
+
+    The flags are read twice: once to learn whether ``--smoke`` / ``--resume`` ask for other defaults, once more
+    over those defaults (tyro's ``default=``), so the flags given always win.
+    """
+    given = parse_cli(Args, argv, PROG)
+    if not (given.smoke or given.resume):
+        return given
+    values = dict(SMOKE_PRESET) if given.smoke else {}
+    if given.resume:
         from traingym.agents.train import RunError, load_run_args
 
-        if not given.get("run_dir"):
-            parser.error("--resume needs --run-dir (the run to resume)")
         try:
-            values.update(Args.from_json(load_run_args(given["run_dir"])).to_json())
-        except RunError as error:
-            parser.error(str(error))
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    values.update(given)
-    return make_from_cli(Args, parser, values)
+            values.update(Args.from_json(load_run_args(str(given.run_dir))).to_json())
+        except (RunError, ValueError) as error:
+            usage_error(PROG, str(error))
+    try:
+        base = Args.from_json({**values, "smoke": given.smoke, "resume": given.resume, "run_dir": given.run_dir})
+    except ValueError as error:
+        usage_error(PROG, str(error))
+    return parse_cli(Args, argv, PROG, default=base)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = train(args)
     except (RunError, AdvisorUnavailableError) as error:  # a missing model or wheel: say what to install
-        build_parser(Args, prog="train_agent.py").error(str(error))
+        usage_error(PROG, str(error))
     result = final_evaluation(args, result)
     print(f"run directory: {result.run_dir} (train {result.train_seconds:.0f} s, "
           f"evaluation {result.eval_seconds:.0f} s)")

@@ -55,6 +55,8 @@ class EpisodeResult:
     steps: int
     episode_return: float
     initial_val_accuracy: float
+    train_accuracy: float = math.nan
+    """Training accuracy of the last step's K optimizer steps."""
     lr: list[float] = field(default_factory=list)
     weight_decay: list[float] = field(default_factory=list)
     aug_level: list[int] = field(default_factory=list)
@@ -97,6 +99,7 @@ def run_episode(policy: Any, env: gym.Env, label: str, index: int, seed: int, ho
             step_record.update(move=result.moves[-1], reward=float(reward), val_accuracy=float(info["val_accuracy"]))
             result.records.append(step_record)
     result.test_accuracy = float(info["test_accuracy"])
+    result.train_accuracy = float(info["train_accuracy"])
     result.diverged = bool(info["diverged"])
     vals = result.val_accuracy[1:]
     vals += [vals[-1]] * (horizon - len(vals))  # a diverged run stays at its post-divergence accuracy

@@ -23,9 +23,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from traingym.agents.cli_args import StrTuple, parse_cli
 from traingym.agents.episodes import EpisodeResult, EpisodeSettings, run_policy
 from traingym.agents.policies import PolicySpec
 from traingym.agents.stats import Interval, bootstrap_mean, paired_difference
+from traingym.envs.config import TrainingEnvConfig
+from traingym.envs.tasks.base import TEST_SET_SIZE
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,7 @@ def write_outputs(out_dir: str | Path, settings: EpisodeSettings, results: dict[
 class EvalArgs:
     """Evaluate agents and baselines on the same held-out instances (paired), with bootstrap CIs."""
 
-    policies: tuple[str, ...] = ("keep", "random", "step_decay", "plateau")
+    policies: StrTuple = ("keep", "random", "step_decay", "plateau")
     """Policies: baseline names (keep, random, step_decay, plateau, advisor_greedy, good_defaults) and/or saved
     agents (run directory or model .zip), optionally labelled as label=target."""
     reference: str = "keep"
@@ -166,10 +169,10 @@ class EvalArgs:
     env: str = "TrainGym/DigitsMLP-v0"
     """Gymnasium id of the TrainGym environment."""
     episodes: int = 64
-    """Held-out instances 0..episodes-1 (at most 128)."""
-    horizon: int = 20
+    """Held-out instances 0..episodes-1 (at most the 128 of the held-out set)."""
+    horizon: int = TrainingEnvConfig.horizon
     """Env steps per episode (T)."""
-    steps_per_action: int = 50
+    steps_per_action: int = TrainingEnvConfig.steps_per_action
     """Optimizer steps per env step (K)."""
     advisor: str | None = None
     """Advisor spec for policies that use the diagnosis channel (advisor_greedy, agents trained with one)."""
@@ -196,7 +199,8 @@ class EvalArgs:
             raise ValueError(f"--env must be a registered TrainGym id, got {self.env!r}")
         if not self.policies:
             raise ValueError("--policies needs at least one policy")
-        for name, value, low, high in (("episodes", self.episodes, 1, 128), ("horizon", self.horizon, 1, 10_000),
+        for name, value, low, high in (("episodes", self.episodes, 1, TEST_SET_SIZE),
+                                       ("horizon", self.horizon, 1, 10_000),
                                        ("steps-per-action", self.steps_per_action, 1, 10_000),
                                        ("workers", self.workers, 0, 64)):
             if not low <= value <= high:
@@ -241,10 +245,7 @@ def run_evaluation(specs: Sequence[PolicySpec], settings: EpisodeSettings, out_d
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m traingym.agents.evaluate``."""
-    from traingym.agents.dataclass_cli import build_parser, explicit_args, make_from_cli
-
-    parser = build_parser(EvalArgs, prog="python -m traingym.agents.evaluate")
-    args = make_from_cli(EvalArgs, parser, explicit_args(parser, EvalArgs, argv))
+    args = parse_cli(EvalArgs, argv, "python -m traingym.agents.evaluate")
     run_evaluation(args.specs(), args.settings(), args.out_dir, args.reference, args.workers, args.seed,
                    args.export_trajectories, args.plot)
     print(f"results in {args.out_dir}")

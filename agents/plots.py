@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from traingym.envs.moves import KNOBS
+from traingym.protocol.moves import KNOBS
 
 if TYPE_CHECKING:
     from traingym.agents.episodes import EpisodeResult

@@ -15,13 +15,14 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 from traingym.agents.algos import algo_class, algo_kwargs, build_model, uses_discrete_actions
-from traingym.agents.args import HELD_OUT_INSTANCES, Args
+from traingym.agents.args import Args
 from traingym.agents.callbacks import HeldOutEvalCallback, TrainGymMetricsCallback, read_learning_curve
 from traingym.agents.checkpoints import AtomicCheckpointCallback, atomic_write_json, latest_checkpoint, save_agent
 from traingym.agents.env_factory import env_factory
 from traingym.agents.episodes import EpisodeSettings
 from traingym.agents.evaluate import PolicySummary, evaluate, run_evaluation, summarize
 from traingym.agents.policies import PolicySpec
+from traingym.envs.tasks.base import TEST_SET_SIZE
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -114,8 +115,8 @@ def restore(args: Args, run_dir: Path, venv: VecEnv) -> tuple[BaseAlgorithm, Vec
 def periodic_eval_settings(args: Args) -> EpisodeSettings:
     """Periodic evaluations use the last held-out instances, the final evaluation the first ones, so selecting the
     best model does not bias the final table (disjoint while both counts add up to at most 128)."""
-    first = HELD_OUT_INSTANCES - args.eval_freq_episodes
-    return EpisodeSettings(args.env, args.horizon, args.steps_per_action, tuple(range(first, HELD_OUT_INSTANCES)),
+    first = TEST_SET_SIZE - args.eval_freq_episodes
+    return EpisodeSettings(args.env, args.horizon, args.steps_per_action, tuple(range(first, TEST_SET_SIZE)),
                            advisor=args.resolved_advisor())
 
 
@@ -137,9 +138,9 @@ def train(args: Args) -> TrainResult:
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args)
     if not args.resume and (run_dir / "config.json").exists():
         raise RunError(f"{run_dir} already holds a run; use --resume to continue it or another --run-dir")
-    if args.eval_freq > 0 and args.eval_freq_episodes + args.eval_episodes > HELD_OUT_INSTANCES:
+    if args.eval_freq > 0 and args.eval_freq_episodes + args.eval_episodes > TEST_SET_SIZE:
         warnings.warn(f"--eval-freq-episodes {args.eval_freq_episodes} + --eval-episodes {args.eval_episodes} > "
-                      f"{HELD_OUT_INSTANCES}: best-model selection shares instances with the final table",
+                      f"{TEST_SET_SIZE}: best-model selection shares instances with the final table",
                       stacklevel=2)
     run_dir.mkdir(parents=True, exist_ok=True)
     venv, normalizer = build_training_env(args)

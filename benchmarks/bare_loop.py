@@ -1,10 +1,11 @@
 """The reference a TrainGym env step is compared with: a plain PyTorch loop doing the same training work.
 
-Written out by hand on purpose (no env code), so the comparison is against what a user would write: the same
-model built by the task family for the same instance, the same optimizer and parameter groups, the same K,
-batch size and augmentation level, the same hyperparameter moves, and a validation pass over the same
-validation buffer (loss and accuracy, one host sync). It does not track training loss or accuracy, log neurons,
-build observations or call an advisor: everything TrainGym adds on top is overhead.
+The loop itself is written out by hand, so the comparison is against what a user would write: the same model
+built by the task family for the same instance, the same optimizer and parameter groups and the same
+hyperparameter moves (the env's own :mod:`traingym.envs.hparams` functions, so the two cannot drift apart), the
+same K, batch size and augmentation level, and a validation pass over the same validation buffer (loss and
+accuracy, one host sync). It does not track training loss or accuracy, log neurons, build observations or call
+an advisor: everything TrainGym adds on top is overhead.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ import time
 from contextlib import AbstractContextManager
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from traingym.envs.config import LR_BOUNDS, WD_BOUNDS, TrainingEnvConfig
-from traingym.envs.moves import AUG_LEVELS, LR_FACTOR, WD_FACTOR
+from traingym.envs.config import TrainingEnvConfig
+from traingym.envs.hparams import initial_hparams, make_optimizer, moved_hparams, set_optimizer_hparams
 from traingym.envs.tasks.base import TaskFamily
 
 
@@ -36,29 +36,16 @@ class BareLoop:
         self.aug_gen = torch.Generator(device=device).manual_seed(seed + 1)
         self.device = device
         self.model = task.build_model(instance, split.n_classes, self.gen).to(device)
-        self.lr = float(np.clip(instance["lr"], *LR_BOUNDS))
-        self.wd = float(np.clip(instance["weight_decay"], *WD_BOUNDS))
-        self.aug = int(instance["aug_level"])
-        decay = [p for p in self.model.parameters() if p.dim() > 1]
-        no_decay = [p for p in self.model.parameters() if p.dim() <= 1]
-        groups = [{"params": decay, "weight_decay": self.wd}, {"params": no_decay, "weight_decay": 0.0}]
-        if config.optimizer == "adam":
-            fused = {"fused": True} if getattr(task, "fused_adam", False) else {}  # as the env builds it
-            self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(groups, lr=self.lr, **fused)
-        else:
-            self.optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=config.momentum)
+        self.lr, self.wd, self.aug = initial_hparams(instance)
+        self.optimizer = make_optimizer(self.model, self.lr, self.wd, config.optimizer, config.momentum,
+                                        task.fused_adam)
         self.train_s = self.val_s = self.test_s = 0.0
         """Seconds spent in the last step's training steps, validation pass and (at episode end) test pass."""
 
     def apply_move(self, move: tuple[int, ...]) -> None:
         """The hyperparameter part of a move (the bare loop has no neuron log, so no neuron scaling)."""
-        d_lr, d_wd, d_aug, _ = move
-        self.lr = float(np.clip(self.lr * LR_FACTOR**d_lr, *LR_BOUNDS))
-        self.wd = float(np.clip(self.wd * WD_FACTOR**d_wd, *WD_BOUNDS))
-        self.aug = int(np.clip(self.aug + d_aug, 0, AUG_LEVELS - 1))
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr
-        self.optimizer.param_groups[0]["weight_decay"] = self.wd
+        self.lr, self.wd, self.aug = moved_hparams(self.lr, self.wd, self.aug, move)
+        set_optimizer_hparams(self.optimizer, self.lr, self.wd)
 
     def step(self, move: tuple[int, ...], last: bool) -> tuple[float, float]:
         """Apply ``move``, train K steps, validate; on the ``last`` step of an episode also evaluate the test split.

@@ -35,15 +35,17 @@ Targets: ``logging`` <= 1.10 for the MLP/CNN families, ``total`` <= 1.20 for ``r
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from traingym.agents.cli_args import StrTuple, parse_cli
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -150,16 +152,28 @@ def measure_logging_overhead(family: str, env_kwargs: dict[str, Any] | None = No
     return out
 
 
+@dataclass(frozen=True)
+class LoggingOverheadArgs:
+    """What the neuron log and token relevance cost: env step time with them on / off, per task family."""
+
+    families: StrTuple = FAMILIES
+    """Task families to measure."""
+    reps: int | None = None
+    """Blocks per family (default: PLAN)."""
+    steps_per_rep: int | None = None
+    """Steps per block (default: PLAN)."""
+    warmup_steps: int = 2
+    """Untimed steps before the blocks."""
+    steps_per_action: int | None = None
+    """K (default: the env default, 50)."""
+    device: str = "cpu"
+    """Device of the target networks."""
+    out: str | None = None
+    """Also write the JSON here."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--families", nargs="+", default=list(FAMILIES))
-    parser.add_argument("--reps", type=int, default=None, help="blocks per family (default: PLAN)")
-    parser.add_argument("--steps-per-rep", type=int, default=None, help="steps per block (default: PLAN)")
-    parser.add_argument("--warmup-steps", type=int, default=2)
-    parser.add_argument("--steps-per-action", type=int, default=None, help="K (default: the env default, 50)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", default=None, help="also write the JSON here")
-    args = parser.parse_args(argv)
+    args = parse_cli(LoggingOverheadArgs, argv, "benchmarks/logging_overhead.py")
 
     import torch
     import traingym.envs  # noqa: F401  (registers the environments)

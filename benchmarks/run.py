@@ -58,11 +58,11 @@ A figure left out with ``--figures`` is absent. Timing ratios are only meaningfu
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from traingym.agents.cli_args import StrTuple, parse_cli  # noqa: E402  (after the offline switches)
 
 SCHEMA_VERSION = 1
 FIGURES: tuple[str, ...] = ("step_overhead", "reset_ms", "vec_scaling", "encoder_cache_hit_rate", "ppo_fps")
@@ -178,14 +180,27 @@ def run_suite(*, smoke: bool, device: str = "cpu", figures: tuple[str, ...] = FI
     return result
 
 
+@dataclass(frozen=True)
+class BenchArgs:
+    """TrainGym speed benchmarks: how far an env step is from a bare PyTorch loop, resets, vector envs, PPO."""
+
+    smoke: bool = False
+    """Tiny repetitions: checks the suite runs (seconds)."""
+    out: str = "runs/benchmarks.json"
+    """Write the JSON result here."""
+    device: str = "cpu"
+    """Device of the target networks (cpu, cuda, cuda:N)."""
+    figures: StrTuple = FIGURES
+    """Measure only these figures (step_overhead, reset_ms, vec_scaling, encoder_cache_hit_rate, ppo_fps)."""
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in self.figures if f not in FIGURES]
+        if unknown or not self.figures:
+            raise ValueError(f"--figures must be names from {FIGURES}, got {list(self.figures)}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny repetitions: checks the suite runs (seconds)")
-    parser.add_argument("--out", default="runs/benchmarks.json", help="write the JSON result here")
-    parser.add_argument("--device", default="cpu", help="device of the target networks (cpu, cuda, cuda:N)")
-    parser.add_argument("--figures", nargs="+", choices=FIGURES, default=list(FIGURES),
-                        help="measure only these figures")
-    args = parser.parse_args(argv)
+    args = parse_cli(BenchArgs, argv, "benchmarks/run.py")
     result = run_suite(smoke=args.smoke, device=args.device, figures=tuple(args.figures))
     text = json.dumps(result, indent=2)
     print(text)

@@ -26,13 +26,13 @@ Result with the defaults (1 layer, hidden 64, 400 Adam steps of batch 64 on 6000
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
 from dataclasses import asdict, dataclass
 
 import torch
+from traingym.agents.cli_args import IntTuple, StrTuple, parse_cli
 from traingym.envs.relevance import TokenRelevanceStats, token_relevance
 from traingym.envs.tasks.reviews_augment import mask_tokens
 from traingym.envs.tasks.reviews_data import (
@@ -87,7 +87,7 @@ def relevance_on_errors(model: torch.nn.Module, data: ReviewsData, ids: torch.Te
     return stats, int(wrong.sum()), (time.perf_counter() - t0) * 1e3
 
 
-def run(seed: int, condition: str, args: argparse.Namespace, data: ReviewsData) -> RunResult:
+def run(seed: int, condition: str, args: ProbeArgs, data: ReviewsData) -> RunResult:
     train_idx, val_idx, test_idx = split_indices(len(data), seed, (0.7, 0.15, 0.15))
     train_idx = torch.from_numpy(train_idx[: args.n_train])
     val_idx, test_idx = torch.from_numpy(val_idx), torch.from_numpy(test_idx)
@@ -144,27 +144,48 @@ def run(seed: int, condition: str, args: argparse.Namespace, data: ReviewsData) 
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--conditions", nargs="+", default=["shortcut", "clean", "shortcut+mask", "shortcut+base"])
-    parser.add_argument("--steps", type=int, default=400)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--n-train", type=int, default=6000)
-    parser.add_argument("--layers", type=int, default=1)
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--dropout", type=float, default=0.1)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--p-pos", type=float, default=0.9)
-    parser.add_argument("--p-neg", type=float, default=0.05)
-    parser.add_argument("--aug-level", type=int, default=2)
-    parser.add_argument("--sticky", action=argparse.BooleanOptionalAction, default=True,
-                        help="keep tokens flagged once found (default) or use only the latest detection")
-    parser.add_argument("--detect-every", type=int, default=50)
-    parser.add_argument("--min-count", type=int, default=5)
-    parser.add_argument("--out", default=None, help="write all results as JSON here")
-    args = parser.parse_args()
+@dataclass(frozen=True)
+class ProbeArgs:
+    """Does token relevance find a planted shortcut token, and does masking it help? (see the module docstring)"""
+
+    seeds: IntTuple = (0, 1, 2)
+    """Training seeds."""
+    conditions: StrTuple = ("shortcut", "clean", "shortcut+mask", "shortcut+base")
+    """Conditions: shortcut, clean, shortcut+mask, shortcut+base."""
+    steps: int = 400
+    """Optimizer steps per run."""
+    batch: int = 64
+    """Batch size."""
+    n_train: int = 6000
+    """Training examples used."""
+    layers: int = 1
+    """Transformer layers."""
+    hidden: int = 64
+    """Hidden size."""
+    heads: int = 4
+    """Attention heads."""
+    dropout: float = 0.1
+    """Dropout probability."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    p_pos: float = 0.9
+    """Probability of planting the shortcut token in a positive review."""
+    p_neg: float = 0.05
+    """Probability of planting the shortcut token in a negative review."""
+    aug_level: int = 2
+    """Masking augmentation level of the +mask / +base conditions."""
+    sticky: bool = True
+    """Keep tokens flagged once found (default) or use only the latest detection."""
+    detect_every: int = 50
+    """Steps between relevance detections (shortcut+mask)."""
+    min_count: int = 5
+    """Minimum occurrences for a token to be ranked."""
+    out: str | None = None
+    """Write all results as JSON here."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_cli(ProbeArgs, argv, "benchmarks/shortcut_probe.py")
     torch.set_num_threads(1)
     data = load_reviews(32)
     results = []
@@ -188,7 +209,7 @@ def main() -> None:
               f"ms/relevance {statistics.mean(r.ms_relevance for r in rows):.0f}")
     if args.out:
         with open(args.out, "w", encoding="utf-8") as handle:
-            json.dump({"args": vars(args), "results": [asdict(r) for r in results]}, handle, indent=1)
+            json.dump({"args": asdict(args), "results": [asdict(r) for r in results]}, handle, indent=1)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,12 @@ Importing this module registers the environments::
 
 from gymnasium.envs.registration import register
 from traingym.envs.config import TrainingEnvConfig
-from traingym.envs.moves import KNOBS, Move, action_to_move, move_to_action
 from traingym.envs.training_env import TrainingEnv
 from traingym.envs.wrappers import DiscreteActionWrapper
+from traingym.protocol.moves import KNOBS, Move, action_to_move, move_to_action
 
-DEFAULT_HORIZON = 20
+DEFAULT_HORIZON = TrainingEnvConfig.horizon
+"""Episode length of the registered ids (the env config's default horizon)."""
 
 ENV_TASKS: dict[str, str] = {
     "TrainGym/DigitsMLP-v0": "digits_mlp",

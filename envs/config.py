@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 
+from traingym.protocol.choices import CallPolicy, EncoderName, choice_values
+
 OBS_KEYS: tuple[str, ...] = ("training_stats", "neurons", "diagnosis")
 """Observation keys an env can emit; ``obs_keys`` picks a non-empty subset (ablations drop any of them)."""
 
@@ -14,8 +16,6 @@ WD_BOUNDS = (1e-7, 1e-1)
 """Weight decay is clipped to this range after every move."""
 INSTANCE_SETS = ("train", "test", "sampled")
 OPTIMIZERS = ("sgd", "adam")
-ADVISOR_CALLS = ("every_step", "every_n", "on_event")
-ENCODERS = ("minilm", "hashing")
 NEURON_LOG_POLICIES = ("selective", "events", "summaries")
 """Neuron-log policies, each usable alone: flagged neurons, event-triggered records, per-layer summaries."""
 
@@ -112,8 +112,8 @@ class TrainingEnvConfig:
         _check_choice("task", self.task, task_names())
         _check_choice("instance_set", self.instance_set, INSTANCE_SETS)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("advisor_call", self.advisor_call, ADVISOR_CALLS)
-        _check_choice("encoder", self.encoder, ENCODERS)
+        _check_choice("advisor_call", self.advisor_call, choice_values(CallPolicy))
+        _check_choice("encoder", self.encoder, choice_values(EncoderName))
         for name, low, high in (("steps_per_action", 1, 10_000), ("horizon", 1, 10_000), ("batch_size", 1, 4096),
                                 ("val_size", 16, 100_000), ("flag_top_k", 1, 64), ("max_error_samples", 1, 100_000),
                                 ("history_len", 2, 64), ("advisor_every_n", 1, 1000),

@@ -51,10 +51,10 @@ import math
 import os
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
-from enum import Enum
 from typing import IO, Any, Literal
 
 import numpy as np
+from traingym.protocol.events import EVENT_TYPES, EventType
 
 SCHEMA_VERSION = 1
 """Version of the record layout documented above."""
@@ -67,34 +67,6 @@ MAX_NAME_CHARS = 64
 VALUE_CAP = float(np.finfo(np.float32).max)
 """Magnitude that +/-inf values are replaced by."""
 
-
-class EventType(str, Enum):
-    """What happened. The string value is what records and reports carry."""
-
-    NEW_MISCLASSIFICATIONS = "new_misclassifications"
-    """Validation examples that were classified correctly at the previous step are wrong now (values:
-    ``count``, ``fraction``); ``layer`` / ``neuron_ids`` name the units with the largest error share, if
-    known."""
-    LOSS_SPIKE = "loss_spike"
-    """A training or validation loss rose sharply against its recent history (values: ``loss``, ``ratio`` to
-    the running mean)."""
-    GAP_JUMP = "gap_jump"
-    """The generalisation gap (val_loss - train_loss, or train_acc - val_acc) grew by more than a threshold in
-    one step (values: ``gap``, ``delta``)."""
-    DEAD_UNIT_GROWTH = "dead_unit_growth"
-    """The fraction of never-active units in ``layer`` grew (values: ``dead_fraction``, ``delta``;
-    ``neuron_ids``: units that died this step)."""
-    DIVERGENCE = "divergence"
-    """A loss or weight became non-finite or exceeded the divergence bound; the env ends the episode (values:
-    ``loss``)."""
-    OVER_RELEVANT_TOKEN = "over_relevant_token"
-    """Text tasks: a token's relevance share on validation errors is an outlier (z-score above threshold)
-    across tokens; ``layer`` is None and ``neuron_ids`` holds the compact vocabulary token id (values: ``z``,
-    ``share``, ``count``)."""
-
-
-EVENT_TYPES: tuple[EventType, ...] = tuple(EventType)
-"""Event types in a fixed order (the order of :meth:`EventLog.count_vector`)."""
 
 EVENT_RECORD_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

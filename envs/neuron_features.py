@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 from traingym.envs.event_log import EVENT_TYPES, EventLog
-from traingym.envs.neuron_log import LAYER_SLOTS, SUMMARY_FIELDS, NeuronLog
+from traingym.envs.neuron_log import LAYER_SLOTS, NeuronLog
+from traingym.protocol.report import LAYER_FIELDS
 
 _LOG_FIELDS = {"grad_norm", "weight_change", "mean_abs_weight"}
 """Summary fields observed as log10 (they span decades); the others are fractions in [0, 1]."""
@@ -14,7 +15,7 @@ class NeuronFeatures:
     """Layout, per layer slot (4 slots, zero padded, stable order = forward order of the hidden layers):
 
     1. ``top_k`` flagged-neuron importances (share of the total error relevance, highest first);
-    2. the summaries of :data:`~traingym.envs.neuron_log.SUMMARY_FIELDS` (grad norm, weight change and mean
+    2. the summaries of :data:`~traingym.protocol.report.LAYER_FIELDS` (grad norm, weight change and mean
        |weight| as log10, the rest as fractions);
 
     then, once: per event type (:data:`~traingym.envs.event_log.EVENT_TYPES`), log1p of the events of the last
@@ -25,11 +26,11 @@ class NeuronFeatures:
     def __init__(self, top_k: int, extra_size: int = 0) -> None:
         self.top_k = top_k
         self.extra_size = extra_size
-        self.size = LAYER_SLOTS * (top_k + len(SUMMARY_FIELDS)) + 2 * len(EVENT_TYPES) + extra_size
+        self.size = LAYER_SLOTS * (top_k + len(LAYER_FIELDS)) + 2 * len(EVENT_TYPES) + extra_size
 
     def vector(self, log: NeuronLog, events: EventLog, extra: np.ndarray | None = None) -> np.ndarray:
         summaries = log.summary_matrix()
-        for j, name in enumerate(SUMMARY_FIELDS):
+        for j, name in enumerate(LAYER_FIELDS):
             if name in _LOG_FIELDS:
                 summaries[:, j] = np.log10(summaries[:, j] + 1e-8) * (summaries[:, j] > 0)
         parts = [np.concatenate([log.flagged_matrix(), summaries], axis=1).reshape(-1),

@@ -19,11 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 from traingym.envs.hidden_layer import HiddenLayer
+from traingym.protocol.report import LAYER_FIELDS
 
 LAYER_SLOTS = 4
 """Hidden layers reported per network (later layers are dropped, missing ones padded with zeros)."""
-SUMMARY_FIELDS = ("grad_norm", "weight_change", "mean_abs_weight", "dead_fraction", "saturation", "error_share")
-"""Per-layer summary statistics, in report and observation order."""
 
 
 @dataclass
@@ -44,7 +43,7 @@ class LayerSummary:
     """This layer's share of the total error relevance (sum of unit importances) over all layers."""
 
     def as_dict(self) -> dict[str, float | str]:
-        return {"name": self.name, **{f: float(getattr(self, f)) for f in SUMMARY_FIELDS}}
+        return {"name": self.name, **{f: float(getattr(self, f)) for f in LAYER_FIELDS}}
 
 
 class NeuronLog:
@@ -161,10 +160,10 @@ class NeuronLog:
 
     # ------------------------------------------------------------------ outputs
     def summary_matrix(self) -> np.ndarray:
-        """``(LAYER_SLOTS, len(SUMMARY_FIELDS))`` float32, zero padded."""
-        out = np.zeros((LAYER_SLOTS, len(SUMMARY_FIELDS)), dtype=np.float32)
+        """``(LAYER_SLOTS, len(LAYER_FIELDS))`` float32, zero padded."""
+        out = np.zeros((LAYER_SLOTS, len(LAYER_FIELDS)), dtype=np.float32)
         for i, summary in enumerate(self.summaries[:LAYER_SLOTS]):
-            out[i] = [getattr(summary, f) for f in SUMMARY_FIELDS]
+            out[i] = [getattr(summary, f) for f in LAYER_FIELDS]
         return out
 
     def flagged_matrix(self) -> np.ndarray:

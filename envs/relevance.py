@@ -17,15 +17,11 @@ with the [CLS] self-relevance (position 0) and padding positions set to 0. Rows 
 counts, whatever its sign. This is what the env's token monitor uses, because the positive part fails on a
 saturated shortcut: once every head of a small BERT puts all of [CLS]'s attention on the planted token, the
 LayerNorm after the attention makes the logit almost invariant to that attention weight, so its gradient is
-~0 with a random sign and the clamp drops the token. Measured in the env (1-layer BERT, 400 AdamW steps, decayed
-statistics over the env steps, diagnostic buffer 512, 10 seeds per row):
-
-| hidden | planted token first, positive part | planted token first, absolute | clean models' top z, absolute |
-| ------ | ---------------------------------- | ----------------------------- | ----------------------------- |
-| 32     | 9/10 (z 5.5 - 9.0; else 2.7)       | 10/10 (z 8.6 - 9.8)           | 2.3 - 4.3 ("too" first in 8)  |
-| 64     | 7/10 (z 3.9 - 8.2; else 0.6 - 4.8) | 10/10 (z 7.9 - 9.8)           | 2.7 - 3.5 ("too" first in 7)  |
-
-("too" as in "too long" is a real, strong cue; with the positive part the clean models' top z is 3.0 - 4.2.)
+~0 with a random sign and the clamp drops the token. With the absolute form the planted token comes first on the
+shortcut family, above the top tokens of clean models (real strong cues such as "too" in "too long"); the slow
+test ``tests/envs/test_reviews_env.py::test_planted_token_is_flagged_first_and_no_real_token_is`` checks this
+over 10 seeds per family. (The positive-part comparison was a one-off experiment; no script in the repository
+reproduces it.)
 
 The target defaults to the *predicted* class. On validation errors that is the wrong class the model chose, so
 the relevance says which tokens drove the mistake; that is the signal for shortcut detection (a spurious token
@@ -50,12 +46,12 @@ A token's score is its mean lift per occurrence, shrunk towards the mean over al
 Tokens with at least ``min_count`` occurrences get a z-score of that score across tokens; tokens with
 ``z > z_threshold`` are flagged as over-relevant.
 
-Measured on a 1-layer review BERT (``benchmarks/shortcut_probe.py``, errors of a validation set from the training
-distribution, 5 seeds): a planted shortcut token scores z = 8.0 to 9.4 (rank 1 every time); in models trained
-without it the highest z is 3.3 to 3.9 in four seeds and 5.7 (the real word "best") in one, with 2 to 4 tokens
-above 3 per model. Hence the default threshold 4.0. The plain mean share per occurrence (no lift, no
-shrinkage) put 8 to 11 tokens of clean models above z = 3 (up to 5.7) and tied the planted token with a word
-seen 5 times.
+On a 1-layer review BERT a planted shortcut token is the clear outlier (rank 1, far above the threshold), while
+the top z of clean models is lower, with an occasional strong real word (such as "best") above 4; hence the
+default threshold 4.0. A plain mean share per occurrence (no lift, no shrinkage; not kept as an option) flagged
+many more tokens of clean models and could tie the planted token with a rarely seen word.
+``benchmarks/shortcut_probe.py`` measures this (``--seeds 0 1 2 3 4``); the slow test
+``tests/envs/test_relevance.py::test_shortcut_probe_finds_the_planted_token`` runs it.
 """
 
 from __future__ import annotations

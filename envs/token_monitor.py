@@ -43,9 +43,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import nn
-from traingym.envs.event_log import EventLog, EventType
+from traingym.envs.event_log import EventLog
 from traingym.envs.relevance import TokenRelevanceStats, token_relevance
 from traingym.envs.tasks.reviews_data import PAD_ID, PROTECTED_IDS
+from traingym.protocol.events import EventType
 
 TOP_TOKENS = 5
 """Tokens in the observation block and the most flagged at once."""

@@ -13,14 +13,23 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from traingym.envs.config import LR_BOUNDS, WD_BOUNDS, TrainingEnvConfig, field_names
 from traingym.envs.event_detector import EventDetector
-from traingym.envs.event_log import EventLog, EventType, report_view
-from traingym.envs.moves import AUG_LEVELS, KNOBS, LR_FACTOR, SCALE_DOWN, SCALE_UP, WD_FACTOR, action_to_move
+from traingym.envs.event_log import EventLog, report_view
+from traingym.envs.hparams import initial_hparams, make_optimizer, moved_hparams, set_optimizer_hparams
 from traingym.envs.neuron_log import LAYER_SLOTS, NeuronLog
-from traingym.envs.report import MAX_FLAGGED_TOKENS, build_report, finite, slope
 from traingym.envs.tasks.base import Instance, Split, TaskFamily
 from traingym.envs.tasks.registry import make_task
 from traingym.envs.token_monitor import FEATURE_SIZE as TOKEN_FEATURE_SIZE
 from traingym.envs.token_monitor import TokenRelevanceMonitor
+from traingym.protocol.events import EventType
+from traingym.protocol.moves import AUG_LEVELS, KNOBS, SCALE_DOWN, SCALE_UP, action_to_move
+from traingym.protocol.report import (
+    HISTORY_KEYS,
+    MAX_FLAGGED_TOKENS,
+    MAX_RECENT_EVENTS,
+    build_report,
+    finite,
+    history_slopes,
+)
 
 TRAINING_FIELDS: tuple[str, ...] = (
     "log10_lr", "log10_weight_decay", "aug_level", "progress",
@@ -32,11 +41,6 @@ TRAINING_FIELDS: tuple[str, ...] = (
 """Layout of the ``"training_stats"`` observation vector. ``aug_level`` is scaled to [0, 1]."""
 OBS_BOUND = 10.0
 """Every observation entry is clipped to [-OBS_BOUND, OBS_BOUND] (non-finite values are sanitised first)."""
-ADVISOR_ACCOUNTING_KEYS = ("latency_ms", "cache_hit", "tokens", "tokens_total", "calls", "fallbacks", "cache_hits",
-                           "encoder_cache_hit_rate")
-"""Run-time accounting of the advisor (wall-clock time, caches that persist across episodes): not reproducible,
-so it is in ``info["advisor"]`` only with ``advisor_accounting=True``; :attr:`TrainingEnv.advisor_accounting`
-always has the latest values."""
 MAX_LOSS = 10.0
 """Losses are capped at this value in observations, history and reports."""
 METRIC_CHUNK = 64
@@ -151,7 +155,9 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.observation_space = spaces.Dict(obs_spaces)
         self._instances: list[Instance] | None = None
         self.advisor_accounting: dict[str, Any] = {}
-        """Latest advisor latency, cache and token counters (see ``ADVISOR_ACCOUNTING_KEYS``)."""
+        """Latest run-time accounting of the advisor (latency, caches, tokens; keys
+        :data:`~traingym.advisors.channel.ACCOUNTING_KEYS`). Not reproducible, so it is merged into
+        ``info["advisor"]`` only with ``advisor_accounting=True``."""
         self._closed = False
         self._model: torch.nn.Module | None = None
         self._log: NeuronLog | None = None
@@ -175,14 +181,13 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                               self.config.max_error_samples, selective="selective" in policies,
                               summaries="summaries" in policies)
         self._instance, self._instance_index = instance, index
-        self._lr = float(np.clip(instance["lr"], *LR_BOUNDS))
-        self._wd = float(np.clip(instance["weight_decay"], *WD_BOUNDS))
-        self._aug = int(instance["aug_level"])
-        self._optimizer = self._make_optimizer()
+        self._lr, self._wd, self._aug = initial_hparams(instance)
+        self._optimizer = make_optimizer(self._model, self._lr, self._wd, self.config.optimizer,
+                                         self.config.momentum, self.task.fused_adam)
         self._t = 0
         self._horizon = self.config.horizon
-        self._history: dict[str, deque[float]] = {
-            k: deque(maxlen=self.config.history_len) for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
+        self._history: dict[str, deque[float]] = {k: deque(maxlen=self.config.history_len) for k in HISTORY_KEYS}
+        self._slopes: dict[str, float] = {}
         self._train_loss, self._train_acc = math.log(split.n_classes), 1.0 / split.n_classes
         self._events.reset()
         self._detector.reset()
@@ -287,24 +292,10 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             self._instances = self.task.instance_set(which, self.config.optimizer)
         return self._instances
 
-    def _make_optimizer(self) -> torch.optim.Optimizer:
-        assert self._model is not None
-        decay, no_decay = [], []
-        for param in self._model.parameters():
-            (decay if param.dim() > 1 else no_decay).append(param)
-        groups = [{"params": decay, "weight_decay": self._wd}, {"params": no_decay, "weight_decay": 0.0}]
-        if self.config.optimizer == "adam":
-            return torch.optim.AdamW(groups, lr=self._lr, **({"fused": True} if self.task.fused_adam else {}))
-        return torch.optim.SGD(groups, lr=self._lr, momentum=self.config.momentum)
-
     def _apply_move(self, move: tuple[int, ...]) -> None:
-        d_lr, d_wd, d_aug, d_scale = move
-        self._lr = float(np.clip(self._lr * LR_FACTOR**d_lr, *LR_BOUNDS))
-        self._wd = float(np.clip(self._wd * WD_FACTOR**d_wd, *WD_BOUNDS))
-        self._aug = int(np.clip(self._aug + d_aug, 0, AUG_LEVELS - 1))
-        for group in self._optimizer.param_groups:
-            group["lr"] = self._lr
-        self._optimizer.param_groups[0]["weight_decay"] = self._wd
+        d_scale = move[3]
+        self._lr, self._wd, self._aug = moved_hparams(self._lr, self._wd, self._aug, move)
+        set_optimizer_hparams(self._optimizer, self._lr, self._wd)
         self._scaled = 0
         if d_scale != 0 and self._log is not None:
             self._scaled = self._log.scale_flagged(SCALE_UP if d_scale > 0 else SCALE_DOWN)
@@ -398,14 +389,14 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return finite(min(loss, MAX_LOSS), MAX_LOSS), float(acc)
 
     def _record_history(self) -> None:
+        """Append this step's metrics and compute the slopes once, for the observation and the report alike."""
         for key, value in (("train_loss", self._train_loss), ("train_acc", self._train_acc),
                            ("val_loss", self._val_loss), ("val_acc", self._val_acc)):
             self._history[key].append(value)
+        self._slopes = history_slopes(self._history)
 
     def _training_vector(self) -> np.ndarray:
         assert self._log is not None
-        h = self._history
-        gap = [v - t for v, t in zip(h["val_loss"], h["train_loss"])]
         summaries = self._log.summaries[:LAYER_SLOTS]
         grad = [math.log10(s.grad_norm + 1e-8) for s in summaries]
         change = [math.log10(s.weight_change + 1e-8) for s in summaries]
@@ -415,7 +406,7 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             math.log10(self._lr), math.log10(self._wd), self._aug / (AUG_LEVELS - 1), self._t / self._horizon,
             self._train_loss, self._train_acc, self._val_loss, self._val_acc,
             self._val_loss - self._train_loss, self._train_acc - self._val_acc,
-            slope(h["val_loss"]), slope(h["val_acc"]), slope(gap), dead,
+            self._slopes["val_loss"], self._slopes["val_acc"], self._slopes["gap_loss"], dead,
             *grad, *pad, *change, *pad,
         ]
         return _sanitise(np.asarray(values, dtype=np.float32))
@@ -433,11 +424,12 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             hparams={"lr": self._lr, "weight_decay": self._wd, "aug_level": self._aug},
             bounds={"lr": list(LR_BOUNDS), "weight_decay": list(WD_BOUNDS), "aug_level": [0, AUG_LEVELS - 1]},
             history={k: list(v) for k, v in self._history.items()},
+            slopes=self._slopes,
             layers=[s.as_dict() for s in self._log.summaries[:LAYER_SLOTS]],
             flagged_neurons=self._log.flagged_report(),
             flagged_tokens=self._relevance.report(MAX_FLAGGED_TOKENS) if self._relevance is not None else [],
             event_counts={k: v for k, v in self._events.counts().items() if v},
-            recent_events=[report_view(r) for r in self._events.recent(8)],
+            recent_events=[report_view(r) for r in self._events.recent(MAX_RECENT_EVENTS)],
             diverged=self._diverged,
         )
 
@@ -452,11 +444,8 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             tokens = self._relevance.features() if self._relevance is not None else None
             obs["neurons"] = _sanitise(self._neuron_features.vector(self._log, self._events, tokens))
         if self._diagnosis is not None:
-            vector, advisor = self._diagnosis.observe(self.report(), self._t)
-            self.advisor_accounting = {k: advisor.pop(k) for k in ADVISOR_ACCOUNTING_KEYS if k in advisor}
-            if self.config.advisor_accounting:
-                advisor.update(self.advisor_accounting)
-            extra["advisor"] = advisor
+            vector, advisor, self.advisor_accounting = self._diagnosis.observe(self.report(), self._t)
+            extra["advisor"] = {**advisor, **self.advisor_accounting} if self.config.advisor_accounting else advisor
             obs["diagnosis"] = vector
         return obs, extra
 

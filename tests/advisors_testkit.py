@@ -13,7 +13,16 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from traingym.advisors import Diagnosis, Finding
+import numpy as np
+from traingym.advisors import Diagnosis, DiagnosisChannel, Finding
+
+
+def observe_merged(channel: DiagnosisChannel, report: Mapping[str, Any], step: int
+                   ) -> tuple[np.ndarray, dict[str, Any]]:
+    """``channel.observe`` with the accounting merged into the info (what ``advisor_accounting=True`` shows)."""
+    vector, info, accounting = channel.observe(report, step)
+    assert not set(info) & set(accounting)
+    return vector, {**info, **accounting}
 
 
 def make_report(**overrides: Any) -> dict[str, Any]:

@@ -10,6 +10,11 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 torch.set_num_threads(1)
+if "TRAINGYM_CACHE_DIR" not in os.environ:
+    # Each test session starts with an empty embedding store: tests never depend on what earlier runs cached.
+    import tempfile
+
+    os.environ["TRAINGYM_CACHE_DIR"] = tempfile.mkdtemp(prefix="traingym-test-cache-")
 
 import traingym.envs  # noqa: E402,F401  (registers the environments)
 

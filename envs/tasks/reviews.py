@@ -14,9 +14,10 @@ An input is a row of compact token ids (int64, ``(N, 32)``: ``[CLS] tokens... [S
 network is a ``BertForSequenceClassification`` initialised at random from the env's generator
 (:func:`~traingym.envs.tasks.reviews_model.build_review_bert`: 4 heads, FFN 4 x hidden, dropout 0.1, eager
 attention), wrapped as ``input_ids -> logits`` (:class:`~traingym.envs.tasks.reviews_model.ReviewClassifier`).
-Instance range: ``n_layers`` 1 or 2, ``hidden`` 32 or 64. CPU time of one env step (K=50, batch 32, one
-thread, neuron log and relevance on, measured on a busy 2-core machine): 1 layer: 0.36 s (hidden 32) / 0.75 s
-(64); 2 layers: 0.68 s / 1.2 s. Explicit instances may use up to 4 layers, at well over a second per step.
+Instance range: ``n_layers`` 1 or 2, ``hidden`` 32 or 64. An env step (K=50, batch 32, one thread, neuron log
+and relevance on) costs far more CPU than a digits step and grows with depth and width; explicit instances may use
+up to 4 layers, slower still. ``benchmarks/reviews_timing.py`` times the pieces, ``benchmarks/run.py`` the step
+(figure ``step_overhead``, family ``reviews_bert``).
 The neuron log sees each layer's FFN intermediate units. Dropout draws from torch's global RNG, so the env's
 training steps run inside :meth:`ReviewsBERT.training_context` (the global RNG is seeded from the env's generator
 and restored after).

@@ -1,0 +1,100 @@
+"""train_agent.py: the smoke run end to end, argument handling, every algorithm, saved agents."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from traingym.agents.args import Args
+from traingym.agents.cli import parse_args
+from traingym.agents.episodes import EpisodeSettings, run_policy_object
+from traingym.agents.policies import load_agent
+from traingym.agents.train import train
+from traingym.agents.trajectories import read_trajectories
+
+ROOT = Path(__file__).resolve().parents[2]
+PNG = b"\x89PNG\r\n\x1a\n"
+TINY = {"total_timesteps": 32, "n_envs": 1, "horizon": 3, "steps_per_action": 5, "n_steps": 8, "eval_freq": 0,
+        "checkpoint_freq": 16, "baselines": (), "progress_bar": False, "tensorboard": False}
+
+
+def _run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "train_agent.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_readme_smoke_command_end_to_end(tmp_path: Path) -> None:
+    run_dir = tmp_path / "tmp"
+    export = tmp_path / "trajectories.jsonl"
+    proc = _run("--smoke", "--run-dir", str(run_dir), "--export-trajectories", str(export))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in ("config.json", "model.zip", "model.vecnormalize.pkl", "best_model.zip", "eval.csv", "eval.json",
+                 "episodes.jsonl", "learning_curve.csv", "timing.json", "checkpoints/latest.json"):
+        assert (run_dir / name).exists(), name
+    for name in ("learning_curve.png", "eval.png", "hparam_trajectories.png", "move_frequencies.png"):
+        assert (run_dir / name).read_bytes()[:8] == PNG, name
+    assert list((run_dir / "tb").rglob("events.out.tfevents.*")), "no TensorBoard event file"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["args"]["algo"] == "ppo" and config["args"]["smoke"] is True
+    assert "key" not in json.dumps(config).lower().replace("obs_keys", "")  # arguments only, never API keys
+    summary = json.loads((run_dir / "eval.json").read_text())["summary"]
+    assert [row["policy"] for row in summary] == ["ppo", "keep", "random", "step_decay", "plateau"]
+    assert "ppo" in proc.stdout and "Δ test acc vs keep" in proc.stdout
+    records = read_trajectories(export)
+    assert {r["policy"] for r in records} == {"ppo", "keep", "random", "step_decay", "plateau"}
+    assert len(records) == 5 * 4 * 4  # policies x evaluation instances x horizon
+    # The agent's env has the diagnosis key (the default), the baselines' env does not.
+    assert all((r["diagnosis"] is not None) == (r["policy"] == "ppo") for r in records)
+    assert {"findings", "suggested_move", "text"} <= set(next(r for r in records if r["diagnosis"])["diagnosis"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--algo", "sac"], "invalid choice"),
+    (["--obs-keys", "bogus"], "--obs-keys"),
+    (["--total-timesteps", "0"], "--total-timesteps"),
+    (["--env", "CartPole-v1"], "--env"),
+    (["--baselines", "oracle"], "--baselines"),
+    (["--resume"], "--resume needs --run-dir"),
+    (["--resume", "--run-dir", "/nonexistent/run"], "cannot resume"),
+    (["--seed", "abc"], "Error parsing --seed"),
+    (["--obs-keys", "training_stats", "--advisor", "heuristic"], "--advisor only matters"),
+])
+def test_bad_arguments_are_one_clear_message(args: list[str], message: str) -> None:
+    proc = _run(*args, timeout=120)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_smoke_preset_then_explicit_flags_win() -> None:
+    args = parse_args(["--smoke", "--horizon", "5", "--obs-keys", "training_stats,neurons"])
+    assert (args.total_timesteps, args.horizon, args.steps_per_action) == (64, 5, 5)
+    assert args.resolved_obs_keys() == ("training_stats", "neurons")
+    assert Args.from_json(args.to_json()) == args
+    assert args.env_kwargs() == {"steps_per_action": 5, "obs_keys": ("training_stats", "neurons")}
+
+
+def test_default_observation_has_all_keys_and_the_envs_advisor() -> None:
+    args = Args()
+    assert args.resolved_obs_keys() == ("training_stats", "neurons", "diagnosis")
+    assert args.env_kwargs()["advisor"] == "heuristic"
+
+
+def test_existing_run_is_not_overwritten(tmp_path: Path) -> None:
+    train(Args(run_dir=str(tmp_path / "run"), algo="ppo", **TINY))
+    proc = _run("--smoke", "--run-dir", str(tmp_path / "run"), timeout=120)
+    assert proc.returncode == 2 and "already holds a run" in proc.stderr
+
+
+@pytest.mark.parametrize("algo", ["a2c", "dqn", "recurrent_ppo"])
+def test_other_algorithms_train_save_and_act(tmp_path: Path, algo: str) -> None:
+    result = train(Args(run_dir=str(tmp_path / algo), algo=algo, obs_keys=("training_stats",), **TINY))
+    assert result.num_timesteps >= 32 and result.model_path.exists()
+    checkpoint = json.loads((tmp_path / algo / "checkpoints" / "latest.json").read_text())
+    assert (checkpoint["replay_buffer"] is not None) == (algo == "dqn")
+    policy = load_agent(tmp_path / algo)
+    settings = EpisodeSettings("TrainGym/DigitsMLP-v0", 3, 5, (0,))
+    (episode,) = run_policy_object(policy, algo, settings)
+    assert episode.steps == 3 and len(episode.moves) == 3
