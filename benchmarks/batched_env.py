@@ -29,8 +29,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from traingym.agents.cli_args import IntTuple, StrTuple, parse_cli
 from traingym.agents.results import write_result
-from traingym.envs.batched_env import BatchedTrainingEnv
+from traingym.envs.batched_env import BatchedTrainingEnv, Grouping
 
 from benchmarks.timing import PhaseClock, median, rounded
 from benchmarks.vec_scaling import make_env
@@ -45,9 +46,9 @@ class Args:
 
     env_id: str = "TrainGym/DigitsMLP-v0"
     """A batched env id."""
-    sizes: tuple[int, ...] = (1, 4, 16, 64)
+    sizes: IntTuple = (1, 4, 16, 64)
     """Numbers of sub-envs N of the batched env."""
-    obs_settings: tuple[str, ...] = ("default", "training_stats")
+    obs_settings: StrTuple = ("default", "training_stats")
     """Observation settings: ``default`` (all keys) and/or ``training_stats`` only."""
     blocks: int = 3
     """Timed block rounds per setting."""
@@ -55,7 +56,7 @@ class Args:
     """Sub-env steps per timed block (a batched block takes max(1, this / N) vector steps)."""
     seed: int = 0
     """Seed of every vector env (sub-env i gets seed + i)."""
-    grouping: str = "width"
+    grouping: Grouping = "width"
     """BatchedTrainingEnv grouping: none, width or architecture (other than width: writes batched_env_<grouping>)."""
     smoke: bool = False
     """Tiny run (K=5, 1 block, N up to 4) that checks the script works; writes no results page."""
@@ -103,7 +104,7 @@ def measure(args: Args, obs_setting: str, env_kwargs: dict[str, Any]) -> dict[st
     train_share: dict[int, list[float]] = {n: [] for n in args.sizes}
     try:
         for n in args.sizes:
-            env = BatchedTrainingEnv(n, grouping=args.grouping, **kwargs)  # type: ignore[arg-type]
+            env = BatchedTrainingEnv(n, grouping=args.grouping, **kwargs)
             clocks[n] = PhaseClock()
             env.reset(seed=args.seed)
             _time_training(env, clocks[n])
@@ -194,10 +195,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from traingym.agents.dataclass_cli import build_parser, explicit_args, make_from_cli
-
-    parser = build_parser(Args, description=__doc__.split("\n\n")[0], prog="python -m benchmarks.batched_env")
-    args = make_from_cli(Args, parser, explicit_args(parser, Args, argv))
+    args = parse_cli(Args, argv, "python -m benchmarks.batched_env")
     result = run(args)
     print(json.dumps(result, indent=2))
     if args.write and not args.smoke:
