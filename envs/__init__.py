@@ -33,9 +33,15 @@ ENV_KWARGS: dict[str, dict[str, object]] = {
 }
 """Registration kwargs beyond ``task`` (JSON-able): transformers from scratch train with AdamW, not SGD."""
 
+BATCHED_ENV_IDS: tuple[str, ...] = ("TrainGym/DigitsMLP-v0", "TrainGym/TabularMLP-v0")
+"""Ids whose ``gym.make_vec`` default (``vector_entry_point``) is
+:class:`~traingym.envs.batched_env.BatchedTrainingEnv`: all sub-envs' training steps run as one batched
+computation. The others vectorize with sync/async."""
+
 for _env_id, _task in ENV_TASKS.items():
     register(id=_env_id, entry_point="traingym.envs.training_env:TrainingEnv",
+             vector_entry_point="traingym.envs.batched_env:BatchedTrainingEnv" if _env_id in BATCHED_ENV_IDS else None,
              max_episode_steps=DEFAULT_HORIZON, kwargs={"task": _task, **ENV_KWARGS.get(_env_id, {})})
 
-__all__ = ["ENV_KWARGS", "ENV_TASKS", "KNOBS", "DiscreteActionWrapper", "Move", "TrainingEnv", "TrainingEnvConfig",
-           "action_to_move", "move_to_action"]
+__all__ = ["BATCHED_ENV_IDS", "ENV_KWARGS", "ENV_TASKS", "KNOBS", "DiscreteActionWrapper", "Move", "TrainingEnv",
+           "TrainingEnvConfig", "action_to_move", "move_to_action"]

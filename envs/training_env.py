@@ -207,12 +207,21 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return obs, info
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
+        self._begin_step(action)
+        return self._end_step(*self._train())
+
+    def _begin_step(self, action: np.ndarray) -> None:
+        """The part of a step before the K optimizer steps: the move (hyperparameters, flagged-neuron scaling)."""
         if self._model is None or self._split is None:
             raise RuntimeError("call reset() before step()")
-        move = action_to_move(action)
-        self._apply_move(move)
+        self._apply_move(action_to_move(action))
         self._t += 1
-        train_loss, train_acc, diverged = self._train()
+
+    def _end_step(self, train_loss: float, train_acc: float, diverged: bool
+                  ) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
+        """The part of a step after the K optimizer steps (``_train``'s outcome): validation, reward, observation.
+        The batched vector env (:mod:`traingym.envs.batched_env`) runs the K steps itself and then calls this."""
+        assert self._split is not None
         self._train_loss, self._train_acc = train_loss, train_acc
         previous = self._val_acc
         if diverged:
@@ -294,20 +303,17 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     def _train(self) -> tuple[float, float, bool]:
         """K optimizer steps; returns mean train loss, train accuracy and whether the run diverged."""
-        assert self._model is not None and self._split is not None and self._log is not None
-        model, split, cfg = self._model, self._split, self.config
+        assert self._model is not None and self._split is not None
+        model, k = self._model, self.config.steps_per_action
         model.train()
-        k, b = cfg.steps_per_action, min(cfg.batch_size, split.x_train.shape[0])
-        batches = torch.randint(split.x_train.shape[0], (k, b), generator=self._torch_gen).to(self.device)
+        batches = self._draw_batches()
         # Metrics are gathered per step and reduced in chunks: a few tensor ops per chunk instead of per step.
         losses: list[torch.Tensor] = []
         outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
         with self.task.training_context(self._torch_gen, self.device):
             for idx in batches:
-                xb, yb = split.x_train[idx], split.y_train[idx]
-                if self._aug > 0:
-                    xb, yb = self.task.augment(xb, yb, self._aug, self._aug_gen)
+                xb, yb = self._training_batch(idx)
                 logits = model(xb)
                 loss = F.cross_entropy(logits, yb)
                 self._optimizer.zero_grad(set_to_none=True)
@@ -321,8 +327,28 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             correct += _count_correct(outputs)
         weight_norm = torch.linalg.vector_norm(torch.stack([p.detach().norm() for p in model.parameters()]))
         mean_loss, accuracy, norm = torch.stack(
-            [torch.stack(losses).sum() / k, correct.float() / (k * b), weight_norm]).tolist()  # one host sync
-        diverged = not (mean_loss <= cfg.max_loss and norm <= cfg.max_weight_norm)  # False for NaN too
+            [torch.stack(losses).sum() / k, correct.float() / batches.numel(), weight_norm]).tolist()  # one sync
+        return self._training_outcome(mean_loss, accuracy, norm)
+
+    def _draw_batches(self) -> torch.Tensor:
+        """``(K, batch)`` training indices of the next K steps, drawn from the env's torch Generator."""
+        assert self._split is not None
+        k, b = self.config.steps_per_action, min(self.config.batch_size, self._split.x_train.shape[0])
+        return torch.randint(self._split.x_train.shape[0], (k, b), generator=self._torch_gen).to(self.device)
+
+    def _training_batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One training batch (augmented at the current level) from a row of :meth:`_draw_batches`."""
+        assert self._split is not None
+        xb, yb = self._split.x_train[idx], self._split.y_train[idx]
+        if self._aug > 0:
+            xb, yb = self.task.augment(xb, yb, self._aug, self._aug_gen)
+        return xb, yb
+
+    def _training_outcome(self, mean_loss: float, accuracy: float, weight_norm: float) -> tuple[float, float, bool]:
+        """Divergence check and training statistics of the neuron log after the K steps (the model's parameters
+        and last-step gradients are in place); returns mean train loss, train accuracy and divergence."""
+        assert self._log is not None
+        diverged = not (mean_loss <= self.config.max_loss and weight_norm <= self.config.max_weight_norm)  # NaN too
         if not diverged:
             self._log.record_training()
         return min(mean_loss, MAX_LOSS) if math.isfinite(mean_loss) else MAX_LOSS, accuracy, diverged

@@ -1,0 +1,209 @@
+"""Figure ``batched_env``: env steps/s of the batched MLP vector env for N sub-envs, next to ``SubprocVecEnv``.
+
+For each observation setting (the default: all three keys; and ``training_stats`` only), one process holds a
+2-worker ``SubprocVecEnv`` of the single env and a :class:`BatchedTrainingEnv` for every N, all on the same config
+and seed (random instances from the train set, random actions, auto-resets included: what an agent sees). Blocks
+of steps alternate between them (subproc, N=1, N=4, ...), each timed on its own; a figure is the median over
+blocks of env steps (sub-env steps) per second, and ``speedup_vs_subproc2`` divides by the subproc figure of the
+same block round.
+
+FLOPs: forward matmul FLOPs of a training batch (``2 * B * sum(in * out)`` over the layers) times 3 for forward
+plus backward, times K, per env step: ``useful`` with each instance's own architecture, ``computed`` with the
+padded stack shape (what the batched env really multiplies). The achieved fraction is useful FLOP/s over a
+measured single-thread float32 ``torch.mm`` peak (1024 x 1024). ``train_share`` is the fraction of the batched
+env's step time spent in :meth:`StackedMLP.train` (the rest: batch drawing and augmentation, validation, neuron
+log, observations, per-env Python).
+
+Run: ``.venv/bin/python -m benchmarks.batched_env`` (``--smoke`` for a seconds-long check). Prints JSON and
+writes ``docs/results/batched_env.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from traingym.agents.cli_args import IntTuple, StrTuple, parse_cli
+from traingym.agents.results import write_result
+from traingym.envs.batched_env import BatchedTrainingEnv, Grouping
+
+from benchmarks.timing import PhaseClock, median, rounded
+from benchmarks.vec_scaling import make_env
+
+TARGET_SPEEDUP = 5.0
+"""Target: N=16 batched >= 5x the steps/s of a 2-worker SubprocVecEnv."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Args:
+    """Batched env throughput against SubprocVecEnv."""
+
+    env_id: str = "TrainGym/DigitsMLP-v0"
+    """A batched env id."""
+    sizes: IntTuple = (1, 4, 16, 64)
+    """Numbers of sub-envs N of the batched env."""
+    obs_settings: StrTuple = ("default", "training_stats")
+    """Observation settings: ``default`` (all keys) and/or ``training_stats`` only."""
+    blocks: int = 3
+    """Timed block rounds per setting."""
+    env_steps_per_block: int = 32
+    """Sub-env steps per timed block (a batched block takes max(1, this / N) vector steps)."""
+    seed: int = 0
+    """Seed of every vector env (sub-env i gets seed + i)."""
+    grouping: Grouping = "width"
+    """BatchedTrainingEnv grouping: none, width or architecture (other than width: writes batched_env_<grouping>)."""
+    smoke: bool = False
+    """Tiny run (K=5, 1 block, N up to 4) that checks the script works; writes no results page."""
+    write: bool = True
+    """Write docs/results/batched_env.md (and .json)."""
+
+
+def matmul_peak_gflops(size: int = 1024, repeats: int = 5) -> float:
+    """Best single-thread float32 ``torch.mm`` GFLOP/s over a few repeats."""
+    a, b = torch.rand(size, size), torch.rand(size, size)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best / 1e9
+
+
+def flops_per_env_step(env: BatchedTrainingEnv) -> dict[str, float]:
+    """Mean useful and computed training FLOPs per sub-env step (3x forward matmul FLOPs, K steps)."""
+    config = env.envs[0].config
+    k, b = config.steps_per_action, config.batch_size
+    useful, computed = [], []
+    for stack in env._groups.values():
+        padded = [stack.n_in, *[stack.width] * stack.depth, stack.n_out]
+        for depth, width, n_in, n_out in stack.shapes:
+            dims = [n_in, *[width] * depth, n_out]
+            useful.append(sum(2 * b * i * o for i, o in zip(dims, dims[1:])))
+            computed.append(sum(2 * b * i * o for i, o in zip(padded, padded[1:])))
+    return {"useful": 3 * k * float(np.mean(useful)), "computed": 3 * k * float(np.mean(computed))}
+
+
+def measure(args: Args, obs_setting: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    kwargs = {**env_kwargs, **({"obs_keys": ["training_stats"]} if obs_setting == "training_stats" else {})}
+    subproc = SubprocVecEnv([functools.partial(make_env, args.env_id, kwargs)] * 2)
+    subproc.seed(args.seed)
+    subproc.reset()
+    batched: dict[int, BatchedTrainingEnv] = {}
+    clocks: dict[int, PhaseClock] = {}
+    rng = np.random.default_rng(args.seed)
+    sps: dict[str, list[float]] = {"subproc2": [], **{f"batched_{n}": [] for n in args.sizes}}
+    train_share: dict[int, list[float]] = {n: [] for n in args.sizes}
+    try:
+        for n in args.sizes:
+            env = BatchedTrainingEnv(n, grouping=args.grouping, **kwargs)
+            clocks[n] = PhaseClock()
+            env.reset(seed=args.seed)
+            _time_training(env, clocks[n])
+            env.step(rng.integers(0, 3, size=(n, 4)))  # warm-up
+            batched[n] = env
+        subproc.step(rng.integers(0, 3, size=(2, 4)))
+        for _ in range(args.blocks):
+            steps = max(1, args.env_steps_per_block // 2)
+            started = time.perf_counter()
+            for _ in range(steps):
+                subproc.step(rng.integers(0, 3, size=(2, 4)))
+            sps["subproc2"].append(2 * steps / (time.perf_counter() - started))
+            for n, env in batched.items():
+                steps = max(1, args.env_steps_per_block // n)
+                _time_training(env, clocks[n])
+                clocks[n].take()
+                started = time.perf_counter()
+                for _ in range(steps):
+                    env.step(rng.integers(0, 3, size=(n, 4)))
+                elapsed = time.perf_counter() - started
+                sps[f"batched_{n}"].append(n * steps / elapsed)
+                train_share[n].append(clocks[n].take().get("train", 0.0) / elapsed)
+        flops = {n: flops_per_env_step(env) for n, env in batched.items()}
+    finally:
+        subproc.close()
+        for env in batched.values():
+            env.close()
+    subproc_sps = median(sps["subproc2"]) or float("nan")
+    rows = []
+    for n in args.sizes:
+        ratios = [b / s for b, s in zip(sps[f"batched_{n}"], sps["subproc2"])]
+        steps_per_s = median(sps[f"batched_{n}"]) or float("nan")
+        rows.append({"n": n, "steps_per_s": rounded(steps_per_s, 2), "speedup_vs_subproc2": rounded(median(ratios), 2),
+                     "train_share": rounded(median(train_share[n]), 3),
+                     "useful_gflop_per_step": rounded(flops[n]["useful"] / 1e9, 4),
+                     "computed_gflop_per_step": rounded(flops[n]["computed"] / 1e9, 4),
+                     "useful_gflops": rounded(flops[n]["useful"] * steps_per_s / 1e9, 3)})
+    return {"obs": obs_setting, "subproc2_steps_per_s": rounded(subproc_sps, 2), "batched": rows}
+
+
+def _time_training(env: BatchedTrainingEnv, clock: PhaseClock) -> None:
+    """Time every group stack's ``train`` under the label ``train`` (groups appear on resets: re-wrapped each
+    block)."""
+    for stack in env._groups.values():
+        if not hasattr(stack.train, "timed"):
+            stack.train = clock.wrap("train", stack.train)  # type: ignore[method-assign]
+            stack.train.timed = True  # type: ignore[attr-defined]
+
+
+def run(args: Args) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    sizes = tuple(n for n in args.sizes if n <= 4) if args.smoke else args.sizes
+    if args.smoke:
+        args = dataclasses.replace(args, sizes=sizes, blocks=1, env_steps_per_block=4)
+    env_kwargs: dict[str, Any] = {"steps_per_action": 5} if args.smoke else {}
+    peak = matmul_peak_gflops()
+    settings = [measure(args, obs, env_kwargs) for obs in args.obs_settings]
+    for setting in settings:
+        for row in setting["batched"]:
+            row["peak_fraction"] = rounded(row["useful_gflops"] / peak, 4)
+    met = None
+    for setting in settings:
+        row16 = next((r for r in setting["batched"] if r["n"] == 16), None)
+        if row16 is not None and row16["speedup_vs_subproc2"] is not None:
+            ok = row16["speedup_vs_subproc2"] >= TARGET_SPEEDUP
+            met = ok if met is None else (met and ok)
+    return {"env_id": args.env_id, "env_kwargs": env_kwargs, "matmul_peak_gflops": rounded(peak, 2),
+            "target": f"N=16 >= {TARGET_SPEEDUP}x SubprocVecEnv(2)", "target_met": met, "settings": settings,
+            "args": dataclasses.asdict(args)}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [f"Env `{result['env_id']}`, default config (K=50, batch 64), random instances and actions, auto-resets "
+             f"included; batched env grouping `{result['args']['grouping']}`, one process and one torch thread "
+             "(the SubprocVecEnv uses two processes). Single-thread matmul peak: "
+             f"{result['matmul_peak_gflops']} GFLOP/s.", "",
+             f"Target {result['target']}: **{'met' if result['target_met'] else 'not met'}**.", ""]
+    for setting in result["settings"]:
+        lines += [f"## Observation: {setting['obs']}", "",
+                  f"SubprocVecEnv, 2 workers: {setting['subproc2_steps_per_s']} env steps/s.", "",
+                  "| N | env steps/s | x SubprocVecEnv(2) | share in batched training | useful GFLOP/step | "
+                  "computed GFLOP/step | useful GFLOP/s | of matmul peak |", "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['n']} | {r['steps_per_s']} | {r['speedup_vs_subproc2']} | {r['train_share']} | "
+                  f"{r['useful_gflop_per_step']} | {r['computed_gflop_per_step']} | {r['useful_gflops']} | "
+                  f"{r['peak_fraction']} |" for r in setting["batched"]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_cli(Args, argv, "python -m benchmarks.batched_env")
+    result = run(args)
+    print(json.dumps(result, indent=2))
+    if args.write and not args.smoke:
+        name = "batched_env" if args.grouping == "width" else f"batched_env_{args.grouping}"
+        write_result(name, f"Batched MLP vector env: env steps/s (grouping {args.grouping})", markdown(result),
+                     data=result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,268 @@
+"""N MLP training environments whose K optimizer steps run as one batched computation: a Gymnasium vector env.
+
+A tiny target network's env step is dominated by per-op framework overhead in its K training steps, so this
+vector env holds N ordinary :class:`TrainingEnv` s and replaces only their training steps with one
+:class:`StackedMLP` computation; reset, moves, validation, neuron log, events, report, diagnosis and observation
+are each env's own code. Batches, augmentation, label noise and data splits stay per instance (each env's own
+torch Generators, drawn exactly as the single env draws them), so the same seeds give the same episodes as N
+single envs up to float rounding (tested).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
+from traingym.envs.stacked_mlp import StackedMLP
+from traingym.envs.tasks.networks import MLP
+from traingym.envs.training_env import TrainingEnv
+
+Grouping = Literal["none", "width", "architecture"]
+GROUPINGS: tuple[str, ...] = ("none", "width", "architecture")
+"""How sub-envs share stacks: one stack for all (``none``: padded to the largest network), one per hidden width
+(``width``: padded in depth only), one per exact architecture (no padding, more and smaller batched ops)."""
+BATCHED_TASKS: tuple[str, ...] = ("digits_mlp", "tabular_mlp")
+"""Task families whose target network is an :class:`~traingym.envs.tasks.networks.MLP` (trainable stacked)."""
+
+
+class BatchedTrainingEnv(VectorEnv):
+    """``num_envs`` :class:`TrainingEnv` s of an MLP family, stepped together.
+
+    Follows Gymnasium 1.x vector conventions: batched ``Dict`` observations, ``info`` as a dict of arrays with
+    ``_key`` masks, ``reset(seed=int)`` seeds sub-env ``i`` with ``seed + i``, ``options={"reset_mask": ...}``
+    resets a subset, and the autoreset mode (``next_step`` by default, as ``SyncVectorEnv``; ``same_step`` puts
+    ``final_obs`` / ``final_info`` in ``info``) is in ``metadata["autoreset_mode"]``.
+
+    ``grouping`` chooses which sub-envs share a stack (see ``GROUPINGS``). Every other keyword argument is a
+    :class:`~traingym.envs.config.TrainingEnvConfig` field, as for ``gym.make``; ``max_episode_steps`` truncates
+    like ``gym.make``'s ``TimeLimit``.
+    """
+
+    metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
+
+    def __init__(self, num_envs: int = 1, *, autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+                 grouping: Grouping = "width", max_episode_steps: int | None = None, **kwargs: Any) -> None:
+        if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
+            raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
+        if max_episode_steps is not None and (not isinstance(max_episode_steps, int) or max_episode_steps < 1):
+            raise ValueError(f"max_episode_steps must be None or an int >= 1, got {max_episode_steps!r}")
+        if grouping not in GROUPINGS:
+            raise ValueError(f"grouping must be one of {GROUPINGS}, got {grouping!r}")
+        self.grouping = grouping
+        self.autoreset_mode = AutoresetMode(autoreset_mode)
+        if self.autoreset_mode == AutoresetMode.DISABLED:
+            raise ValueError("autoreset_mode must be 'NextStep' or 'SameStep'")
+        self.envs = [TrainingEnv(**kwargs) for _ in range(num_envs)]
+        config = self.envs[0].config
+        if config.task not in BATCHED_TASKS:
+            raise ValueError(f"task {config.task!r} has no batched training; batched tasks: {BATCHED_TASKS} "
+                             "(use vectorization_mode='sync' or 'async' for the others)")
+        self.num_envs = num_envs
+        self.max_episode_steps = max_episode_steps
+        self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
+        self.render_mode = None
+        self.single_observation_space = self.envs[0].observation_space
+        self.single_action_space = self.envs[0].action_space
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.device = self.envs[0].device
+        self._groups: dict[tuple[int, ...], StackedMLP] = {}
+        """One stack per group key (see ``grouping``); empty groups are dropped."""
+        self._slots: list[tuple[tuple[int, ...], int] | None] = [None] * num_envs
+        """Sub-env -> (group key, row in that group's stack)."""
+        self._observations = create_empty_array(self.single_observation_space, n=num_envs, fn=np.zeros)
+        self._env_obs: list[Any] = [None] * num_envs
+        self._autoreset = np.zeros(num_envs, dtype=np.bool_)
+        self.closed = False
+
+    # ------------------------------------------------------------------ gym vector API
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed if isinstance(seed, int) else None)
+        seeds = _seed_list(seed, self.num_envs)
+        options = dict(options or {})
+        mask = options.pop("reset_mask", None)
+        if mask is None:
+            mask = np.ones(self.num_envs, dtype=np.bool_)
+        elif not (isinstance(mask, np.ndarray) and mask.dtype == np.bool_ and mask.shape == (self.num_envs,)):
+            raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), got {mask!r}")
+        infos: dict[str, Any] = {}
+        for i in np.flatnonzero(mask):
+            self._env_obs[i], info = self.reset_env(int(i), seed=seeds[i], options=options or None)
+            infos = self._add_info(infos, info, int(i))
+            self._autoreset[i] = False
+        return self._batched_obs(), infos
+
+    def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray,
+                                                 dict[str, Any]]:
+        actions = np.asarray(actions)
+        if actions.shape != self.action_space.shape:
+            raise ValueError(f"actions must have shape {self.action_space.shape}, got {actions.shape}")
+        resetting = self._autoreset.copy() if self.autoreset_mode == AutoresetMode.NEXT_STEP else None
+        results = self.step_envs(actions, skip=resetting)
+        rewards = np.zeros(self.num_envs, dtype=np.float64)
+        terminations = np.zeros(self.num_envs, dtype=np.bool_)
+        truncations = np.zeros(self.num_envs, dtype=np.bool_)
+        infos: dict[str, Any] = {}
+        for i, result in enumerate(results):
+            if result is None:  # next-step autoreset: this step resets the sub-env
+                self._env_obs[i], info = self.reset_env(i)
+            else:
+                self._env_obs[i], rewards[i], terminations[i], truncations[i], info = result
+                if self.autoreset_mode == AutoresetMode.SAME_STEP and (terminations[i] or truncations[i]):
+                    infos = self._add_info(infos, {"final_obs": self._env_obs[i], "final_info": info}, i)
+                    self._env_obs[i], info = self.reset_env(i)
+            infos = self._add_info(infos, info, i)
+        self._autoreset = terminations | truncations
+        return self._batched_obs(), rewards, terminations, truncations, infos
+
+    def close_extras(self, **kwargs: Any) -> None:
+        for env in self.envs:
+            env.close()
+
+    # ------------------------------------------------------------------ per sub-env (also used by the SB3 adapter)
+    def reset_env(self, i: int, *, seed: int | None = None, options: dict[str, Any] | None = None
+                  ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Reset sub-env ``i`` (its own ``TrainingEnv.reset``) and load its new network into the stack."""
+        env = self.envs[i]
+        obs, info = env.reset(seed=seed, options=options)
+        assert env._model is not None
+        self._place(i, env._model)  # type: ignore[arg-type]
+        return obs, info
+
+    def step_envs(self, actions: np.ndarray, skip: np.ndarray | None = None) -> list[tuple | None]:
+        """One env step of every sub-env not in ``skip``: each env's move, one batched run of the K optimizer
+        steps, then each env's validation and observation. Returns each env's ``step`` tuple (None if skipped);
+        no autoreset."""
+        run = [i for i in range(self.num_envs) if skip is None or not skip[i]]
+        for i in run:
+            env = self.envs[i]
+            env._begin_step(actions[i])
+            if env._scaled:  # the move scaled flagged neurons in the module: refresh the stacked copy
+                key, row = self._slot(i)
+                self._groups[key].load(row, env._model, reset_state=False)  # type: ignore[arg-type]
+        results: list[tuple | None] = [None] * self.num_envs
+        if not run:
+            return results
+        per_env = self._training_batches(run)
+        envs, outcomes, members = self.envs, [], []
+        for key, stack in self._groups.items():
+            rows = [i for i in range(self.num_envs) if self._slots[i] is not None and self._slots[i][0] == key]
+            rows.sort(key=lambda i: self._slot(i)[1])
+            if not any(i in per_env for i in rows):
+                continue
+            x, y = self._group_batches(stack, rows, per_env)
+            outcomes.append(stack.train(x, y, [envs[i]._lr for i in rows], [envs[i]._wd for i in rows]))
+            members += rows
+        outcome = torch.cat(outcomes, 1).tolist()  # one host copy for all groups
+        column = {i: c for c, i in enumerate(members)}
+        for i in run:
+            env = envs[i]
+            assert env._model is not None
+            key, row = self._slot(i)
+            self._groups[key].store(row, env._model)  # type: ignore[arg-type]
+            c = column[i]
+            mean_loss, accuracy, norm = outcome[0][c], outcome[1][c], outcome[2][c]
+            obs, reward, terminated, truncated, info = env._end_step(*env._training_outcome(mean_loss, accuracy, norm))
+            if self.max_episode_steps is not None and env._t >= self.max_episode_steps:
+                truncated = True  # as gym.make's TimeLimit
+            results[i] = (obs, reward, terminated, truncated, info)
+        return results
+
+    # ------------------------------------------------------------------ internals
+    def _slot(self, i: int) -> tuple[tuple[int, ...], int]:
+        slot = self._slots[i]
+        if slot is None:
+            raise RuntimeError(f"sub-env {i} has not been reset")
+        return slot
+
+    def _group_key(self, model: MLP) -> tuple[int, ...]:
+        if self.grouping == "width":
+            return (max(lin.out_features for lin in model.linears),)
+        if self.grouping == "architecture":
+            return (len(model.linears), max(lin.out_features for lin in model.linears),
+                    model.linears[0].in_features, model.head.out_features)
+        return ()
+
+    def _place(self, i: int, model: MLP) -> None:
+        """Load sub-env ``i``'s freshly reset network into its group's stack (a fresh optimizer state); a sub-env
+        whose new architecture belongs to another group moves there."""
+        key = self._group_key(model)
+        slot = self._slots[i]
+        if slot is not None and slot[0] != key:
+            old_key, old_row = slot
+            self._groups[old_key].remove_row(old_row)
+            for j, other in enumerate(self._slots):
+                if other is not None and other[0] == old_key and other[1] > old_row:
+                    self._slots[j] = (old_key, other[1] - 1)
+            if self._groups[old_key].n == 0:
+                del self._groups[old_key]
+            slot = None
+        if slot is None:
+            config = self.envs[i].config
+            stack = self._groups.setdefault(key, StackedMLP(0, config.optimizer, config.momentum, self.device))
+            slot = self._slots[i] = (key, stack.add_row())
+        self._groups[key].load(slot[1], model, reset_state=True)
+
+    def _training_batches(self, run: list[int]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """Each running env's K batches, ``(K, B, n_in)`` and ``(K, B)``: drawn from the env's own generator, and
+        augmented with it in step order, exactly as the single env's K steps draw them."""
+        k = self.envs[0].config.steps_per_action
+        per_env: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        augmented: list[int] = []
+        for i in run:
+            env = self.envs[i]
+            assert env._split is not None
+            batches = env._draw_batches()
+            per_env[i] = env._split.x_train[batches], env._split.y_train[batches]
+            if env._aug > 0:
+                augmented.append(i)
+        if augmented:
+            # One batched augmentation of every augmented env's K batches; each env's generator draws its K
+            # batches' randomness in step order, as the single env's K calls of ``augment`` do.
+            envs = [self.envs[i] for i in augmented]
+            x_aug, y_aug = self.envs[0].task.augment_batches(
+                torch.cat([per_env[i][0] for i in augmented]), torch.cat([per_env[i][1] for i in augmented]),
+                [e._aug for e in envs for _ in range(k)], [e._aug_gen for e in envs for _ in range(k)])
+            for j, i in enumerate(augmented):
+                per_env[i] = x_aug[j * k: (j + 1) * k], y_aug[j * k: (j + 1) * k]
+        return per_env
+
+    def _group_batches(self, stack: StackedMLP, rows: list[int], per_env: dict[int, tuple[torch.Tensor, torch.Tensor]]
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` ``(K, n, B, n_in)`` and ``y`` ``(K, n, B)`` of one group, zero-padded to the stack's inputs;
+        skipped envs get zeros (their slot is reloaded by their reset, so what it trains on does not matter)."""
+        sizes = {per_env[i][1].shape[1] for i in rows if i in per_env}
+        if len(sizes) > 1:
+            raise ValueError(f"batched training needs one batch size per group, got {sorted(sizes)} "
+                             "(batch_size exceeds some instance's training set)")
+        k = self.envs[0].config.steps_per_action
+        b = sizes.pop() if sizes else 1
+        x = torch.zeros((k, len(rows), b, stack.n_in), device=self.device)
+        y = torch.zeros((k, len(rows), b), dtype=torch.int64, device=self.device)
+        for r, i in enumerate(rows):
+            if i in per_env:
+                xi, yi = per_env[i]
+                x[:, r, :, : xi.shape[-1]] = xi.flatten(2)
+                y[:, r] = yi
+        return x, y
+
+    def _batched_obs(self) -> dict[str, np.ndarray]:
+        self._observations = concatenate(self.single_observation_space, self._env_obs, self._observations)
+        return {key: value.copy() for key, value in self._observations.items()}
+
+    def __repr__(self) -> str:
+        return f"BatchedTrainingEnv({self.envs[0].config.task}, num_envs={self.num_envs})"
+
+
+def _seed_list(seed: int | list[int | None] | None, n: int) -> list[int | None]:
+    if seed is None:
+        return [None] * n
+    if isinstance(seed, int):
+        return [seed + i for i in range(n)]
+    if len(seed) != n:
+        raise ValueError(f"a list of seeds must have num_envs={n} entries, got {len(seed)}")
+    return list(seed)

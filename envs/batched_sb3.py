@@ -1,0 +1,90 @@
+"""Stable-Baselines3 ``VecEnv`` over :class:`BatchedTrainingEnv`: batched target training for SB3 agents."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
+from traingym.envs import BATCHED_ENV_IDS, ENV_KWARGS, ENV_TASKS
+from traingym.envs.batched_env import BatchedTrainingEnv
+
+
+class BatchedSB3VecEnv(VecEnv):
+    """SB3's vector-env protocol (same-step autoreset, ``terminal_observation`` and ``TimeLimit.truncated`` in the
+    step's info, per-env seeds and options applied at the next ``reset()``) over a :class:`BatchedTrainingEnv`."""
+
+    def __init__(self, env: BatchedTrainingEnv) -> None:
+        self.env = env
+        super().__init__(env.num_envs, env.single_observation_space, env.single_action_space)
+        self._actions: np.ndarray | None = None
+
+    def reset(self) -> VecEnvObs:
+        for i in range(self.num_envs):
+            obs, self.reset_infos[i] = self.env.reset_env(i, seed=self._seeds[i], options=self._options[i] or None)
+            self.env._env_obs[i] = obs
+        self._reset_seeds()
+        self._reset_options()
+        return self.env._batched_obs()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions).reshape(self.num_envs, -1)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        assert self._actions is not None, "step_async first"
+        results = self.env.step_envs(self._actions)
+        rewards = np.zeros(self.num_envs, dtype=np.float32)
+        dones = np.zeros(self.num_envs, dtype=np.bool_)
+        infos: list[dict[str, Any]] = []
+        for i, result in enumerate(results):
+            assert result is not None
+            obs, reward, terminated, truncated, info = result
+            rewards[i], dones[i] = reward, terminated or truncated
+            info["TimeLimit.truncated"] = truncated and not terminated
+            if dones[i]:
+                info["terminal_observation"] = obs
+                obs, self.reset_infos[i] = self.env.reset_env(i)
+            self.env._env_obs[i] = obs
+            infos.append(info)
+        return self.env._batched_obs(), rewards, dones, infos
+
+    def close(self) -> None:
+        self.env.close()
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        return [getattr(self.env.envs[i], attr_name) for i in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        for i in self._get_indices(indices):
+            setattr(self.env.envs[i], attr_name, value)
+
+    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
+                   **method_kwargs: Any) -> list[Any]:
+        return [getattr(self.env.envs[i], method_name)(*method_args, **method_kwargs)
+                for i in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]  # sub-envs are bare TrainingEnvs
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        return [None] * self.num_envs
+
+
+def make_batched_vec_env(env_id: str, num_envs: int, seed: int | None = None, **env_kwargs: Any
+                         ) -> BatchedSB3VecEnv:
+    """An SB3 ``VecEnv`` of ``num_envs`` copies of ``env_id`` trained as one batched computation.
+
+    ``env_kwargs`` are :class:`~traingym.envs.config.TrainingEnvConfig` fields (over the id's registered ones);
+    ``seed`` seeds sub-env ``i`` with ``seed + i`` at the first ``reset()``, as SB3's ``make_vec_env``.
+    """
+    if env_id not in BATCHED_ENV_IDS:
+        raise ValueError(f"env_id must be one of {BATCHED_ENV_IDS} for batched training, got {env_id!r}")
+    kwargs = {"task": ENV_TASKS[env_id], **ENV_KWARGS.get(env_id, {}), **env_kwargs}
+    vec = BatchedSB3VecEnv(BatchedTrainingEnv(num_envs, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs))
+    if seed is not None:  # SB3's seed(None) would draw from numpy's global RNG
+        vec.seed(seed)
+    return vec

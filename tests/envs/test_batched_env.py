@@ -1,0 +1,262 @@
+"""Batched MLP training (BatchedTrainingEnv, StackedMLP, the SB3 adapter): exact padding, equivalence with single
+envs, Gymnasium vector conventions, registration, SB3 compatibility."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.vector import AutoresetMode
+from stable_baselines3.common.vec_env import VecCheckNan
+from traingym.envs.batched_env import BatchedTrainingEnv
+from traingym.envs.batched_sb3 import BatchedSB3VecEnv, make_batched_vec_env
+from traingym.envs.stacked_mlp import StackedMLP
+from traingym.envs.tasks.networks import build_mlp
+from traingym.envs.training_env import TrainingEnv
+
+CORE = {"task": "digits_mlp", "obs_keys": ("training_stats", "neurons"), "val_size": 128}
+ARCHITECTURES = [(1, 32, 2), (3, 128, 1), (2, 64, 0), (3, 32, 4)]
+"""(depth, width, augmentation level): depth 1 and 3, every width, augmentation on for three of four."""
+
+
+def _instances(optimizer: str) -> list[dict]:
+    lr = {"sgd": 0.05, "adam": 3e-3}[optimizer]
+    return [{"split_seed": i, "depth": d, "width": w, "lr": lr * (1 + i), "weight_decay": 1e-3, "aug_level": a,
+             "label_noise": 0.1 * (i % 2)} for i, (d, w, a) in enumerate(ARCHITECTURES)]
+
+
+def _max_obs_diff(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max(float(np.abs(a[k] - b[k]).max()) for k in a)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_padding_is_exact_identity_layers_stay_identity(optimizer: str) -> None:
+    gen = torch.Generator().manual_seed(0)
+    models = [build_mlp(64, [32], 10, gen), build_mlp(64, [128] * 3, 10, gen)]
+    stack = StackedMLP(2, optimizer, 0.9, torch.device("cpu"))
+    for i, model in enumerate(models):
+        stack.load(i, model, reset_state=True)
+    assert (stack.depth, stack.width) == (3, 128)
+    x = torch.rand((5, 2, 16, 64), generator=gen)
+    y = torch.randint(10, (5, 2, 16), generator=gen)
+    stack.train(x, y, lr=[0.1, 0.1], weight_decay=[0.01, 0.01])
+    eye = torch.eye(128)
+    for j in (1, 2):  # the shallow instance's missing layers: still exactly the identity, bias exactly zero
+        assert torch.equal(stack.weights[j][0], eye) and not stack.biases[j][0].any()
+    assert not stack.weights[0][0, 32:].any() and not stack.biases[0][0, 32:].any()  # padded units stay zero
+    assert not stack.weights[-1][0, :, 32:].any()
+    # ReLU(I h) = h: the stacked forward of the shallow instance is its module's forward, bit for bit.
+    stack.store(0, models[0])
+    h = torch.relu(torch.baddbmm(stack.biases[0][:, None], x[0], stack.weights[0].transpose(1, 2)))
+    for j in (1, 2):
+        h = torch.relu(torch.baddbmm(stack.biases[j][:, None], h, stack.weights[j].transpose(1, 2)))
+    logits = torch.baddbmm(stack.biases[-1][:, None], h, stack.weights[-1].transpose(1, 2))
+    with torch.no_grad():
+        assert torch.equal(logits[0], models[0](x[0, 0]))
+
+
+@pytest.mark.parametrize(("optimizer", "grouping"), [("sgd", "none"), ("adam", "none"), ("sgd", "width"),
+                                                     ("adam", "architecture")])
+def test_same_seeds_same_observations_as_single_envs(optimizer: str, grouping: str) -> None:
+    kwargs = {**CORE, "optimizer": optimizer, "steps_per_action": 10}
+    instances = _instances(optimizer)
+    batched = BatchedTrainingEnv(len(instances), grouping=grouping, **kwargs)
+    singles = [TrainingEnv(**kwargs) for _ in instances]
+    for i, (env, instance) in enumerate(zip(singles, instances)):
+        obs, _ = batched.reset_env(i, seed=i, options={"instance": instance})
+        assert _max_obs_diff(obs, env.reset(seed=i, options={"instance": instance})[0]) == 0.0
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for _ in range(10):
+        actions = rng.integers(0, 3, size=(len(instances), 4))
+        for env, action, result in zip(singles, actions, batched.step_envs(actions)):
+            obs, reward, terminated, truncated, info = env.step(action)
+            assert result is not None and (result[2], result[3]) == (terminated, truncated)
+            worst = max(worst, _max_obs_diff(result[0], obs), abs(result[1] - reward))
+            assert result[4]["lr"] == info["lr"] and result[4]["aug_level"] == info["aug_level"]
+    assert worst <= 1e-5
+    # The neuron log reads the stored last-step gradients: they are the module's own after the step.
+    assert all(layer.weight.grad is not None for env in batched.envs for layer in env._log.layers)
+    batched.close()
+
+
+@pytest.mark.slow
+def test_same_observations_as_single_envs_full_k() -> None:
+    kwargs = {**CORE, "optimizer": "sgd", "steps_per_action": 50, "val_size": 512}
+    instances = _instances("sgd")
+    batched = BatchedTrainingEnv(len(instances), **kwargs)
+    singles = [TrainingEnv(**kwargs) for _ in instances]
+    for i, (env, instance) in enumerate(zip(singles, instances)):
+        batched.reset_env(i, seed=i, options={"instance": instance})
+        env.reset(seed=i, options={"instance": instance})
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        actions = rng.integers(0, 3, size=(len(instances), 4))
+        for env, action, result in zip(singles, actions, batched.step_envs(actions)):
+            assert result is not None and _max_obs_diff(result[0], env.step(action)[0]) <= 1e-5
+
+
+def test_make_vec_entry_point_matches_sync_vector_env_across_autoreset() -> None:
+    kwargs = {"obs_keys": ["training_stats"], "steps_per_action": 3, "val_size": 64, "horizon": 2,
+              "max_episode_steps": 2}
+    batched = gym.make_vec("TrainGym/DigitsMLP-v0", num_envs=3, vectorization_mode="vector_entry_point", **kwargs)
+    sync = gym.make_vec("TrainGym/DigitsMLP-v0", num_envs=3, vectorization_mode="sync", **kwargs)
+    assert isinstance(batched, BatchedTrainingEnv)
+    assert batched.metadata["autoreset_mode"] == sync.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    assert batched.observation_space == sync.observation_space and batched.action_space == sync.action_space
+    obs_b, info_b = batched.reset(seed=5)
+    obs_s, info_s = sync.reset(seed=5)
+    assert _max_obs_diff(obs_b, obs_s) == 0.0 and info_b.keys() == info_s.keys()
+    batched.action_space.seed(0)
+    for t in range(5):  # two episodes of 2 steps, the autoreset step in between, and one more
+        actions = batched.action_space.sample()
+        obs_b, rew_b, term_b, trunc_b, info_b = batched.step(actions)
+        obs_s, rew_s, term_s, trunc_s, info_s = sync.step(actions)
+        assert batched.observation_space.contains(obs_b)
+        assert _max_obs_diff(obs_b, obs_s) <= 1e-5 and np.allclose(rew_b, rew_s, atol=1e-5)
+        assert np.array_equal(term_b, term_s) and np.array_equal(trunc_b, trunc_s)
+        assert info_b.keys() == info_s.keys()
+        if t == 1:
+            assert trunc_b.all() and "test_accuracy" in info_b
+        if t == 2:  # next-step autoreset: this step reset every sub-env
+            assert not rew_b.any() and info_b["_instance"].all()
+    batched.close()
+    batched.close()  # idempotent
+    sync.close()
+
+
+def test_same_step_autoreset_and_reset_mask() -> None:
+    env = BatchedTrainingEnv(2, autoreset_mode="SameStep", obs_keys=("training_stats",), steps_per_action=2,
+                             val_size=64, horizon=1)
+    obs, _ = env.reset(seed=0)
+    first = obs["training_stats"].copy()
+    obs, _, _, truncated, info = env.step(np.ones((2, 4), dtype=np.int64))
+    assert truncated.all() and info["_final_obs"].all()
+    assert info["final_obs"][0]["training_stats"][3] == 1.0  # progress t/T of the finished episode
+    assert (obs["training_stats"][:, 3] == 0.0).all()  # already the next episode's first observation
+    again, info = env.reset(seed=0, options={"reset_mask": np.array([True, False])})
+    assert np.array_equal(again["training_stats"][0], first[0]) and list(info["_instance"]) == [True, False]
+    with pytest.raises(ValueError, match="reset_mask"):
+        env.reset(options={"reset_mask": [True, False]})
+    env.close()
+
+
+def test_same_seed_same_rollout_and_bad_arguments() -> None:
+    def run() -> list[np.ndarray]:
+        env = BatchedTrainingEnv(3, obs_keys=("training_stats",), steps_per_action=2, val_size=64)
+        out = [env.reset(seed=11)[0]["training_stats"]]
+        out += [env.step(np.full((3, 4), a))[0]["training_stats"] for a in (0, 2, 1)]
+        env.close()
+        return out
+
+    assert all(np.array_equal(a, b) for a, b in zip(run(), run()))
+    with pytest.raises(ValueError, match="batched training"):
+        BatchedTrainingEnv(2, task="digits_cnn")
+    with pytest.raises(ValueError, match="num_envs"):
+        BatchedTrainingEnv(0)
+    with pytest.raises(ValueError, match="steps_per_action"):
+        BatchedTrainingEnv(2, steps_per_action=0)
+    env = BatchedTrainingEnv(2, obs_keys=("training_stats",))
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="actions must have shape"):
+        env.step(np.ones(4, dtype=np.int64))
+    env.close()
+
+
+def test_tabular_mlp_mixed_datasets_match_single_envs() -> None:
+    # breast cancer (30 features, 2 classes) and wine (13 features, 3 classes) in one stack: padded inputs and
+    # -inf logits for padded classes.
+    kwargs = {"task": "tabular_mlp", "obs_keys": ("training_stats",), "steps_per_action": 10, "val_size": 64}
+    instances = [{"split_seed": i, "dataset": ds, "depth": d, "width": w, "lr": 0.05, "weight_decay": 1e-3,
+                  "aug_level": i % 3} for i, (ds, d, w) in enumerate([("breast_cancer", 2, 64), ("wine", 1, 16)])]
+    batched = BatchedTrainingEnv(2, **kwargs)
+    singles = [TrainingEnv(**kwargs) for _ in instances]
+    for i, (env, instance) in enumerate(zip(singles, instances)):
+        batched.reset_env(i, seed=i, options={"instance": instance})
+        env.reset(seed=i, options={"instance": instance})
+    for _ in range(5):
+        actions = np.ones((2, 4), dtype=np.int64)
+        for env, action, result in zip(singles, actions, batched.step_envs(actions)):
+            assert result is not None and _max_obs_diff(result[0], env.step(action)[0]) <= 1e-5
+
+
+def test_sb3_adapter_terminal_observation_nan_check_and_ppo() -> None:
+    from stable_baselines3 import PPO
+
+    vec = make_batched_vec_env("TrainGym/DigitsMLP-v0", 2, seed=3, obs_keys=["training_stats"], steps_per_action=2,
+                               val_size=64, horizon=2)
+    assert isinstance(vec, BatchedSB3VecEnv)
+    checked = VecCheckNan(vec, raise_exception=True)
+    first = checked.reset()["training_stats"]
+    checked.step(np.ones((2, 4), dtype=np.int64))
+    obs, rewards, dones, infos = checked.step(np.ones((2, 4), dtype=np.int64))
+    assert dones.all() and all(info["TimeLimit.truncated"] for info in infos)
+    assert all(info["terminal_observation"]["training_stats"][3] == 1.0 for info in infos)
+    assert (obs["training_stats"][:, 3] == 0.0).all()
+    vec.seed(3)
+    assert np.array_equal(vec.reset()["training_stats"], first)  # seeds apply at the next reset, as in SB3
+    assert vec.get_attr("config")[0].steps_per_action == 2 and vec.env_is_wrapped(gym.Wrapper) == [False, False]
+    model = PPO("MultiInputPolicy", checked, n_steps=4, batch_size=8, n_epochs=1, seed=0)
+    model.learn(8)
+    checked.close()
+    with pytest.raises(ValueError, match="env_id"):
+        make_batched_vec_env("TrainGym/DigitsCNN-v0", 2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_runs_all_instances_on_the_gpu_and_agrees_with_cpu() -> None:
+    # Augmentation off: every random draw then comes from the envs' CPU generators, so both devices train on the
+    # same batches and differ only by kernel rounding.
+    kwargs = {**CORE, "obs_keys": ("training_stats",), "optimizer": "adam", "steps_per_action": 10}
+    instances = [{**instance, "aug_level": 0} for instance in _instances("adam")]
+    outs = []
+    for device in ("cpu", "cuda"):
+        env = BatchedTrainingEnv(len(instances), device=device, **kwargs)
+        for i, instance in enumerate(instances):
+            env.reset_env(i, seed=i, options={"instance": instance})
+        for _ in range(3):
+            results = env.step_envs(np.ones((len(instances), 4), dtype=np.int64))
+        weights = [w for stack in env._groups.values() for w in stack.weights]
+        assert all(w.device.type == "cuda" for w in weights) == (device == "cuda")
+        outs.append(np.stack([r[0]["training_stats"] for r in results if r is not None]))
+        env.close()
+    assert np.allclose(outs[0], outs[1], atol=1e-3)
+
+
+@pytest.mark.parametrize("task", ["digits_mlp", "digits_cnn", "mnist_cnn", "tabular_mlp"])
+def test_augment_batches_equals_augment_batch_by_batch(task: str) -> None:
+    from traingym.envs.tasks.registry import make_task
+
+    family = make_task(task, TrainingEnv(task=task, obs_keys=("training_stats",)).config)
+    instance = family.instance_set("train", "sgd")[0]
+    split = family.split(instance, 64)
+    levels = [1, 2, 3, 4, 4, 1]
+    idx = torch.randint(split.x_train.shape[0], (len(levels), 16), generator=torch.Generator().manual_seed(0))
+    x, y = split.x_train[idx], split.y_train[idx]
+    seeds = [0, 0, 1, 0, 1, 2]  # generators shared between batches: draws must stay in batch order
+    gens = {s: torch.Generator().manual_seed(s) for s in set(seeds)}
+    x_many, y_many = family.augment_batches(x, y, levels, [gens[s] for s in seeds])
+    gens = {s: torch.Generator().manual_seed(s) for s in set(seeds)}
+    for m, (level, s) in enumerate(zip(levels, seeds)):
+        xm, ym = family.augment(x[m], y[m], level, gens[s])
+        assert torch.equal(x_many[m], xm) and torch.equal(y_many[m], ym)
+
+
+@pytest.mark.slow
+def test_benchmark_smoke_reports_every_size_and_setting() -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.batched_env", "--smoke", "--obs-settings",
+                           "training_stats"], cwd=root, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(proc.stdout)
+    assert result["matmul_peak_gflops"] > 0 and result["target_met"] is None  # smoke: no N=16 row
+    rows = result["settings"][0]["batched"]
+    assert [r["n"] for r in rows] == [1, 4]
+    assert all(r["steps_per_s"] > 0 and r["computed_gflop_per_step"] >= r["useful_gflop_per_step"] > 0 for r in rows)
