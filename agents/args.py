@@ -9,12 +9,16 @@ from typing import Any, Literal
 
 import torch
 from traingym.agents.cli_args import StrTuple
+from traingym.envs import BATCHED_ENV_IDS
 from traingym.envs.config import OBS_KEYS, TrainingEnvConfig
 from traingym.envs.tasks.base import TEST_SET_SIZE
 from traingym.protocol.choices import check_device
 
 Algo = Literal["ppo", "a2c", "dqn", "recurrent_ppo"]
 EvalModel = Literal["final", "best"]
+VecEnvKind = Literal["auto", "batched", "subproc"]
+BATCHED_N_ENVS = 16
+"""Sub-envs of the batched training env when ``--n-envs`` is 0."""
 
 
 def check_advisor_spec(spec: str) -> None:
@@ -67,13 +71,17 @@ class Args:
     """Advisor spec for the diagnosis key (heuristic, smollm, hf:<path>, openai:<model>, module:Class); None: the
     env's default (heuristic)."""
     obs_keys: StrTuple = ()
-    """Observation keys, a subset of training_stats, neurons, diagnosis; empty: all three (with the heuristic
-    advisor, the diagnosis key gained +0.05 held-out test accuracy over training_stats+neurons at the default
-    budget over two seeds; see docs/agents.md)."""
+    """Observation keys, a subset of training_stats, neurons, diagnosis; empty: all three (what each key adds:
+    docs/results/ablation_*.md, written by ``python -m traingym.agents.study``)."""
     total_timesteps: int = 20_000
     """Environment steps to train for (one step = K optimizer steps of the target network; 1,000 episodes at T=20)."""
     n_envs: int = 0
-    """Parallel training envs (SubprocVecEnv when > 1); 0: one per core (os.cpu_count())."""
+    """Parallel training envs: sub-envs of the batched env, or SubprocVecEnv workers (when > 1); 0: 16 batched,
+    else one per core (os.cpu_count())."""
+    vec_env: VecEnvKind = "auto"
+    """How the training envs run: batched (all sub-envs' target networks train as one batched computation in
+    this process; MLP families), subproc (one process per env), or auto (batched where the env supports it and
+    the algorithm takes its action space, else subproc)."""
     seed: int = 0
     """Seed of the agent, the training envs and the random baseline."""
     device: str = "cpu"
@@ -164,10 +172,19 @@ class Args:
             device = check_device(f"--{name.replace('_', '-')}", getattr(self, name))
             if device != "cpu" and not torch.cuda.is_available():
                 raise ValueError(f"--{name.replace('_', '-')} {device}: no CUDA device is available here")
+        if self.vec_env == "batched" and not self.batched_env_applies():
+            raise ValueError(f"--vec-env batched needs an MLP env ({', '.join(BATCHED_ENV_IDS)}) and an algorithm "
+                             f"with the env's MultiDiscrete actions (not dqn); got --env {self.env} --algo {self.algo}")
+        if self.vec_env == "auto":
+            object.__setattr__(self, "vec_env", "batched" if self.batched_env_applies() else "subproc")
         if self.n_envs == 0:
-            object.__setattr__(self, "n_envs", os.cpu_count() or 1)
+            object.__setattr__(self, "n_envs", BATCHED_N_ENVS if self.vec_env == "batched" else os.cpu_count() or 1)
         if self.eval_workers == 0:
             object.__setattr__(self, "eval_workers", min(2, os.cpu_count() or 1))
+
+    def batched_env_applies(self) -> bool:
+        """Whether the batched training env can run this configuration."""
+        return self.env in BATCHED_ENV_IDS and self.algo != "dqn"
 
     def resolved_obs_keys(self) -> tuple[str, ...]:
         """The observation keys the env emits."""
@@ -200,6 +217,7 @@ class Args:
     def from_json(cls, data: dict[str, Any]) -> Args:
         """Inverse of :meth:`to_json` (unknown keys are ignored, so older configs still load)."""
         names = {f.name for f in fields(cls)}
+        data = {"vec_env": "subproc", **data}  # runs saved before the batched env trained in subprocesses
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names})
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor, VecNormalize
 from traingym.agents.algos import algo_class, algo_kwargs, build_model, uses_discrete_actions
 from traingym.agents.args import Args
 from traingym.agents.callbacks import HeldOutEvalCallback, TrainGymMetricsCallback, read_learning_curve
@@ -22,6 +22,7 @@ from traingym.agents.env_factory import env_factory
 from traingym.agents.episodes import EpisodeSettings
 from traingym.agents.evaluate import PolicySummary, evaluate, run_evaluation, summarize
 from traingym.agents.policies import PolicySpec
+from traingym.envs.batched_sb3 import make_batched_vec_env
 from traingym.envs.tasks.base import TEST_SET_SIZE
 
 CHECKPOINT_DIR = "checkpoints"
@@ -81,11 +82,15 @@ def write_config(run_dir: Path, args: Args, resumed_from: int | None = None) -> 
 
 
 def build_training_env(args: Args) -> tuple[VecEnv, VecNormalize | None]:
-    """``n_envs`` training envs on the TRAIN instances (SubprocVecEnv when more than one), optionally wrapped in
-    VecNormalize. Returns the outermost env and the normalizer."""
-    factory = env_factory(args.env, args.horizon, {**args.env_kwargs(), "instance_set": "train"},
-                          discrete=uses_discrete_actions(args.algo), monitor=True)
-    venv: VecEnv = SubprocVecEnv([factory] * args.n_envs) if args.n_envs > 1 else DummyVecEnv([factory])
+    """``n_envs`` training envs on the TRAIN instances (batched, or SubprocVecEnv when more than one), optionally
+    wrapped in VecNormalize. Returns the outermost env and the normalizer."""
+    kwargs = {**args.env_kwargs(), "instance_set": "train"}
+    venv: VecEnv
+    if args.vec_env == "batched":
+        venv = VecMonitor(make_batched_vec_env(args.env, args.n_envs, horizon=args.horizon, **kwargs))
+    else:
+        factory = env_factory(args.env, args.horizon, kwargs, discrete=uses_discrete_actions(args.algo), monitor=True)
+        venv = SubprocVecEnv([factory] * args.n_envs) if args.n_envs > 1 else DummyVecEnv([factory])
     if not args.normalize:
         return venv, None
     normalizer = VecNormalize(venv, norm_obs=True, norm_reward=True, clip_obs=10.0, gamma=args.gamma)

@@ -1,4 +1,5 @@
-"""Device flags reach every env the run builds: training, periodic and final evaluation, and the advisors' models."""
+"""How a run builds its envs: device flags reach every env (training, periodic and final evaluation, the advisors'
+models), and the training envs are batched where they can be."""
 
 from __future__ import annotations
 
@@ -42,3 +43,19 @@ def test_advisor_side_device_is_validated_at_every_layer(bad: object) -> None:
     with pytest.raises(ValueError, match="device must be"):
         LLMOptions(device=bad)  # type: ignore[arg-type]
     assert DiagnosisConfig(llm=LLMOptions(device="cuda:1")).llm.device == "cuda:1"
+
+
+def test_vec_env_auto_picks_the_batched_env_where_it_applies() -> None:
+    mlp = Args(env="TrainGym/DigitsMLP-v0")
+    assert (mlp.vec_env, mlp.n_envs) == ("batched", 16)
+    assert Args(env="TrainGym/DigitsCNN-v0").vec_env == "subproc"
+    assert Args(env="TrainGym/DigitsMLP-v0", algo="dqn").vec_env == "subproc"  # Discrete(81) wrapper
+    with pytest.raises(ValueError, match="--vec-env batched needs an MLP env"):
+        Args(env="TrainGym/MNISTCNN-v0", vec_env="batched")
+
+
+def test_runs_saved_before_the_batched_env_resume_in_subprocesses() -> None:
+    saved = Args(env="TrainGym/DigitsMLP-v0", vec_env="subproc", n_envs=2).to_json()
+    del saved["vec_env"]
+    assert Args.from_json(saved).vec_env == "subproc"
+    assert Args.from_json(Args().to_json()).vec_env == "batched"
