@@ -58,20 +58,26 @@ class Args:
     """Seed of every vector env (sub-env i gets seed + i)."""
     grouping: Grouping = "width"
     """BatchedTrainingEnv grouping: none, width or architecture (other than width: writes batched_env_<grouping>)."""
+    device: str = "cpu"
+    """Torch device of the batched env's target networks (cpu, cuda, cuda:N); the SubprocVecEnv baseline stays on
+    the CPU. Other than cpu: writes batched_env_<device>."""
     smoke: bool = False
     """Tiny run (K=5, 1 block, N up to 4) that checks the script works; writes no results page."""
     write: bool = True
     """Write docs/results/batched_env.md (and .json)."""
 
 
-def matmul_peak_gflops(size: int = 1024, repeats: int = 5) -> float:
-    """Best single-thread float32 ``torch.mm`` GFLOP/s over a few repeats."""
-    a, b = torch.rand(size, size), torch.rand(size, size)
+def matmul_peak_gflops(size: int = 1024, repeats: int = 5, device: str = "cpu") -> float:
+    """Best float32 ``torch.mm`` GFLOP/s over a few repeats (single-thread on the CPU)."""
+    a, b = torch.rand(size, size, device=device), torch.rand(size, size, device=device)
     torch.mm(a, b)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     best = float("inf")
     for _ in range(repeats):
+        sync()
         started = time.perf_counter()
         torch.mm(a, b)
+        sync()
         best = min(best, time.perf_counter() - started)
     return 2 * size**3 / best / 1e9
 
@@ -104,7 +110,7 @@ def measure(args: Args, obs_setting: str, env_kwargs: dict[str, Any]) -> dict[st
     train_share: dict[int, list[float]] = {n: [] for n in args.sizes}
     try:
         for n in args.sizes:
-            env = BatchedTrainingEnv(n, grouping=args.grouping, **kwargs)
+            env = BatchedTrainingEnv(n, grouping=args.grouping, **kwargs, device=args.device)
             clocks[n] = PhaseClock()
             env.reset(seed=args.seed)
             _time_training(env, clocks[n])
@@ -160,7 +166,7 @@ def run(args: Args) -> dict[str, Any]:
     if args.smoke:
         args = dataclasses.replace(args, sizes=sizes, blocks=1, env_steps_per_block=4)
     env_kwargs: dict[str, Any] = {"steps_per_action": 5} if args.smoke else {}
-    peak = matmul_peak_gflops()
+    peak = matmul_peak_gflops(size=4096 if args.device != "cpu" else 1024, device=args.device)
     settings = [measure(args, obs, env_kwargs) for obs in args.obs_settings]
     for setting in settings:
         for row in setting["batched"]:
@@ -180,7 +186,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [f"Env `{result['env_id']}`, default config (K=50, batch 64), random instances and actions, auto-resets "
              f"included; batched env grouping `{result['args']['grouping']}`, one process and one torch thread "
              "(the SubprocVecEnv uses two processes). Single-thread matmul peak: "
-             f"{result['matmul_peak_gflops']} GFLOP/s.", "",
+             f"{result['matmul_peak_gflops']} GFLOP/s on `{result['args']['device']}` (the batched env's device).", "",
              f"Target {result['target']}: **{'met' if result['target_met'] else 'not met'}**.", ""]
     for setting in result["settings"]:
         lines += [f"## Observation: {setting['obs']}", "",
@@ -199,9 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args)
     print(json.dumps(result, indent=2))
     if args.write and not args.smoke:
-        name = "batched_env" if args.grouping == "width" else f"batched_env_{args.grouping}"
-        write_result(name, f"Batched MLP vector env: env steps/s (grouping {args.grouping})", markdown(result),
-                     data=result)
+        suffixes = [s for s in (args.grouping if args.grouping != "width" else "",
+                                args.device.replace(":", "") if args.device != "cpu" else "") if s]
+        name = "_".join(["batched_env", *suffixes])
+        write_result(name, f"Batched MLP vector env: env steps/s (grouping {args.grouping}, {args.device})",
+                     markdown(result), data=result)
     return 0
 
 
