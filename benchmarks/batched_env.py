@@ -151,6 +151,17 @@ def measure(args: Args, obs_setting: str, env_kwargs: dict[str, Any]) -> dict[st
     return {"obs": obs_setting, "subproc2_steps_per_s": rounded(subproc_sps, 2), "batched": rows}
 
 
+def measure_batched(env_id: str, env_kwargs: dict[str, Any], sizes: tuple[int, ...], blocks: int,
+                    env_steps_per_block: int) -> dict[str, Any]:
+    """The ``batched_env`` figure of ``benchmarks/run.py``: the default observation's curve, and the speedup of
+    the largest N (16 in the full suite) over the 2-worker SubprocVecEnv, as ``speedup_n<N>: {"speedup": x}``."""
+    args = Args(env_id=env_id, sizes=sizes, obs_settings=("default",), blocks=blocks,
+                env_steps_per_block=env_steps_per_block, device=env_kwargs.get("device", "cpu"), write=False)
+    setting = measure(args, "default", {k: v for k, v in env_kwargs.items() if k != "device"})
+    largest = setting["batched"][-1]
+    return {**setting, f"speedup_n{largest['n']}": {"speedup": largest["speedup_vs_subproc2"]}}
+
+
 def _time_training(env: BatchedTrainingEnv, clock: PhaseClock) -> None:
     """Time every group stack's ``train`` under the label ``train`` (groups appear on resets: re-wrapped each
     block)."""

@@ -75,7 +75,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from traingym.agents.cli_args import StrTuple, parse_cli  # noqa: E402  (after the offline switches)
 
 SCHEMA_VERSION = 1
-FIGURES: tuple[str, ...] = ("step_overhead", "reset_ms", "vec_scaling", "encoder_cache_hit_rate", "ppo_fps")
+FIGURES: tuple[str, ...] = ("step_overhead", "reset_ms", "vec_scaling", "batched_env", "encoder_cache_hit_rate",
+                             "ppo_fps")
 DEFAULT_ENV_ID = "TrainGym/DigitsMLP-v0"
 DEFAULT_FAMILY = "digits_mlp"
 SMOKE_KWARGS: dict[str, Any] = {"steps_per_action": 2, "val_size": 64, "encoder": "hashing"}
@@ -87,10 +88,12 @@ def _plan(smoke: bool) -> dict[str, dict[str, Any]]:
     if smoke:
         return {"step_overhead": {"reps": 2, "steps_per_rep": 2, "warmup_steps": 1, "time_budget_s": 10.0},
                 "reset_ms": {"reps": 2}, "vec_scaling": {"blocks": 2, "steps_per_block": 2, "start_method": "fork"},
-                "encoder_cache_hit_rate": {"episodes": 2}, "ppo_fps": {"n_steps": 16, "total_timesteps": 32}}
+                "encoder_cache_hit_rate": {"episodes": 2}, "ppo_fps": {"n_steps": 16, "total_timesteps": 32},
+                "batched_env": {"sizes": (1, 4), "blocks": 1, "env_steps_per_block": 4}}
     return {"step_overhead": {"reps": 15, "steps_per_rep": 10, "warmup_steps": 20, "time_budget_s": 30.0},
             "reset_ms": {"reps": 30}, "vec_scaling": {"blocks": 6, "steps_per_block": 15},
-            "encoder_cache_hit_rate": {"episodes": 100}, "ppo_fps": {"n_steps": 128, "total_timesteps": 256}}
+            "encoder_cache_hit_rate": {"episodes": 100}, "ppo_fps": {"n_steps": 128, "total_timesteps": 256},
+            "batched_env": {"sizes": (1, 16), "blocks": 3, "env_steps_per_block": 32}}
 
 
 TARGETS: tuple[tuple[str, str, float], ...] = (
@@ -100,9 +103,11 @@ TARGETS: tuple[tuple[str, str, float], ...] = (
     ("reset_ms.digits_mlp", "<=", 20.0),
     ("reset_ms.digits_cnn", "<=", 20.0),
     ("vec_scaling", ">=", 1.6),
+    ("batched_env.speedup_n16", ">=", 5.0),
     ("encoder_cache_hit_rate", ">=", 0.95),
 )
-"""Issue 7's targets (default config: heuristic advisor, MiniLM encoder; relevance on for reviews_bert)."""
+"""Targets (default config: heuristic advisor, MiniLM encoder; relevance on for reviews_bert). ``batched_env``:
+the batched DigitsMLP env with 16 sub-envs in one process over a 2-worker SubprocVecEnv, default observation."""
 
 
 def _target_value(figures: dict[str, Any], name: str) -> float | None:
@@ -112,7 +117,7 @@ def _target_value(figures: dict[str, Any], name: str) -> float | None:
         return None
     if family:
         entry = entry.get(family, {})
-    for key in ("ratio", "median_ms", "value"):
+    for key in ("ratio", "median_ms", "value", "speedup"):
         if key in entry:
             return entry[key]
     return None
@@ -135,6 +140,7 @@ def run_suite(*, smoke: bool, device: str = "cpu", figures: tuple[str, ...] = FI
     import torch
     import traingym.envs  # noqa: F401  (registers the environments)
 
+    from benchmarks.batched_env import measure_batched
     from benchmarks.encoder_cache import measure_encoder_cache
     from benchmarks.ppo_fps import measure_ppo_fps
     from benchmarks.reset_time import measure_resets
@@ -166,6 +172,9 @@ def run_suite(*, smoke: bool, device: str = "cpu", figures: tuple[str, ...] = FI
     if "vec_scaling" in figures:
         note("vec_scaling")
         out["vec_scaling"] = measure_vec_scaling(DEFAULT_ENV_ID, env_kwargs, **plan["vec_scaling"])
+    if "batched_env" in figures:
+        note("batched_env")
+        out["batched_env"] = measure_batched(DEFAULT_ENV_ID, env_kwargs, **plan["batched_env"])
     if "encoder_cache_hit_rate" in figures:
         note("encoder_cache_hit_rate")
         out["encoder_cache_hit_rate"] = measure_encoder_cache(DEFAULT_FAMILY, env_kwargs,
@@ -191,7 +200,8 @@ class BenchArgs:
     device: str = "cpu"
     """Device of the target networks (cpu, cuda, cuda:N)."""
     figures: StrTuple = FIGURES
-    """Measure only these figures (step_overhead, reset_ms, vec_scaling, encoder_cache_hit_rate, ppo_fps)."""
+    """Measure only these figures (step_overhead, reset_ms, vec_scaling, batched_env, encoder_cache_hit_rate,
+    ppo_fps); docs/results/benchmarks.md is written only by a full run of all of them."""
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.figures if f not in FIGURES]
@@ -204,10 +214,27 @@ def main(argv: list[str] | None = None) -> int:
     result = run_suite(smoke=args.smoke, device=args.device, figures=tuple(args.figures))
     text = json.dumps(result, indent=2)
     print(text)
+    print(targets_table(result["targets"]), file=sys.stderr)
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text + "\n")
+    if not args.smoke and args.figures == FIGURES:
+        from traingym.agents.results import write_result
+
+        write_result("benchmarks", "Speed benchmarks (benchmarks/run.py)",
+                     f"{targets_table(result['targets'])}\n\nWhole suite: {result['elapsed_s']} s; load average at "
+                     f"the start {result['machine'].get('loadavg')}, at the end {result['loadavg_end']}. Raw figures: "
+                     "benchmarks.json next to this page.", data=result)
     return 0
+
+
+def targets_table(targets: dict[str, dict[str, Any]]) -> str:
+    """Every target as a Markdown table row: figure, measured value, target, met / not met."""
+    rows = ["| figure | value | target | |", "|---|---|---|---|"]
+    for name, entry in targets.items():
+        verdict = {True: "met", False: "**not met**", None: "not measured"}[entry["met"]]
+        rows.append(f"| {name} | {entry['value']} | {entry['target']} | {verdict} |")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":
