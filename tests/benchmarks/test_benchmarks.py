@@ -160,3 +160,13 @@ def test_evaluate_targets_compares_in_the_right_direction() -> None:
     assert targets["step_overhead.reviews_bert"]["met"] is None
     assert targets["vec_scaling"] == {"value": 1.7, "target": ">= 1.6", "met": True}
     assert "reset_ms.digits_mlp" not in targets  # figure not measured: no target entry
+
+
+def test_targets_table_says_met_not_met_and_not_measured() -> None:
+    from benchmarks.run import targets_table
+
+    table = targets_table({"a": {"value": 1.0, "target": "<= 1.1", "met": True},
+                           "b": {"value": 2.0, "target": ">= 5", "met": False},
+                           "c": {"value": None, "target": "<= 20", "met": None}}).splitlines()
+    assert table[2:] == ["| a | 1.0 | <= 1.1 | met |", "| b | 2.0 | >= 5 | **not met** |",
+                         "| c | None | <= 20 | not measured |"]
