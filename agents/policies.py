@@ -13,6 +13,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from traingym.agents.algos import algo_class, uses_discrete_actions
 from traingym.agents.baselines import BASELINES, make_baseline
 from traingym.agents.checkpoints import load_normalizer, normalizer_path
+from traingym.agents.pretrained import resolve_agent_path
 
 MIN_OBS_KEYS: tuple[str, ...] = ("training_stats",)
 """Observation keys of the env a baseline runs in (baselines read ``info``, not the observation)."""
@@ -91,8 +92,9 @@ def agent_model_path(path: Path, which: str = "final") -> Path:
 
 
 def load_agent(path: str | Path, which: str = "final", device: str = "cpu") -> AgentPolicy:
-    """Load a saved agent (run directory or model file) as a :class:`AgentPolicy`."""
-    path = Path(path)
+    """Load a saved agent (run directory, model file, or ``pretrained:<name>`` for an agent shipped with the
+    package, see :mod:`traingym.agents.pretrained`) as a :class:`AgentPolicy`."""
+    path = resolve_agent_path(path)
     if not path.exists():
         raise FileNotFoundError(f"no saved agent at {path}")
     config = find_run_config(path)

@@ -1,0 +1,43 @@
+"""Agents shipped with the package load by name, wherever a run directory is accepted."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from traingym.agents import pretrained
+from traingym.agents.policies import AgentPolicy, PolicySpec, load_agent
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("run") / "smoke"
+    subprocess.run([sys.executable, str(ROOT / "train_agent.py"), "--smoke", "--run-dir", str(run_dir),
+                    "--no-progress-bar"], check=True, capture_output=True, timeout=300)
+    return run_dir
+
+
+def test_an_exported_run_loads_by_name_and_acts_like_the_run(smoke_run: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path)
+    out = pretrained.export_pretrained(smoke_run, "tiny")
+    assert {"config.json", "model.zip", "card.md"} <= {p.name for p in out.iterdir()}
+    assert "eval.csv" in (out / "card.md").read_text()
+    assert pretrained.pretrained_names() == ["tiny"]
+    by_name, by_path = load_agent("pretrained:tiny"), load_agent(smoke_run)
+    assert isinstance(by_name, AgentPolicy) and by_name.env_overrides == by_path.env_overrides
+    obs = {k: space.sample() for k, space in by_path.model.observation_space.spaces.items()}
+    assert (by_name.predict(obs)[0] == by_path.predict(obs)[0]).all()
+    assert PolicySpec.parse("pretrained:tiny").label == "pretrained:tiny"
+
+
+def test_an_unknown_pretrained_name_lists_the_shipped_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path)
+    (tmp_path / "digits-mlp").mkdir()
+    (tmp_path / "digits-mlp" / "model.zip").write_bytes(b"")
+    with pytest.raises(ValueError, match="no pretrained agent 'nope'; shipped: digits-mlp"):
+        load_agent("pretrained:nope")
