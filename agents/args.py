@@ -110,6 +110,14 @@ class Args:
     """Entropy bonus (PPO, RecurrentPPO, A2C)."""
     gamma: float = 0.99
     """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE lambda (PPO, RecurrentPPO)."""
+    n_epochs: int = 10
+    """Optimisation epochs per rollout (PPO, RecurrentPPO)."""
+    batch_size: int | None = None
+    """Minibatch size (PPO, RecurrentPPO); None: the largest of 64, 32, 16, ... that divides n_steps * n_envs."""
+    net_arch: tuple[int, ...] = ()
+    """Hidden layer sizes of the policy and value networks (PPO, RecurrentPPO, A2C); empty: SB3's default (64, 64)."""
     eval_freq: int = 5_000
     """Env steps between periodic evaluations on held-out instances (best-model selection); 0 disables them."""
     eval_freq_episodes: int = 16
@@ -172,6 +180,14 @@ class Args:
             raise ValueError(f"--learning-rate must be in (0, 1), got {self.learning_rate}")
         if not 0 < self.gamma <= 1:
             raise ValueError(f"--gamma must be in (0, 1], got {self.gamma}")
+        if not 0 <= self.gae_lambda <= 1:
+            raise ValueError(f"--gae-lambda must be in [0, 1], got {self.gae_lambda}")
+        if not 1 <= self.n_epochs <= 100:
+            raise ValueError(f"--n-epochs must be in [1, 100], got {self.n_epochs}")
+        if self.batch_size is not None and self.batch_size < 2:
+            raise ValueError(f"--batch-size must be >= 2, got {self.batch_size}")
+        if any(not 1 <= width <= 4096 for width in self.net_arch):
+            raise ValueError(f"--net-arch sizes must be in [1, 4096], got {list(self.net_arch)}")
         if self.resume and self.run_dir is None:
             raise ValueError("--resume needs --run-dir (the run to resume)")
         if self.n_envs == 0:
@@ -196,6 +212,14 @@ class Args:
         if advisor is not None:
             kwargs["advisor"] = advisor
         return kwargs
+
+    def algo_kwargs(self) -> dict[str, Any]:
+        """Constructor kwargs of the SB3 algorithm (:func:`traingym.agents.algos.algo_kwargs`)."""
+        from traingym.agents.algos import algo_kwargs
+
+        return algo_kwargs(self.algo, self.n_envs, self.total_timesteps, self.learning_rate, self.n_steps,
+                           self.ent_coef, self.gamma, self.gae_lambda, self.n_epochs, self.batch_size,
+                           self.net_arch or None)
 
     def to_json(self) -> dict[str, Any]:
         """The arguments as a JSON-able dict (what ``config.json`` stores; arguments only, never secrets)."""
