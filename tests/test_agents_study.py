@@ -1,0 +1,37 @@
+"""The multi-seed study: trains one run per seed, evaluates all agents and baselines on the same instances."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from traingym.agents.study import StudyArgs, main, run_study
+
+
+def test_study_args_reject_bad_input() -> None:
+    with pytest.raises(ValueError, match="--seeds"):
+        StudyArgs(seeds=(1, 1))
+    with pytest.raises(ValueError, match="include keep"):
+        StudyArgs(baselines=("steer",))
+
+
+def test_smoke_study_trains_each_seed_once_and_pairs_every_baseline(tmp_path: Path) -> None:
+    study = StudyArgs(seeds=(0, 1), smoke=True, eval_episodes=2, baselines=("keep", "steer"),
+                      out_dir=str(tmp_path), write_page=False, workers=1)
+    data = run_study(study)
+    assert [r["seed"] for r in data["rows"]] == [0, 1]
+    assert all(set(r["diff"]) == {"keep", "steer"} for r in data["rows"])
+    assert len(data["episodes"]["keep"]) == 2 and set(data["episodes"]) == {"default-seed0", "default-seed1",
+                                                                           "keep", "steer"}
+    for seed in (0, 1):
+        assert (tmp_path / "default" / "runs" / f"default-seed{seed}" / "model.zip").exists()
+    # A second call reuses the trained runs (same numbers, no retraining).
+    again = run_study(study)
+    assert again["episodes"] == data["episodes"]
+    assert [r["train_seconds"] for r in again["rows"]] == [r["train_seconds"] for r in data["rows"]]
+
+
+def test_cli_takes_the_preset_as_a_positional_argument(tmp_path: Path) -> None:
+    assert main(["default", "--seeds", "3", "--smoke", "--eval-episodes", "1", "--baselines", "keep",
+                 "--out-dir", str(tmp_path), "--no-write-page", "--workers", "1"]) == 0
+    assert (tmp_path / "default" / "study.json").exists()
