@@ -129,7 +129,8 @@ class Args:
     eval_workers: int = 0
     """Processes for the final evaluation; 0: min(2, os.cpu_count())."""
     baselines: tuple[str, ...] = ("keep", "random", "step_decay", "plateau")
-    """Baselines evaluated against the agent (keep, random, step_decay, plateau, advisor_greedy, good_defaults)."""
+    """Baselines evaluated against the agent (keep, random, step_decay, plateau, advisor_greedy, good_defaults,
+    steer)."""
     checkpoint_freq: int = 5_000
     """Env steps between atomic checkpoints (model, VecNormalize stats, DQN replay buffer); 0 disables them."""
     export_trajectories: str | None = None
