@@ -71,6 +71,11 @@ class StudyArgs:
     """Write docs/results/<page>.md and .json."""
     smoke: bool = False
     """train_agent.py's --smoke budget for every run (seconds, for tests)."""
+    n_envs: int | None = None
+    """Override of the training envs per run; None: the main job's (one per core)."""
+    agents: tuple[str, ...] = ()
+    """Evaluate these existing run directories (trained elsewhere, e.g. with train_agent.py) instead of training,
+    as one variant named "agents"; their seed and training time are read from the run."""
 
     def __post_init__(self) -> None:
         import os
@@ -93,6 +98,8 @@ class StudyArgs:
             overrides.pop(key, None)
         if self.total_timesteps is not None:
             overrides["total_timesteps"] = self.total_timesteps
+        if self.n_envs is not None:
+            overrides["n_envs"] = self.n_envs
         run_dir = Path(self.out_dir) / self.preset / "runs" / f"{variant}-seed{seed}"
         return Args(env=self.env, seed=seed, run_dir=str(run_dir), eval_freq=0, baselines=(), progress_bar=False,
                     **overrides)
@@ -137,7 +144,7 @@ def markdown(study: StudyArgs, rows: list[dict[str, Any]], baseline_means: dict[
              baseline_divergence: dict[str, float]) -> tuple[str, dict[str, Any]]:
     """The page body (per-seed table, baselines, mean per variant, the bar) and its JSON summary."""
     others = [b for b in study.baselines if b != "random"]
-    lines = ["| variant | seed | agent test acc [95% CI] | diverged | "
+    lines = ["| agent | seed | agent test acc [95% CI] | diverged | "
              + " | ".join(f"Δ vs {b} [95% CI]" for b in others) + " | train s |",
              "|---" * (5 + len(others)) + "|"]
     for r in rows:
@@ -149,7 +156,7 @@ def markdown(study: StudyArgs, rows: list[dict[str, Any]], baseline_means: dict[
     summary: dict[str, Any] = {}
     lines += ["", "| variant | mean over seeds | " + " | ".join(f"mean Δ vs {b}" for b in others)
               + " | issue-13 bar |", "|---" * (3 + len(others)) + "|"]
-    for variant in PRESET_VARIANTS[study.preset]:
+    for variant in dict.fromkeys(r["variant"] for r in rows):
         mine = [r for r in rows if r["variant"] == variant]
         mean = float(np.mean([r["test_accuracy"]["mean"] for r in mine]))
         deltas = {b: float(np.mean([r["diff"][b]["mean"] for r in mine])) for b in others}
@@ -166,12 +173,52 @@ def markdown(study: StudyArgs, rows: list[dict[str, Any]], baseline_means: dict[
     return "\n".join(lines), summary
 
 
+def existing_agent(run_dir: str) -> tuple[Args, float]:
+    """The arguments and training seconds (NaN when unknown) of a run trained elsewhere."""
+    from traingym.agents.train import load_run_args
+
+    path = Path(run_dir)
+    args = Args.from_json({**load_run_args(path), "run_dir": str(path)})
+    timing = next((p for p in (path / "study_timing.json", path / "timing.json") if p.exists()), None)
+    seconds = float(json.loads(timing.read_text())["train_seconds"]) if timing else float("nan")
+    return args, seconds
+
+
+def evaluate_cached(specs: Sequence[PolicySpec], settings: EpisodeSettings, workers: int, cache_dir: Path
+                    ) -> dict[str, list[EpisodeResult]]:
+    """:func:`evaluate` one policy at a time, keeping each policy's episodes in ``cache_dir`` (keyed by the
+    settings and the policy spec), so an interrupted or extended study re-runs only what is missing."""
+    from dataclasses import asdict
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    key = json.dumps(asdict(settings), sort_keys=True, default=list)
+    results: dict[str, list[EpisodeResult]] = {}
+    for spec in specs:
+        path = cache_dir / f"{spec.label}.json"
+        if path.exists():
+            cached = json.loads(path.read_text())
+            if cached["settings"] == key and cached["spec"] == asdict(spec):
+                results[spec.label] = [EpisodeResult(**e) for e in cached["episodes"]]
+                print(f"reusing the episodes of {spec.label} ({path})")
+                continue
+        results.update(evaluate([spec], settings, workers))
+        path.write_text(json.dumps({"settings": key, "spec": asdict(spec),
+                                    "episodes": [asdict(e) for e in results[spec.label]]}) + "\n")
+    return results
+
+
 def run_study(study: StudyArgs, command: str | None = None) -> dict[str, Any]:
     """Train (or reuse) every run, evaluate all policies on the same held-out instances, write the page."""
     agents: dict[str, tuple[str, int, float]] = {}
     specs: list[PolicySpec] = []
     first: Args | None = None
-    for variant in PRESET_VARIANTS[study.preset]:
+    for run_dir in study.agents:
+        args, seconds = existing_agent(run_dir)
+        first = first or args
+        label = Path(run_dir).name
+        agents[label] = ("agents", args.seed, seconds)
+        specs.append(PolicySpec(label, run_dir, args.seed))
+    for variant in PRESET_VARIANTS[study.preset] if not study.agents else ():
         for seed in study.seeds:
             args = study.agent_args(variant, seed)
             first = first or args
@@ -183,7 +230,8 @@ def run_study(study: StudyArgs, command: str | None = None) -> dict[str, Any]:
     specs += [PolicySpec(b, b, 0) for b in study.baselines]
     settings = EpisodeSettings(study.env, first.horizon, first.steps_per_action, tuple(range(study.eval_episodes)),
                                advisor=first.resolved_advisor())
-    results = evaluate(specs, settings, study.workers)
+    out = Path(study.out_dir) / study.preset
+    results = evaluate_cached(specs, settings, study.workers, out / "episodes")
     summaries = summarize(results, "keep")
     print_table(summaries, "keep", title=f"study {study.preset}: held-out {study.env}")
     rows = agent_rows(agents, results, study.baselines)
@@ -195,8 +243,6 @@ def run_study(study: StudyArgs, command: str | None = None) -> dict[str, Any]:
             "main_job": first.to_json(), "algo_kwargs": first.algo_kwargs(), "rows": rows,
             "baselines": baseline_means, "summary": summary,
             "episodes": {label: [e.test_accuracy for e in eps] for label, eps in results.items()}}
-    out = Path(study.out_dir) / study.preset
-    out.mkdir(parents=True, exist_ok=True)
     (out / "study.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
     if study.write_page:
         from traingym.agents.results import write_result

@@ -29,6 +29,12 @@ def test_smoke_study_trains_each_seed_once_and_pairs_every_baseline(tmp_path: Pa
     again = run_study(study)
     assert again["episodes"] == data["episodes"]
     assert [r["train_seconds"] for r in again["rows"]] == [r["train_seconds"] for r in data["rows"]]
+    # The same runs given as existing agents: evaluated under their directory names, cached episodes reused.
+    runs = [str(tmp_path / "default" / "runs" / f"default-seed{seed}") for seed in (0, 1)]
+    given = run_study(StudyArgs(agents=tuple(runs), smoke=True, eval_episodes=2, baselines=("keep", "steer"),
+                                out_dir=str(tmp_path), write_page=False, workers=1))
+    assert given["episodes"] == data["episodes"]
+    assert [(r["variant"], r["seed"]) for r in given["rows"]] == [("agents", 0), ("agents", 1)]
 
 
 def test_cli_takes_the_preset_as_a_positional_argument(tmp_path: Path) -> None:
