@@ -40,6 +40,8 @@ RESULT_PAGES: dict[str, tuple[str, str]] = {
     "default": ("agent_default", "Main job (train_agent.py defaults) on held-out instances, per agent seed"),
     "ablation": ("ablation_digits_mlp", "Observation-key ablation of the main job on held-out instances"),
 }
+AGENTS_PAGE = ("agent_candidate", "Agents trained elsewhere (a candidate configuration) on held-out instances")
+"""The page of a study of existing runs (``--agents``): not the main job's defaults, so not agent_default."""
 BAR_BASELINES = ("keep", "step_decay", "plateau")
 """Every agent seed must beat these with the paired 95% CI above zero (issue 13's bar)."""
 BAR_STEER_MARGIN = 0.01
@@ -247,7 +249,7 @@ def run_study(study: StudyArgs, command: str | None = None) -> dict[str, Any]:
     if study.write_page:
         from traingym.agents.results import write_result
 
-        name, title = RESULT_PAGES[study.preset]
+        name, title = AGENTS_PAGE if study.agents else RESULT_PAGES[study.preset]
         config = (f"Agent: `{first.algo}`, {first.total_timesteps} env steps, obs keys "
                   f"{'+'.join(first.resolved_obs_keys())}, {first.n_envs} envs, algorithm kwargs "
                   f"`{json.dumps(first.algo_kwargs(), default=str)}`.\n\n")
