@@ -175,6 +175,27 @@ def markdown(study: StudyArgs, rows: list[dict[str, Any]], baseline_means: dict[
     return "\n".join(lines), summary
 
 
+def train_command(args: Args) -> str:
+    """The ``train_agent.py`` command line that trains ``args`` (flags for the fields that differ from the
+    defaults; run directory and output-only fields left out)."""
+    from dataclasses import fields
+
+    skip = {"run_dir", "resume", "progress_bar", "tensorboard", "verbose", "eval_workers", "baselines"}
+    flags = []
+    for f in fields(Args):
+        value = getattr(args, f.name)
+        if f.name in skip or value == f.default:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else "--no-" + f.name.replace("_", "-"))
+        elif isinstance(value, tuple):
+            flags.append(shlex.join([flag, *map(str, value)]))
+        else:
+            flags.append(f"{flag} {value}")
+    return " ".join(["python train_agent.py", *flags])
+
+
 def existing_agent(run_dir: str) -> tuple[Args, float]:
     """The arguments and training seconds (NaN when unknown) of a run trained elsewhere."""
     from traingym.agents.train import load_run_args
@@ -214,8 +235,10 @@ def run_study(study: StudyArgs, command: str | None = None) -> dict[str, Any]:
     agents: dict[str, tuple[str, int, float]] = {}
     specs: list[PolicySpec] = []
     first: Args | None = None
+    run_args: dict[str, Args] = {}
     for run_dir in study.agents:
         args, seconds = existing_agent(run_dir)
+        run_args[Path(run_dir).name] = args
         first = first or args
         label = Path(run_dir).name
         agents[label] = ("agents", args.seed, seconds)
@@ -250,9 +273,11 @@ def run_study(study: StudyArgs, command: str | None = None) -> dict[str, Any]:
         from traingym.agents.results import write_result
 
         name, title = AGENTS_PAGE if study.agents else RESULT_PAGES[study.preset]
-        config = (f"Agent: `{first.algo}`, {first.total_timesteps} env steps, obs keys "
-                  f"{'+'.join(first.resolved_obs_keys())}, {first.n_envs} envs, algorithm kwargs "
-                  f"`{json.dumps(first.algo_kwargs(), default=str)}`.\n\n")
+        trained = "".join(f"- `{label}`: `{train_command(a)}`\n" for label, a in run_args.items())
+        config = (f"Runs (each trained as):\n\n{trained}\n" if study.agents else "")
+        config += (f"Agent: `{first.algo}`, {first.total_timesteps} env steps, obs keys "
+                   f"{'+'.join(first.resolved_obs_keys())}, {first.n_envs} envs, algorithm kwargs "
+                   f"`{json.dumps(first.algo_kwargs(), default=str)}`.\n\n")
         write_result(name, title, config + body, data, command)
     return data
 
