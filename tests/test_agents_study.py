@@ -41,3 +41,15 @@ def test_cli_takes_the_preset_as_a_positional_argument(tmp_path: Path) -> None:
     assert main(["default", "--seeds", "3", "--smoke", "--eval-episodes", "1", "--baselines", "keep",
                  "--out-dir", str(tmp_path), "--no-write-page", "--workers", "1"]) == 0
     assert (tmp_path / "default" / "study.json").exists()
+
+
+def test_train_command_reproduces_the_non_default_arguments() -> None:
+    from traingym.agents.args import Args
+    from traingym.agents.cli import parse_args
+    from traingym.agents.study import train_command
+
+    args = Args(obs_keys=("training_stats",), n_envs=3, gamma=1.0, normalize=False, net_arch=(32, 32))
+    command = train_command(args)
+    assert command == ("python train_agent.py --obs-keys training_stats --n-envs 3 --no-normalize --gamma 1.0 "
+                       "--net-arch 32 32")
+    assert parse_args(command.split()[2:]) == args
