@@ -274,7 +274,7 @@ def run_study(study: StudyArgs, command: str | None = None) -> dict[str, Any]:
 
         name, title = AGENTS_PAGE if study.agents else RESULT_PAGES[study.preset]
         trained = "".join(f"- `{label}`: `{train_command(a)}`\n" for label, a in run_args.items())
-        config = (f"Runs (each trained as):\n\n{trained}\n" if study.agents else "")
+        config = f"Runs (each run's config.json as a train_agent.py command):\n\n{trained}\n" if study.agents else ""
         config += (f"Agent: `{first.algo}`, {first.total_timesteps} env steps, obs keys "
                    f"{'+'.join(first.resolved_obs_keys())}, {first.n_envs} envs, algorithm kwargs "
                    f"`{json.dumps(first.algo_kwargs(), default=str)}`.\n\n")
