@@ -32,15 +32,23 @@ def uses_discrete_actions(algo: str) -> bool:
 
 
 def algo_kwargs(algo: str, n_envs: int, total_timesteps: int, learning_rate: float | None, n_steps: int | None,
-                ent_coef: float, gamma: float) -> dict[str, Any]:
-    """Constructor kwargs for the small budgets TrainGym runs at (an episode is 20 steps, a run ~1e4 steps)."""
+                ent_coef: float, gamma: float, gae_lambda: float = 0.95, n_epochs: int = 10,
+                batch_size: int | None = None, net_arch: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """Constructor kwargs for the small budgets TrainGym runs at (an episode is 20 steps, a run ~1e4 steps).
+
+    ``gae_lambda``, ``n_epochs`` and ``batch_size`` (None: the largest of 64, 32, ... dividing the rollout) apply
+    to PPO and RecurrentPPO; ``net_arch`` (hidden sizes of both the policy and the
+    value network; None: SB3's default) to PPO, RecurrentPPO and A2C.
+    """
     kwargs: dict[str, Any] = {"gamma": gamma}
+    if net_arch is not None and algo != "dqn":
+        kwargs["policy_kwargs"] = {"net_arch": list(net_arch)}
     if algo in ("ppo", "recurrent_ppo"):
-        steps = n_steps or 128
+        steps = n_steps or 64  # with the 1e-3 below: the main job's setting (docs/results/agent_candidate.md)
         rollout = steps * n_envs
-        batch = next(b for b in (64, 32, 16, 8, 4, 2, 1) if rollout % b == 0 and b <= rollout)
-        kwargs.update(n_steps=steps, batch_size=batch, n_epochs=10, gae_lambda=0.95, ent_coef=ent_coef,
-                      learning_rate=learning_rate or 3e-4)
+        batch = batch_size or next(b for b in (64, 32, 16, 8, 4, 2, 1) if rollout % b == 0 and b <= rollout)
+        kwargs.update(n_steps=steps, batch_size=batch, n_epochs=n_epochs, gae_lambda=gae_lambda, ent_coef=ent_coef,
+                      learning_rate=learning_rate or 1e-3)
     elif algo == "a2c":
         kwargs.update(n_steps=n_steps or 5, ent_coef=ent_coef, learning_rate=learning_rate or 7e-4)
     elif algo == "dqn":

@@ -70,18 +70,18 @@ class Args:
     advisor: str | None = None
     """Advisor spec for the diagnosis key (heuristic, smollm, hf:<path>, openai:<model>, module:Class); None: the
     env's default (heuristic)."""
-    obs_keys: StrTuple = ()
-    """Observation keys, a subset of training_stats, neurons, diagnosis; empty: all three (what each key adds:
-    docs/results/ablation_*.md, written by ``python -m traingym.agents.study``)."""
-    total_timesteps: int = 20_000
-    """Environment steps to train for (one step = K optimizer steps of the target network; 1,000 episodes at T=20)."""
-    n_envs: int = 0
+    obs_keys: StrTuple = ("training_stats",)
+    """Observation keys, a subset of training_stats, neurons, diagnosis; empty: all three. The default's evidence:
+    docs/results/agent_candidate.md (3 seeds, held-out), written by ``python -m traingym.agents.study``."""
+    total_timesteps: int = 10_000
+    """Environment steps to train for (one step = K optimizer steps of the target network; 500 episodes at T=20)."""
+    n_envs: int = 1
     """Parallel training envs: sub-envs of the batched env, or SubprocVecEnv workers (when > 1); 0: 16 batched,
     else one per core (os.cpu_count())."""
     vec_env: VecEnvKind = "auto"
     """How the training envs run: batched (all sub-envs' target networks train as one batched computation in
-    this process; MLP families), subproc (one process per env), or auto (batched where the env supports it and
-    the algorithm takes its action space, else subproc)."""
+    this process; MLP families), subproc (one process per env; one env runs in this process), or auto (batched
+    for more than one env where the env supports it and the algorithm takes its action space, else subproc)."""
     seed: int = 0
     """Seed of the agent, the training envs and the random baseline."""
     device: str = "cpu"
@@ -101,13 +101,21 @@ class Args:
     normalize: bool = True
     """Normalise observations and rewards with VecNormalize (statistics saved with the model)."""
     learning_rate: float | None = None
-    """Agent learning rate; None: the algorithm's default (PPO 3e-4, A2C 7e-4, DQN 1e-4)."""
+    """Agent learning rate; None: the algorithm's default (PPO 1e-3, A2C 7e-4, DQN 1e-4)."""
     n_steps: int | None = None
-    """Rollout steps per env per update (PPO, RecurrentPPO, A2C); None: the algorithm's default (128, 128, 5)."""
-    ent_coef: float = 0.01
+    """Rollout steps per env per update (PPO, RecurrentPPO, A2C); None: the algorithm's default (64, 64, 5)."""
+    ent_coef: float = 0.0
     """Entropy bonus (PPO, RecurrentPPO, A2C)."""
-    gamma: float = 0.99
-    """Discount factor."""
+    gamma: float = 1.0
+    """Discount factor (1.0: the return is the episode's final minus current validation accuracy)."""
+    gae_lambda: float = 0.95
+    """GAE lambda (PPO, RecurrentPPO)."""
+    n_epochs: int = 10
+    """Optimisation epochs per rollout (PPO, RecurrentPPO)."""
+    batch_size: int | None = None
+    """Minibatch size (PPO, RecurrentPPO); None: the largest of 64, 32, 16, ... that divides n_steps * n_envs."""
+    net_arch: tuple[int, ...] = ()
+    """Hidden layer sizes of the policy and value networks (PPO, RecurrentPPO, A2C); empty: SB3's default (64, 64)."""
     eval_freq: int = 5_000
     """Env steps between periodic evaluations on held-out instances (best-model selection); 0 disables them."""
     eval_freq_episodes: int = 16
@@ -118,8 +126,9 @@ class Args:
     """Which agent the final evaluation uses: the final model or the best periodic-evaluation model."""
     eval_workers: int = 0
     """Processes for the final evaluation; 0: min(2, os.cpu_count())."""
-    baselines: StrTuple = ("keep", "random", "step_decay", "plateau")
-    """Baselines evaluated against the agent (keep, random, step_decay, plateau, advisor_greedy, good_defaults)."""
+    baselines: StrTuple = ("keep", "random", "step_decay", "plateau", "steer")
+    """Baselines evaluated against the agent (keep, random, step_decay, plateau, steer, advisor_greedy,
+    good_defaults)."""
     checkpoint_freq: int = 5_000
     """Env steps between atomic checkpoints (model, VecNormalize stats, DQN replay buffer); 0 disables them."""
     export_trajectories: str | None = None
@@ -166,6 +175,14 @@ class Args:
             raise ValueError(f"--learning-rate must be in (0, 1), got {self.learning_rate}")
         if not 0 < self.gamma <= 1:
             raise ValueError(f"--gamma must be in (0, 1], got {self.gamma}")
+        if not 0 <= self.gae_lambda <= 1:
+            raise ValueError(f"--gae-lambda must be in [0, 1], got {self.gae_lambda}")
+        if not 1 <= self.n_epochs <= 100:
+            raise ValueError(f"--n-epochs must be in [1, 100], got {self.n_epochs}")
+        if self.batch_size is not None and self.batch_size < 2:
+            raise ValueError(f"--batch-size must be >= 2, got {self.batch_size}")
+        if any(not 1 <= width <= 4096 for width in self.net_arch):
+            raise ValueError(f"--net-arch sizes must be in [1, 4096], got {list(self.net_arch)}")
         if self.resume and self.run_dir is None:
             raise ValueError("--resume needs --run-dir (the run to resume)")
         for name in ("target_device", "advisor_device"):
@@ -175,8 +192,9 @@ class Args:
         if self.vec_env == "batched" and not self.batched_env_applies():
             raise ValueError(f"--vec-env batched needs an MLP env ({', '.join(BATCHED_ENV_IDS)}) and an algorithm "
                              f"with the env's MultiDiscrete actions (not dqn); got --env {self.env} --algo {self.algo}")
-        if self.vec_env == "auto":
-            object.__setattr__(self, "vec_env", "batched" if self.batched_env_applies() else "subproc")
+        if self.vec_env == "auto":  # one env runs in this process either way: the plain single env
+            batched = self.batched_env_applies() and self.n_envs != 1
+            object.__setattr__(self, "vec_env", "batched" if batched else "subproc")
         if self.n_envs == 0:
             object.__setattr__(self, "n_envs", BATCHED_N_ENVS if self.vec_env == "batched" else os.cpu_count() or 1)
         if self.eval_workers == 0:
@@ -208,6 +226,14 @@ class Args:
         """The env's device kwargs that differ from the CPU default (so CPU runs keep their old config.json)."""
         devices = {"device": self.target_device, "advisor_device": self.advisor_device}
         return {k: v for k, v in devices.items() if v != "cpu"}
+
+    def algo_kwargs(self) -> dict[str, Any]:
+        """Constructor kwargs of the SB3 algorithm (:func:`traingym.agents.algos.algo_kwargs`)."""
+        from traingym.agents.algos import algo_kwargs
+
+        return algo_kwargs(self.algo, self.n_envs, self.total_timesteps, self.learning_rate, self.n_steps,
+                           self.ent_coef, self.gamma, self.gae_lambda, self.n_epochs, self.batch_size,
+                           self.net_arch or None)
 
     def to_json(self) -> dict[str, Any]:
         """The arguments as a JSON-able dict (what ``config.json`` stores; arguments only, never secrets)."""

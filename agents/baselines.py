@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from traingym.protocol.moves import KEEP, Move, clip_move, move_to_action
+from traingym.protocol.moves import KEEP, LR_FACTOR, WD_FACTOR, Move, clip_move, move_to_action
 
 
 class Baseline:
@@ -162,6 +162,40 @@ class GoodDefaultsPolicy(KeepPolicy):
         return {**instance, **self.hparams}
 
 
+class SteerPolicy(Baseline):
+    """Hand controller with the agent's own moves: every step it nudges the learning rate (x2 / x0.5) and the
+    weight decay (x3 / x1/3) toward tuned targets while they are more than half a move away in log space, moves
+    the augmentation level one step toward its target and never scales neurons. It reads the current values
+    from ``info`` (what the policy sees), never from the env's internals."""
+
+    def __init__(self, lr: float, weight_decay: float, aug_level: int) -> None:
+        super().__init__()
+        if not (lr > 0 and weight_decay > 0 and aug_level >= 0):
+            raise ValueError(f"SteerPolicy targets must be lr > 0, weight_decay > 0, aug_level >= 0, got "
+                             f"{lr}, {weight_decay}, {aug_level}")
+        self.target = {"lr": float(lr), "weight_decay": float(weight_decay), "aug_level": int(aug_level)}
+
+    def move(self, observation: dict[str, np.ndarray]) -> Move:
+        if "lr" not in self._info:
+            raise ValueError("SteerPolicy needs the env's info (lr, weight_decay, aug_level): call observe_info")
+        d_lr = _toward(float(self._info["lr"]), self.target["lr"], LR_FACTOR)
+        d_wd = _toward(float(self._info["weight_decay"]), self.target["weight_decay"], WD_FACTOR)
+        d_aug = int(np.sign(self.target["aug_level"] - int(self._info["aug_level"])))
+        return (d_lr, d_wd, d_aug, 0)
+
+
+def _toward(value: float, target: float, factor: float) -> int:
+    """+1 / -1 when ``value`` is more than half a multiplicative step of ``factor`` below / above ``target``."""
+    steps = np.log(target / value) / np.log(factor)
+    return 0 if abs(steps) <= 0.5 else int(np.sign(steps))
+
+
+def _steer(env_id: str, seed: int, horizon: int) -> SteerPolicy:
+    from traingym.agents.good_defaults import tuned_defaults
+
+    return SteerPolicy(**tuned_defaults(env_id))
+
+
 def _good_defaults(env_id: str, seed: int, horizon: int) -> GoodDefaultsPolicy:
     from traingym.agents.good_defaults import tuned_defaults
 
@@ -175,6 +209,7 @@ BASELINES: dict[str, Callable[[str, int, int], Baseline]] = {
     "plateau": lambda env_id, seed, horizon: PlateauPolicy(),
     "advisor_greedy": lambda env_id, seed, horizon: AdvisorGreedyPolicy(),
     "good_defaults": _good_defaults,
+    "steer": _steer,
 }
 """Baselines by name: ``factory(env_id, seed, horizon)``."""
 

@@ -14,7 +14,7 @@ from typing import Any
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor, VecNormalize
-from traingym.agents.algos import algo_class, algo_kwargs, build_model, uses_discrete_actions
+from traingym.agents.algos import algo_class, build_model, uses_discrete_actions
 from traingym.agents.args import Args
 from traingym.agents.callbacks import HeldOutEvalCallback, TrainGymMetricsCallback, read_learning_curve
 from traingym.agents.checkpoints import AtomicCheckpointCallback, atomic_write_json, latest_checkpoint, save_agent
@@ -71,8 +71,7 @@ def write_config(run_dir: Path, args: Args, resumed_from: int | None = None) -> 
     config = {
         "args": args.to_json(), "obs_keys": list(args.resolved_obs_keys()),
         "env_kwargs": {k: list(v) if isinstance(v, tuple) else v for k, v in args.env_kwargs().items()},
-        "algo_kwargs": algo_kwargs(args.algo, args.n_envs, args.total_timesteps, args.learning_rate, args.n_steps,
-                                   args.ent_coef, args.gamma),
+        "algo_kwargs": args.algo_kwargs(),
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "gymnasium": gymnasium.__version__, "stable_baselines3": stable_baselines3.__version__},
         "created": previous.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
@@ -156,8 +155,7 @@ def train(args: Args) -> TrainResult:
             print(f"resumed from checkpoint at step {resumed_from}")
         else:
             venv.seed(args.seed)
-            kwargs = algo_kwargs(args.algo, args.n_envs, args.total_timesteps, args.learning_rate, args.n_steps,
-                                 args.ent_coef, args.gamma)
+            kwargs = args.algo_kwargs()
             model = build_model(args.algo, venv, args.seed, args.device,
                                 str(run_dir / "tb") if args.tensorboard else None, args.verbose, **kwargs)
         write_config(run_dir, args, resumed_from)

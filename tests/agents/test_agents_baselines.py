@@ -13,6 +13,7 @@ from traingym.agents.baselines import (
     KeepPolicy,
     PlateauPolicy,
     RandomPolicy,
+    SteerPolicy,
     StepDecayPolicy,
     make_baseline,
 )
@@ -90,7 +91,7 @@ def test_good_defaults_overrides_only_the_hyperparameters() -> None:
 @pytest.mark.parametrize("name", sorted(set(BASELINES) - {"good_defaults"}))
 def test_every_baseline_returns_valid_actions(name: str) -> None:
     policy = make_baseline(name, "TrainGym/DigitsMLP-v0", seed=0, horizon=5)
-    policy.observe_info(_info(0))
+    policy.observe_info(_info(0, lr=0.01, weight_decay=1e-4, aug_level=1))
     action, _ = policy.predict(OBS, None, np.array([True]))
     assert action.shape == (4,) and set(action.tolist()) <= {0, 1, 2}
 
@@ -98,3 +99,34 @@ def test_every_baseline_returns_valid_actions(name: str) -> None:
 def test_unknown_baseline_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown baseline 'nope'"):
         make_baseline("nope", "TrainGym/DigitsMLP-v0")
+
+
+def test_steer_moves_each_knob_toward_its_target_by_the_env_steps() -> None:
+    policy = SteerPolicy(lr=0.1, weight_decay=1e-3, aug_level=0)
+    moves = _moves(policy, [_info(0, lr=1e-3, weight_decay=1e-5, aug_level=2),
+                            _info(1, lr=0.5, weight_decay=0.01, aug_level=0),
+                            _info(2, lr=0.12, weight_decay=1.5e-3, aug_level=0)])
+    assert moves == [(1, 1, -1, 0), (-1, -1, 0, 0), (0, 0, 0, 0)]  # within half a step: keep
+
+
+def test_steer_reaches_the_targets_in_the_env_and_never_reads_hidden_state() -> None:
+    import gymnasium as gym
+
+    env = gym.make("TrainGym/DigitsMLP-v0", steps_per_action=1, horizon=12, max_episode_steps=12,
+                   obs_keys=("training_stats",))
+    policy = make_baseline("steer", "TrainGym/DigitsMLP-v0", horizon=12)
+    instance = {**env.unwrapped.instances[0], "lr": 1e-3, "weight_decay": 0.05, "aug_level": 3}
+    obs, info = env.reset(seed=0, options={"instance": instance})
+    done, t = False, 0
+    while not done:
+        policy.observe_info(info)
+        action, _ = policy.predict(obs, None, np.array([t == 0]))
+        obs, _, terminated, truncated, info = env.step(action)
+        done, t = terminated or truncated, t + 1
+    env.close()
+    target = policy.target
+    assert abs(np.log2(info["lr"] / target["lr"])) <= 0.5  # 1e-3 -> 0.128 after 7 doublings, then kept
+    assert abs(np.log(info["weight_decay"] / target["weight_decay"]) / np.log(3)) <= 0.5
+    assert info["aug_level"] == target["aug_level"]
+    with pytest.raises(ValueError, match="needs the env's info"):
+        SteerPolicy(0.1, 1e-3, 0).predict(OBS)

@@ -46,8 +46,10 @@ def test_advisor_side_device_is_validated_at_every_layer(bad: object) -> None:
 
 
 def test_vec_env_auto_picks_the_batched_env_where_it_applies() -> None:
-    mlp = Args(env="TrainGym/DigitsMLP-v0")
+    mlp = Args(env="TrainGym/DigitsMLP-v0", n_envs=0)
     assert (mlp.vec_env, mlp.n_envs) == ("batched", 16)
+    assert Args(env="TrainGym/DigitsMLP-v0", n_envs=4).vec_env == "batched"
+    assert Args(env="TrainGym/DigitsMLP-v0", n_envs=1).vec_env == "subproc"  # one env: the plain env in-process
     assert Args(env="TrainGym/DigitsCNN-v0").vec_env == "subproc"
     assert Args(env="TrainGym/DigitsMLP-v0", algo="dqn").vec_env == "subproc"  # Discrete(81) wrapper
     with pytest.raises(ValueError, match="--vec-env batched needs an MLP env"):
@@ -58,4 +60,4 @@ def test_runs_saved_before_the_batched_env_resume_in_subprocesses() -> None:
     saved = Args(env="TrainGym/DigitsMLP-v0", vec_env="subproc", n_envs=2).to_json()
     del saved["vec_env"]
     assert Args.from_json(saved).vec_env == "subproc"
-    assert Args.from_json(Args().to_json()).vec_env == "batched"
+    assert Args.from_json(Args(n_envs=0).to_json()).vec_env == "batched"

@@ -1,0 +1,301 @@
+"""Multi-seed studies of the main job, written to ``docs/results/`` (one command regenerates each table).
+
+    python -m traingym.agents.study default --seeds 0 1 2     # docs/results/agent_default.md
+    python -m traingym.agents.study ablation --seeds 0 1 2    # docs/results/ablation_digits_mlp.md
+
+``default`` trains the agent of ``train_agent.py``'s defaults (:class:`traingym.agents.args.Args`) once per seed;
+``ablation`` does the same for each observation-key subset. Then every agent and the baselines run the same
+held-out instances (paired; baselines once, they do not depend on the agent seed except ``random``), and the page
+gives, per agent seed, the mean final test accuracy and the paired differences to each baseline with 95%
+bootstrap CIs over instances. Runs live under ``<out-dir>/<preset>/``; a run whose ``model.zip`` exists is reused,
+so an interrupted study continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from traingym.agents.args import SMOKE_PRESET, Args
+from traingym.agents.cli_args import IntTuple, StrTuple
+from traingym.agents.episodes import EpisodeResult, EpisodeSettings
+from traingym.agents.evaluate import evaluate, print_table, summarize
+from traingym.agents.policies import PolicySpec
+from traingym.agents.stats import bootstrap_mean, paired_difference
+
+Preset = Literal["default", "ablation"]
+PRESET_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
+    "default": {"default": {}},
+    "ablation": {"training_stats": {"obs_keys": ("training_stats",)},
+                 "training_stats+neurons": {"obs_keys": ("training_stats", "neurons")},
+                 "training_stats+neurons+diagnosis": {"obs_keys": ("training_stats", "neurons", "diagnosis")}},
+}
+"""Per preset: agent variants, each as ``Args`` overrides of the main job's defaults."""
+RESULT_PAGES: dict[str, tuple[str, str]] = {
+    "default": ("agent_default", "Main job (train_agent.py defaults) on held-out instances, per agent seed"),
+    "ablation": ("ablation_digits_mlp", "Observation-key ablation of the main job on held-out instances"),
+}
+AGENTS_PAGE = ("agent_candidate", "Agents trained elsewhere (a candidate configuration) on held-out instances")
+"""The page of a study of existing runs (``--agents``): not the main job's defaults, so not agent_default."""
+BAR_BASELINES = ("keep", "step_decay", "plateau")
+"""Every agent seed must beat these with the paired 95% CI above zero (issue 13's bar)."""
+BAR_STEER_MARGIN = 0.01
+"""... and the mean over seeds must be within this of ``steer`` (or above)."""
+
+
+@dataclass(frozen=True)
+class StudyArgs:
+    """Train the main job's agent with several seeds (per preset variant) and evaluate all of them against the
+    baselines on the same held-out instances; writes docs/results/<page>.md."""
+
+    preset: Preset = "default"
+    """default: train_agent.py's defaults; ablation: its observation-key subsets."""
+    seeds: IntTuple = (0, 1, 2)
+    """Agent seeds (one training run each per variant)."""
+    env: str = "TrainGym/DigitsMLP-v0"
+    """Gymnasium id of the TrainGym environment."""
+    baselines: StrTuple = ("keep", "random", "step_decay", "plateau", "steer")
+    """Baselines evaluated on the same instances."""
+    eval_episodes: int = 64
+    """Held-out instances 0..n-1."""
+    total_timesteps: int | None = None
+    """Override of the training budget; None: the main job's."""
+    workers: int = 0
+    """Evaluation processes; 0: min(2, os.cpu_count())."""
+    out_dir: str = "runs/study"
+    """Runs and evaluation outputs go to <out-dir>/<preset>/."""
+    write_page: bool = True
+    """Write docs/results/<page>.md and .json."""
+    smoke: bool = False
+    """train_agent.py's --smoke budget for every run (seconds, for tests)."""
+    n_envs: int | None = None
+    """Override of the training envs per run; None: the main job's (one per core)."""
+    agents: StrTuple = ()
+    """Evaluate these existing run directories (trained elsewhere, e.g. with train_agent.py) instead of training,
+    as one variant named "agents"; their seed and training time are read from the run."""
+
+    def __post_init__(self) -> None:
+        import os
+
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"--seeds must be distinct and non-empty, got {list(self.seeds)}")
+        if not 1 <= self.eval_episodes <= 128:
+            raise ValueError(f"--eval-episodes must be in [1, 128], got {self.eval_episodes}")
+        if self.total_timesteps is not None and self.total_timesteps < 1:
+            raise ValueError(f"--total-timesteps must be >= 1, got {self.total_timesteps}")
+        if "keep" not in self.baselines:
+            raise ValueError("--baselines must include keep (the reference of the printed table)")
+        if self.workers == 0:
+            object.__setattr__(self, "workers", min(2, os.cpu_count() or 1))
+
+    def agent_args(self, variant: str, seed: int) -> Args:
+        """The main job's arguments for one training run (no periodic evaluation: the final model is judged)."""
+        overrides = {**(SMOKE_PRESET if self.smoke else {}), **PRESET_VARIANTS[self.preset][variant]}
+        for key in ("eval_freq", "eval_freq_episodes", "eval_episodes", "eval_workers"):
+            overrides.pop(key, None)
+        if self.total_timesteps is not None:
+            overrides["total_timesteps"] = self.total_timesteps
+        if self.n_envs is not None:
+            overrides["n_envs"] = self.n_envs
+        run_dir = Path(self.out_dir) / self.preset / "runs" / f"{variant}-seed{seed}"
+        return Args(env=self.env, seed=seed, run_dir=str(run_dir), eval_freq=0, baselines=(), progress_bar=False,
+                    **overrides)
+
+
+def train_run(args: Args) -> float:
+    """Train one agent unless its run already has a final model; returns the training seconds."""
+    from traingym.agents.train import train
+
+    run_dir = Path(args.run_dir or "")
+    timing = run_dir / "study_timing.json"
+    if (run_dir / "model.zip").exists() and timing.exists():
+        print(f"reusing {run_dir}")
+        return float(json.loads(timing.read_text())["train_seconds"])
+    start = time.perf_counter()
+    train(args)
+    seconds = time.perf_counter() - start
+    timing.write_text(json.dumps({"train_seconds": seconds}) + "\n")
+    return seconds
+
+
+def agent_rows(agents: dict[str, tuple[str, int, float]], results: dict[str, list[EpisodeResult]],
+               baselines: Sequence[str]) -> list[dict[str, Any]]:
+    """Per agent: mean test accuracy (CI), divergence rate, paired differences to each baseline (CI)."""
+    rows = []
+    for label, (variant, seed, seconds) in agents.items():
+        test = np.array([e.test_accuracy for e in results[label]])
+        diffs = {b: paired_difference(test, [e.test_accuracy for e in results[b]], seed) for b in baselines}
+        rows.append({"variant": variant, "seed": seed, "label": label, "train_seconds": seconds,
+                     "test_accuracy": bootstrap_mean(test, seed).__dict__,
+                     "divergence_rate": float(np.mean([e.diverged for e in results[label]])),
+                     "diff": {b: d.__dict__ for b, d in diffs.items()}})
+    return rows
+
+
+def _fmt(interval: dict[str, float], signed: bool = True) -> str:
+    sign = "+" if signed else ""
+    return f"{interval['mean']:{sign}.3f} [{interval['low']:{sign}.3f}, {interval['high']:{sign}.3f}]"
+
+
+def markdown(study: StudyArgs, rows: list[dict[str, Any]], baseline_means: dict[str, dict[str, float]],
+             baseline_divergence: dict[str, float]) -> tuple[str, dict[str, Any]]:
+    """The page body (per-seed table, baselines, mean per variant, the bar) and its JSON summary."""
+    others = [b for b in study.baselines if b != "random"]
+    lines = ["| agent | seed | agent test acc [95% CI] | diverged | "
+             + " | ".join(f"Δ vs {b} [95% CI]" for b in others) + " | train s |",
+             "|---" * (5 + len(others)) + "|"]
+    for r in rows:
+        lines.append(f"| {r['variant']} | {r['seed']} | {_fmt(r['test_accuracy'], False)} | "
+                     f"{r['divergence_rate']:.0%} | " + " | ".join(_fmt(r['diff'][b]) for b in others)
+                     + f" | {r['train_seconds']:.0f} |")
+    lines += ["", "| baseline | test acc [95% CI] | diverged |", "|---|---|---|"]
+    lines += [f"| {b} | {_fmt(baseline_means[b], False)} | {baseline_divergence[b]:.0%} |" for b in study.baselines]
+    summary: dict[str, Any] = {}
+    lines += ["", "| variant | mean over seeds | " + " | ".join(f"mean Δ vs {b}" for b in others)
+              + " | issue-13 bar |", "|---" * (3 + len(others)) + "|"]
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == variant]
+        mean = float(np.mean([r["test_accuracy"]["mean"] for r in mine]))
+        deltas = {b: float(np.mean([r["diff"][b]["mean"] for r in mine])) for b in others}
+        beats = all(r["diff"][b]["low"] > 0 for r in mine for b in BAR_BASELINES if b in r["diff"])
+        near_steer = "steer" not in deltas or deltas["steer"] >= -BAR_STEER_MARGIN
+        passed = beats and near_steer
+        summary[variant] = {"mean": mean, "mean_diff": deltas, "bar_passed": passed}
+        lines.append(f"| {variant} | {mean:.3f} | " + " | ".join(f"{deltas[b]:+.3f}" for b in others)
+                     + f" | {'passed' if passed else 'not passed'} |")
+    lines += ["", f"Held-out instances 0..{study.eval_episodes - 1} of {study.env}; the agent's final model; paired "
+              "differences in final test accuracy with percentile-bootstrap CIs over instances. Bar (issue 13): "
+              f"every seed beats {', '.join(BAR_BASELINES)} with the CI above zero and the mean over seeds is "
+              f"within {BAR_STEER_MARGIN} of steer or better."]
+    return "\n".join(lines), summary
+
+
+def train_command(args: Args) -> str:
+    """The ``train_agent.py`` command line that trains ``args`` (flags for the fields that differ from the
+    defaults; run directory and output-only fields left out)."""
+    from dataclasses import fields
+
+    skip = {"run_dir", "resume", "progress_bar", "tensorboard", "verbose", "eval_workers", "baselines"}
+    flags = []
+    for f in fields(Args):
+        value = getattr(args, f.name)
+        if f.name in skip or value == f.default:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else "--no-" + f.name.replace("_", "-"))
+        elif isinstance(value, tuple):
+            flags.append(shlex.join([flag, *map(str, value)]))
+        else:
+            flags.append(f"{flag} {value}")
+    return " ".join(["python train_agent.py", *flags])
+
+
+def existing_agent(run_dir: str) -> tuple[Args, float]:
+    """The arguments and training seconds (NaN when unknown) of a run trained elsewhere."""
+    from traingym.agents.train import load_run_args
+
+    path = Path(run_dir)
+    args = Args.from_json({**load_run_args(path), "run_dir": str(path)})
+    timing = next((p for p in (path / "study_timing.json", path / "timing.json") if p.exists()), None)
+    seconds = float(json.loads(timing.read_text())["train_seconds"]) if timing else float("nan")
+    return args, seconds
+
+
+def evaluate_cached(specs: Sequence[PolicySpec], settings: EpisodeSettings, workers: int, cache_dir: Path
+                    ) -> dict[str, list[EpisodeResult]]:
+    """:func:`evaluate` one policy at a time, keeping each policy's episodes in ``cache_dir`` (keyed by the
+    settings and the policy spec), so an interrupted or extended study re-runs only what is missing."""
+    from dataclasses import asdict
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    key = json.dumps(asdict(settings), sort_keys=True, default=list)
+    results: dict[str, list[EpisodeResult]] = {}
+    for spec in specs:
+        path = cache_dir / f"{spec.label}.json"
+        if path.exists():
+            cached = json.loads(path.read_text())
+            if cached["settings"] == key and cached["spec"] == asdict(spec):
+                results[spec.label] = [EpisodeResult(**e) for e in cached["episodes"]]
+                print(f"reusing the episodes of {spec.label} ({path})")
+                continue
+        results.update(evaluate([spec], settings, workers))
+        path.write_text(json.dumps({"settings": key, "spec": asdict(spec),
+                                    "episodes": [asdict(e) for e in results[spec.label]]}) + "\n")
+    return results
+
+
+def run_study(study: StudyArgs, command: str | None = None) -> dict[str, Any]:
+    """Train (or reuse) every run, evaluate all policies on the same held-out instances, write the page."""
+    agents: dict[str, tuple[str, int, float]] = {}
+    specs: list[PolicySpec] = []
+    first: Args | None = None
+    run_args: dict[str, Args] = {}
+    for run_dir in study.agents:
+        args, seconds = existing_agent(run_dir)
+        run_args[Path(run_dir).name] = args
+        first = first or args
+        label = Path(run_dir).name
+        agents[label] = ("agents", args.seed, seconds)
+        specs.append(PolicySpec(label, run_dir, args.seed))
+    for variant in PRESET_VARIANTS[study.preset] if not study.agents else ():
+        for seed in study.seeds:
+            args = study.agent_args(variant, seed)
+            first = first or args
+            seconds = train_run(args)
+            label = f"{variant}-seed{seed}"
+            agents[label] = (variant, seed, seconds)
+            specs.append(PolicySpec(label, str(args.run_dir), seed))
+    assert first is not None
+    specs += [PolicySpec(b, b, 0) for b in study.baselines]
+    settings = EpisodeSettings(study.env, first.horizon, first.steps_per_action, tuple(range(study.eval_episodes)),
+                               advisor=first.resolved_advisor())
+    out = Path(study.out_dir) / study.preset
+    results = evaluate_cached(specs, settings, study.workers, out / "episodes")
+    summaries = summarize(results, "keep")
+    print_table(summaries, "keep", title=f"study {study.preset}: held-out {study.env}")
+    rows = agent_rows(agents, results, study.baselines)
+    baseline_means = {s.policy: s.test_accuracy.__dict__ for s in summaries if s.policy in study.baselines}
+    baseline_divergence = {s.policy: s.divergence_rate for s in summaries if s.policy in study.baselines}
+    body, summary = markdown(study, rows, baseline_means, baseline_divergence)
+    print(body)
+    data = {"study": {k: list(v) if isinstance(v, tuple) else v for k, v in study.__dict__.items()},
+            "main_job": first.to_json(), "algo_kwargs": first.algo_kwargs(), "rows": rows,
+            "baselines": baseline_means, "summary": summary,
+            "episodes": {label: [e.test_accuracy for e in eps] for label, eps in results.items()}}
+    (out / "study.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
+    if study.write_page:
+        from traingym.agents.results import write_result
+
+        name, title = AGENTS_PAGE if study.agents else RESULT_PAGES[study.preset]
+        trained = "".join(f"- `{label}`: `{train_command(a)}`\n" for label, a in run_args.items())
+        config = f"Runs (each run's config.json as a train_agent.py command):\n\n{trained}\n" if study.agents else ""
+        config += (f"Agent: `{first.algo}`, {first.total_timesteps} env steps, obs keys "
+                   f"{'+'.join(first.resolved_obs_keys())}, {first.n_envs} envs, algorithm kwargs "
+                   f"`{json.dumps(first.algo_kwargs(), default=str)}`.\n\n")
+        write_result(name, title, config + body, data, command)
+    return data
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m traingym.agents.study PRESET [--seeds ...]``."""
+    import sys
+
+    from traingym.agents.cli_args import parse_cli
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and not argv[0].startswith("-"):  # the preset as a positional argument
+        argv = ["--preset", argv[0], *argv[1:]]
+    study = parse_cli(StudyArgs, argv, "python -m traingym.agents.study")
+    run_study(study, command=shlex.join(["python", "-m", "traingym.agents.study", *argv]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

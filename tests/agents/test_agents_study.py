@@ -1,0 +1,55 @@
+"""The multi-seed study: trains one run per seed, evaluates all agents and baselines on the same instances."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from traingym.agents.study import StudyArgs, main, run_study
+
+
+def test_study_args_reject_bad_input() -> None:
+    with pytest.raises(ValueError, match="--seeds"):
+        StudyArgs(seeds=(1, 1))
+    with pytest.raises(ValueError, match="include keep"):
+        StudyArgs(baselines=("steer",))
+
+
+def test_smoke_study_trains_each_seed_once_and_pairs_every_baseline(tmp_path: Path) -> None:
+    study = StudyArgs(seeds=(0, 1), smoke=True, eval_episodes=2, baselines=("keep", "steer"),
+                      out_dir=str(tmp_path), write_page=False, workers=1)
+    data = run_study(study)
+    assert [r["seed"] for r in data["rows"]] == [0, 1]
+    assert all(set(r["diff"]) == {"keep", "steer"} for r in data["rows"])
+    assert len(data["episodes"]["keep"]) == 2 and set(data["episodes"]) == {"default-seed0", "default-seed1",
+                                                                           "keep", "steer"}
+    for seed in (0, 1):
+        assert (tmp_path / "default" / "runs" / f"default-seed{seed}" / "model.zip").exists()
+    # A second call reuses the trained runs (same numbers, no retraining).
+    again = run_study(study)
+    assert again["episodes"] == data["episodes"]
+    assert [r["train_seconds"] for r in again["rows"]] == [r["train_seconds"] for r in data["rows"]]
+    # The same runs given as existing agents: evaluated under their directory names, cached episodes reused.
+    runs = [str(tmp_path / "default" / "runs" / f"default-seed{seed}") for seed in (0, 1)]
+    given = run_study(StudyArgs(agents=tuple(runs), smoke=True, eval_episodes=2, baselines=("keep", "steer"),
+                                out_dir=str(tmp_path), write_page=False, workers=1))
+    assert given["episodes"] == data["episodes"]
+    assert [(r["variant"], r["seed"]) for r in given["rows"]] == [("agents", 0), ("agents", 1)]
+
+
+def test_cli_takes_the_preset_as_a_positional_argument(tmp_path: Path) -> None:
+    assert main(["default", "--seeds", "3", "--smoke", "--eval-episodes", "1", "--baselines", "keep",
+                 "--out-dir", str(tmp_path), "--no-write-page", "--workers", "1"]) == 0
+    assert (tmp_path / "default" / "study.json").exists()
+
+
+def test_train_command_reproduces_the_non_default_arguments() -> None:
+    from traingym.agents.args import Args
+    from traingym.agents.cli import parse_args
+    from traingym.agents.study import train_command
+
+    args = Args(obs_keys=("training_stats",), n_envs=3, gamma=1.0, normalize=False, net_arch=(32, 32))
+    command = train_command(args)
+    assert command == ("python train_agent.py --obs-keys training_stats --n-envs 3 --no-normalize --gamma 1.0 "
+                       "--net-arch 32 32")
+    assert parse_args(command.split()[2:]) == args
