@@ -48,8 +48,9 @@ def test_train_command_reproduces_the_non_default_arguments() -> None:
     from traingym.agents.cli import parse_args
     from traingym.agents.study import train_command
 
-    args = Args(obs_keys=("training_stats",), n_envs=3, gamma=1.0, normalize=False, net_arch=(32, 32))
+    args = Args(obs_keys=("training_stats", "neurons"), n_envs=3, vec_env="subproc", gamma=0.99, normalize=False,
+                net_arch=(32, 32))
     command = train_command(args)
-    assert command == ("python train_agent.py --obs-keys training_stats --n-envs 3 --no-normalize --gamma 1.0 "
-                       "--net-arch 32 32")
+    assert command == ("python train_agent.py --obs-keys training_stats neurons --n-envs 3 --vec-env subproc "
+                       "--no-normalize --gamma 0.99 --net-arch 32 32")
     assert parse_args(command.split()[2:]) == args

@@ -41,11 +41,11 @@ def test_readme_smoke_command_end_to_end(tmp_path: Path) -> None:
     assert config["args"]["algo"] == "ppo" and config["args"]["smoke"] is True
     assert "key" not in json.dumps(config).lower().replace("obs_keys", "")  # arguments only, never API keys
     summary = json.loads((run_dir / "eval.json").read_text())["summary"]
-    assert [row["policy"] for row in summary] == ["ppo", "keep", "random", "step_decay", "plateau"]
+    assert [row["policy"] for row in summary] == ["ppo", "keep", "random", "step_decay", "plateau", "steer"]
     assert "ppo" in proc.stdout and "Δ test acc vs keep" in proc.stdout
     records = read_trajectories(export)
-    assert {r["policy"] for r in records} == {"ppo", "keep", "random", "step_decay", "plateau"}
-    assert len(records) == 5 * 4 * 4  # policies x evaluation instances x horizon
+    assert {r["policy"] for r in records} == {"ppo", "keep", "random", "step_decay", "plateau", "steer"}
+    assert len(records) == 6 * 4 * 4  # policies x evaluation instances x horizon
     # The agent's env has the diagnosis key (the default), the baselines' env does not.
     assert all((r["diagnosis"] is not None) == (r["policy"] == "ppo") for r in records)
     assert {"findings", "suggested_move", "text"} <= set(next(r for r in records if r["diagnosis"])["diagnosis"])
@@ -76,10 +76,12 @@ def test_smoke_preset_then_explicit_flags_win() -> None:
     assert args.env_kwargs() == {"steps_per_action": 5, "obs_keys": ("training_stats", "neurons")}
 
 
-def test_default_observation_has_all_keys_and_the_envs_advisor() -> None:
+def test_default_observation_is_training_stats_and_empty_means_all_keys_with_the_envs_advisor() -> None:
     args = Args()
-    assert args.resolved_obs_keys() == ("training_stats", "neurons", "diagnosis")
-    assert args.env_kwargs()["advisor"] == "heuristic"
+    assert args.resolved_obs_keys() == ("training_stats",) and "advisor" not in args.env_kwargs()
+    every = Args(obs_keys=())
+    assert every.resolved_obs_keys() == ("training_stats", "neurons", "diagnosis")
+    assert every.env_kwargs()["advisor"] == "heuristic"
 
 
 def test_existing_run_is_not_overwritten(tmp_path: Path) -> None:
