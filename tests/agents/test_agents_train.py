@@ -29,7 +29,8 @@ def _run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 def test_readme_smoke_command_end_to_end(tmp_path: Path) -> None:
     run_dir = tmp_path / "tmp"
     export = tmp_path / "trajectories.jsonl"
-    proc = _run("--smoke", "--run-dir", str(run_dir), "--export-trajectories", str(export))
+    proc = _run("--smoke", "--run-dir", str(run_dir), "--export-trajectories", str(export),
+                "--obs-keys", "training_stats", "neurons", "diagnosis")
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("config.json", "model.zip", "model.vecnormalize.pkl", "best_model.zip", "eval.csv", "eval.json",
                  "episodes.jsonl", "learning_curve.csv", "timing.json", "checkpoints/latest.json"):
@@ -46,7 +47,7 @@ def test_readme_smoke_command_end_to_end(tmp_path: Path) -> None:
     records = read_trajectories(export)
     assert {r["policy"] for r in records} == {"ppo", "keep", "random", "step_decay", "plateau", "steer"}
     assert len(records) == 6 * 4 * 4  # policies x evaluation instances x horizon
-    # The agent's env has the diagnosis key (the default), the baselines' env does not.
+    # The agent's env has the diagnosis key (asked for), the baselines' env does not.
     assert all((r["diagnosis"] is not None) == (r["policy"] == "ppo") for r in records)
     assert {"findings", "suggested_move", "text"} <= set(next(r for r in records if r["diagnosis"])["diagnosis"])
 
