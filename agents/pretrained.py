@@ -60,8 +60,21 @@ def export_pretrained(run_dir: Path, name: str, card: str = "") -> Path:
             shutil.copy2(path, out / path.name)
     if not card and (run_dir / "eval.csv").exists():
         card = f"Held-out evaluation of the run (`eval.csv`):\n\n```\n{(run_dir / 'eval.csv').read_text()}```"
-    (out / "card.md").write_text(f"# pretrained:{name}\n\nExported from `{run_dir}`.\n\n{card}\n")
+    (out / "card.md").write_text(f"# pretrained:{name}\n\n{provenance(run_dir)}\n\n{card}\n")
     return out
+
+
+def provenance(run_dir: Path) -> str:
+    """How the run was made: its ``train_agent.py`` command, creation time, and the exporting checkout."""
+    import json
+
+    from traingym.agents.args import Args
+    from traingym.agents.results import git_commit, machine_description
+    from traingym.agents.study import train_command
+
+    config = json.loads((run_dir / "config.json").read_text())
+    return (f"- command: `{train_command(Args.from_json(config['args']))}` (run created {config.get('created')})\n"
+            f"- exported at commit {git_commit()} on {machine_description()}")
 
 
 @dataclasses.dataclass(frozen=True)

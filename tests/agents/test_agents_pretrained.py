@@ -41,3 +41,14 @@ def test_an_unknown_pretrained_name_lists_the_shipped_ones(tmp_path: Path, monke
     (tmp_path / "digits-mlp" / "model.zip").write_bytes(b"")
     with pytest.raises(ValueError, match="no pretrained agent 'nope'; shipped: digits-mlp"):
         load_agent("pretrained:nope")
+
+
+def test_the_shipped_digits_mlp_agent_runs_a_held_out_episode() -> None:
+    from traingym.agents.episodes import EpisodeSettings, run_policy_object
+
+    policy = load_agent("pretrained:digits-mlp")
+    assert policy.env_overrides["obs_keys"] == ("training_stats",)
+    settings = EpisodeSettings("TrainGym/DigitsMLP-v0", horizon=4, steps_per_action=5, instance_indices=(0,))
+    (episode,) = run_policy_object(policy, "pretrained", settings)
+    assert episode.steps == 4 and len(episode.moves) == 4 and 0.0 <= episode.test_accuracy <= 1.0
+    assert "command: `python train_agent.py" in (pretrained.PRETRAINED_DIR / "digits-mlp" / "card.md").read_text()
