@@ -91,10 +91,10 @@ class BatchedTrainingEnv(VectorEnv):
             raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), got {mask!r}")
         infos: dict[str, Any] = {}
         for i in np.flatnonzero(mask):
-            self._env_obs[i], info = self.reset_env(int(i), seed=seeds[i], options=options or None)
+            _, info = self.reset_env(int(i), seed=seeds[i], options=options or None)
             infos = self._add_info(infos, info, int(i))
             self._autoreset[i] = False
-        return self._batched_obs(), infos
+        return self.observations(), infos
 
     def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray,
                                                  dict[str, Any]]:
@@ -109,15 +109,15 @@ class BatchedTrainingEnv(VectorEnv):
         infos: dict[str, Any] = {}
         for i, result in enumerate(results):
             if result is None:  # next-step autoreset: this step resets the sub-env
-                self._env_obs[i], info = self.reset_env(i)
+                _, info = self.reset_env(i)
             else:
-                self._env_obs[i], rewards[i], terminations[i], truncations[i], info = result
+                obs, rewards[i], terminations[i], truncations[i], info = result
                 if self.autoreset_mode == AutoresetMode.SAME_STEP and (terminations[i] or truncations[i]):
-                    infos = self._add_info(infos, {"final_obs": self._env_obs[i], "final_info": info}, i)
-                    self._env_obs[i], info = self.reset_env(i)
+                    infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, i)
+                    _, info = self.reset_env(i)
             infos = self._add_info(infos, info, i)
         self._autoreset = terminations | truncations
-        return self._batched_obs(), rewards, terminations, truncations, infos
+        return self.observations(), rewards, terminations, truncations, infos
 
     def close_extras(self, **kwargs: Any) -> None:
         for env in self.envs:
@@ -126,17 +126,19 @@ class BatchedTrainingEnv(VectorEnv):
     # ------------------------------------------------------------------ per sub-env (also used by the SB3 adapter)
     def reset_env(self, i: int, *, seed: int | None = None, options: dict[str, Any] | None = None
                   ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Reset sub-env ``i`` (its own ``TrainingEnv.reset``) and load its new network into the stack."""
+        """Reset sub-env ``i`` (its own ``TrainingEnv.reset``) and load its new network into the stack; its
+        observation becomes sub-env ``i``'s row of :meth:`observations`."""
         env = self.envs[i]
         obs, info = env.reset(seed=seed, options=options)
         assert env._model is not None
         self._place(i, env._model)  # type: ignore[arg-type]
+        self._env_obs[i] = obs
         return obs, info
 
     def step_envs(self, actions: np.ndarray, skip: np.ndarray | None = None) -> list[tuple | None]:
         """One env step of every sub-env not in ``skip``: each env's move, one batched run of the K optimizer
         steps, then each env's validation and observation. Returns each env's ``step`` tuple (None if skipped);
-        no autoreset."""
+        no autoreset. Each stepped env's observation becomes its row of :meth:`observations`."""
         run = [i for i in range(self.num_envs) if skip is None or not skip[i]]
         for i in run:
             env = self.envs[i]
@@ -170,6 +172,7 @@ class BatchedTrainingEnv(VectorEnv):
             if self.max_episode_steps is not None and env._t >= self.max_episode_steps:
                 truncated = True  # as gym.make's TimeLimit
             results[i] = (obs, reward, terminated, truncated, info)
+            self._env_obs[i] = obs
         return results
 
     # ------------------------------------------------------------------ internals
@@ -250,7 +253,8 @@ class BatchedTrainingEnv(VectorEnv):
                 y[:, r] = yi
         return x, y
 
-    def _batched_obs(self) -> dict[str, np.ndarray]:
+    def observations(self) -> dict[str, np.ndarray]:
+        """The batched latest observation of every sub-env (after its last reset or step), a fresh copy."""
         self._observations = concatenate(self.single_observation_space, self._env_obs, self._observations)
         return {key: value.copy() for key, value in self._observations.items()}
 

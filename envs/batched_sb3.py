@@ -25,11 +25,10 @@ class BatchedSB3VecEnv(VecEnv):
 
     def reset(self) -> VecEnvObs:
         for i in range(self.num_envs):
-            obs, self.reset_infos[i] = self.env.reset_env(i, seed=self._seeds[i], options=self._options[i] or None)
-            self.env._env_obs[i] = obs
+            _, self.reset_infos[i] = self.env.reset_env(i, seed=self._seeds[i], options=self._options[i] or None)
         self._reset_seeds()
         self._reset_options()
-        return self.env._batched_obs()
+        return self.env.observations()
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions).reshape(self.num_envs, -1)
@@ -47,10 +46,9 @@ class BatchedSB3VecEnv(VecEnv):
             info["TimeLimit.truncated"] = truncated and not terminated
             if dones[i]:
                 info["terminal_observation"] = obs
-                obs, self.reset_infos[i] = self.env.reset_env(i)
-            self.env._env_obs[i] = obs
+                _, self.reset_infos[i] = self.env.reset_env(i)
             infos.append(info)
-        return self.env._batched_obs(), rewards, dones, infos
+        return self.env.observations(), rewards, dones, infos
 
     def close(self) -> None:
         self.env.close()
