@@ -44,6 +44,9 @@ IntTuple = Annotated[tuple[int, ...], PrimitiveConstructorSpec(
 
 _BOX_CHARS = "│╭╮╰╯─┌┐└┘├┤"
 _CLASS_PREFIX = re.compile(r"^Error parsing [A-Z]\w*: ")
+_TITLE = re.compile(r"^[A-Z][a-z]+( [a-z]+)*$")
+"""A box title ("Value error", "Invalid choice"): in the ASCII box rich draws for some streams it is a line of its
+own above a dashed rule."""
 """tyro's prefix on a ValueError raised by the dataclass itself (the message already names the flag)."""
 
 
@@ -59,8 +62,11 @@ def _one_line(box: str) -> str:
     for raw in box.splitlines():
         if raw.lstrip().startswith("╭"):  # the title bar ("Value error", "Invalid choice")
             continue
-        line = raw.strip().strip(_BOX_CHARS).strip()
-        if not line or set(line) <= set(_BOX_CHARS):
+        line = raw.strip().strip(_BOX_CHARS + "|").strip()
+        if not line or set(line) <= set(_BOX_CHARS + "-+|= "):
+            if len(lines) == 1 and _TITLE.match(lines[0]):  # the ASCII box's title, above its first rule
+                lines.clear()
+                continue
             if lines:
                 lines.append("")  # a separator: keep only the first section below
             continue

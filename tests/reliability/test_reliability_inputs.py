@@ -211,8 +211,9 @@ def assert_usage_error(proc: subprocess.CompletedProcess[str], pattern: str) -> 
 
 
 CLI_CASES_SUBPROCESS = [
-    (["--advisor", "gpt5"], r"unknown advisor spec 'gpt5'"),
-    (["--advisor", "hf:/nonexistent/model-dir"], r"neither a local model directory nor a model id"),
+    (["--obs-keys", "training_stats", "diagnosis", "--advisor", "gpt5"], r"unknown advisor spec 'gpt5'"),
+    (["--obs-keys", "training_stats", "diagnosis", "--advisor", "hf:/nonexistent/model-dir"],
+     r"neither a local model directory nor a model id"),
 ]
 """Run as real subprocesses (exit status and stderr as a user sees them). These used to fail with a traceback
 from inside the env construction; ``test_agents_train.py`` covers the basic flags (algo, env, obs keys, budget,
@@ -224,8 +225,10 @@ CLI_CASES_IN_PROCESS = [
     (["--no-such-flag", "1"], r"Unrecognized options: --no-such-flag"),
     (["--eval-episodes", "500"], r"--eval-episodes must be in \[1, 128\]"),
     (["--advisor", "heuristic", "--obs-keys", "training_stats"], r"--advisor only matters with the 'diagnosis'"),
-    (["--advisor", "nosuch_module_xyz:Advisor"], r"cannot import advisor class"),
-    (["--advisor", "openai:"], r"needs a model name"),
+    (["--advisor", "heuristic"], r"--advisor only matters with the 'diagnosis'"),  # the default observation
+    (["--obs-keys", "training_stats", "diagnosis", "--advisor", "nosuch_module_xyz:Advisor"],
+     r"cannot import advisor class"),
+    (["--obs-keys", "training_stats", "diagnosis", "--advisor", "openai:"], r"needs a model name"),
     (["--algo", "dqn", "--n-steps", "1"], r"--n-steps must be >= 2"),
     (["--env", "TrainGym/DigitsMLP-v0", "--horizon", "0"], r"--horizon must be in"),
 ]
@@ -267,3 +270,15 @@ def test_train_agent_main_rejects_bad_arguments_with_one_line(args: list[str], p
         main(args)
     err = capsys.readouterr().err
     assert_usage_error(subprocess.CompletedProcess(args, int(exit_info.value.code or 0), "", err), pattern)
+
+
+@pytest.mark.parametrize("box", [
+    "╭─ Value error ──────────╮\n│ Error parsing Args: --x must be in [1, 2] │\n│ ─────── │\n"
+    "│ For full helptext, see p --help │\n╰─────────╯\n",
+    " Value error                \n ---------------------------- \n  Error parsing Args: --x must be in [1, 2]  \n"
+    "  ----------------------------\n  For full helptext, see p --help  \n",  # rich's ASCII box (some streams)
+])
+def test_tyro_error_boxes_become_their_message(box: str) -> None:
+    from traingym.agents.cli_args import _one_line
+
+    assert _one_line(box) == "--x must be in [1, 2]"
