@@ -72,7 +72,7 @@ class Args:
     env's default (heuristic)."""
     obs_keys: StrTuple = ("training_stats",)
     """Observation keys, a subset of training_stats, neurons, diagnosis; empty: all three. The default's evidence:
-    docs/results/agent_candidate.md (3 seeds, held-out), written by ``python -m traingym.agents.study``."""
+    docs/results/agent_default.md (3 seeds, held-out), written by ``python -m traingym.agents.study``."""
     total_timesteps: int = 10_000
     """Environment steps to train for (one step = K optimizer steps of the target network; 500 episodes at T=20)."""
     n_envs: int = 1
