@@ -180,7 +180,8 @@ def test_planted_key_appears_nowhere_in_a_training_run(planted_key: str, tmp_pat
         env = {**os.environ, "TRAINGYM_OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": planted_key}
         proc = subprocess.run(
             [sys.executable, str(ROOT / "train_agent.py"), "--smoke", "--run-dir", str(run_dir), "--n-envs", "1",
-             "--advisor", "openai:test-model", "--baselines", "keep", "advisor_greedy", "--eval-episodes", "2",
+             "--obs-keys", "training_stats", "diagnosis", "--advisor", "openai:test-model",
+             "--baselines", "keep", "advisor_greedy", "--eval-episodes", "2",
              "--export-trajectories", str(run_dir / "trajectories.jsonl"), "--no-progress-bar", "--verbose", "1"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
