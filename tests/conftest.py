@@ -25,3 +25,14 @@ FAST = {"steps_per_action": 5, "val_size": 128}
 @pytest.fixture
 def fast_kwargs() -> dict:
     return dict(FAST)
+
+
+@pytest.fixture
+def planted_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A unique fake API key in ``OPENAI_API_KEY`` (the only place keys come from), for leak checks."""
+    import secrets
+
+    key = "sk-planted-" + secrets.token_hex(24)
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    monkeypatch.delenv("TRAINGYM_OPENAI_BASE_URL", raising=False)
+    return key

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,13 +32,6 @@ VALID_ANSWER = json.dumps({"findings": ["overfitting"], "confidence": 0.8,
                            "text": "gap growing; more weight decay."})
 
 
-@pytest.fixture
-def planted_key(monkeypatch: pytest.MonkeyPatch) -> str:
-    """A unique fake API key in ``OPENAI_API_KEY`` (the only place keys come from)."""
-    key = "sk-planted-" + secrets.token_hex(16)
-    monkeypatch.setenv("OPENAI_API_KEY", key)
-    monkeypatch.delenv("TRAINGYM_OPENAI_BASE_URL", raising=False)
-    return key
 
 
 def make_llm_env(base_url: str, **overrides: Any) -> gym.Env:

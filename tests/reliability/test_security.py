@@ -20,7 +20,6 @@ import gc
 import json
 import logging
 import os
-import secrets
 import subprocess
 import sys
 import types
@@ -37,18 +36,12 @@ import traingym.envs  # noqa: F401  (registers the ids)
 from advisors_testkit import Reply, ScriptedChatServer
 
 ROOT = Path(__file__).resolve().parents[2]
-SCANNED = ("envs", "agents", "advisors", "benchmarks", "train_agent.py")
+SCANNED = ("protocol", "envs", "agents", "advisors", "hpo", "benchmarks", "train_agent.py")
 VALID_ANSWER = json.dumps({"findings": ["plateau"], "confidence": 0.7,
                            "move": {"lr": 1, "weight_decay": 0, "aug_level": 0, "neuron_scale": 0},
                            "text": "loss flat; raise the learning rate."})
 
 
-@pytest.fixture
-def planted_key(monkeypatch: pytest.MonkeyPatch) -> str:
-    key = "sk-planted-" + secrets.token_hex(24)
-    monkeypatch.setenv("OPENAI_API_KEY", key)
-    monkeypatch.delenv("TRAINGYM_OPENAI_BASE_URL", raising=False)
-    return key
 
 
 def leaks(haystack: bytes | str, key: str) -> bool:
