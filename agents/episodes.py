@@ -64,6 +64,10 @@ class EpisodeResult:
     weight_decay: list[float] = field(default_factory=list)
     aug_level: list[int] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    """Per-step training accuracy (the list twin of the final ``train_accuracy``; NaN after reset)."""
     moves: list[list[int]] = field(default_factory=list)
     advisor_calls: int = 0
     advisor_fallbacks: int = 0
@@ -71,7 +75,8 @@ class EpisodeResult:
 
     def scalars(self) -> dict[str, Any]:
         """The per-episode numbers (no trajectories)."""
-        skip = {"lr", "weight_decay", "aug_level", "val_accuracy", "moves", "records"}
+        skip = {"lr", "weight_decay", "aug_level", "val_accuracy", "train_loss", "val_loss", "train_acc", "moves",
+                "records"}
         return {k: v for k, v in asdict(self).items() if k not in skip}
 
 
@@ -115,6 +120,9 @@ def _append_state(result: EpisodeResult, info: dict[str, Any]) -> None:
     result.weight_decay.append(float(info["weight_decay"]))
     result.aug_level.append(int(info["aug_level"]))
     result.val_accuracy.append(float(info["val_accuracy"]))
+    result.train_loss.append(float(info["train_loss"]))
+    result.val_loss.append(float(info["val_loss"]))
+    result.train_acc.append(float(info["train_accuracy"]))
     advisor = info.get("advisor")
     if isinstance(advisor, dict):
         result.advisor_calls += int(bool(advisor.get("called")))

@@ -147,7 +147,8 @@ def write_outputs(out_dir: str | Path, settings: EpisodeSettings, results: dict[
             for e in episodes:
                 handle.write(json.dumps({**e.scalars(), "lr": e.lr, "weight_decay": e.weight_decay,
                                          "aug_level": e.aug_level, "val_accuracy": e.val_accuracy,
-                                         "moves": e.moves}) + "\n")
+                                         "train_loss": e.train_loss, "val_loss": e.val_loss,
+                                         "train_acc": e.train_acc, "moves": e.moves}) + "\n")
     if plot:
         from traingym.agents import plots
 
