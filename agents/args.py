@@ -132,7 +132,8 @@ class Args:
     checkpoint_freq: int = 5_000
     """Env steps between atomic checkpoints (model, VecNormalize stats, DQN replay buffer); 0 disables them."""
     export_trajectories: str | None = None
-    """Write the final evaluation's steps (report, diagnosis, move, reward, outcome) as JSON Lines to this path."""
+    """Write the final evaluation's steps (report, diagnosis, move, reward, outcome) as JSON Lines to this path;
+    None: to <run-dir>/trajectories.jsonl (the run report reads them there)."""
     progress_bar: bool = True
     """Show SB3's progress bar."""
     tensorboard: bool = True
@@ -141,6 +142,9 @@ class Args:
     """Tiny budget preset (seconds): K=5, T=4, 64 steps, 4 evaluation instances; explicit flags still win."""
     verbose: int = 0
     """SB3 verbosity (0, 1, 2)."""
+    watch: int | None = None
+    """Serve the live watch page on 127.0.0.1:PORT while training (0: any free port); the terminal prints its URL
+    with a random token. None: no page. Needs the report extra (fastapi, uvicorn)."""
 
     def __post_init__(self) -> None:
         import gymnasium as gym
@@ -183,6 +187,8 @@ class Args:
             raise ValueError(f"--batch-size must be >= 2, got {self.batch_size}")
         if any(not 1 <= width <= 4096 for width in self.net_arch):
             raise ValueError(f"--net-arch sizes must be in [1, 4096], got {list(self.net_arch)}")
+        if self.watch is not None and not 0 <= self.watch <= 65535:
+            raise ValueError(f"--watch must be a port in [0, 65535] (0: any free port), got {self.watch}")
         if self.resume and self.run_dir is None:
             raise ValueError("--resume needs --run-dir (the run to resume)")
         for name in ("target_device", "advisor_device"):

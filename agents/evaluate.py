@@ -249,7 +249,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_cli(EvalArgs, argv, "python -m traingym.agents.evaluate")
     run_evaluation(args.specs(), args.settings(), args.out_dir, args.reference, args.workers, args.seed,
                    args.export_trajectories, args.plot)
-    print(f"results in {args.out_dir}")
+    from traingym.report import write_report
+
+    print(f"results in {args.out_dir}; run report: {write_report(args.out_dir)}")
     return 0
 
 

@@ -9,7 +9,7 @@ import time
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
@@ -24,6 +24,9 @@ from traingym.agents.evaluate import PolicySummary, evaluate, run_evaluation, su
 from traingym.agents.policies import PolicySpec
 from traingym.envs.batched_sb3 import make_batched_vec_env
 from traingym.envs.tasks.base import TEST_SET_SIZE
+
+if TYPE_CHECKING:
+    from traingym.report.live import WatchServer
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -137,6 +140,17 @@ def make_callbacks(args: Args, run_dir: Path, normalizer: VecNormalize | None) -
     return callbacks
 
 
+def start_watch(args: Args, run_dir: Path) -> WatchServer | None:
+    """The live watch page (``--watch PORT``), started; prints its URL with the token."""
+    if args.watch is None:
+        return None
+    from traingym.report.live import LiveState, WatchServer
+
+    server = WatchServer(LiveState(f"{args.algo} on {args.env}: {run_dir}"), port=args.watch)
+    print(f"watch page: {server.start()}", flush=True)
+    return server
+
+
 def train(args: Args) -> TrainResult:
     """Train (or resume) the agent; saves ``model.zip`` (+ VecNormalize statistics) into the run directory."""
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args)
@@ -149,7 +163,9 @@ def train(args: Args) -> TrainResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     venv, normalizer = build_training_env(args)
     resumed_from = None
+    watch = None
     try:
+        watch = start_watch(args, run_dir)
         if args.resume:
             model, venv, normalizer, resumed_from = restore(args, run_dir, venv)
             print(f"resumed from checkpoint at step {resumed_from}")
@@ -162,30 +178,42 @@ def train(args: Args) -> TrainResult:
         remaining = args.total_timesteps - model.num_timesteps
         start = time.perf_counter()
         if remaining > 0:
-            model.learn(remaining, callback=CallbackList(make_callbacks(args, run_dir, normalizer)),
+            callbacks = make_callbacks(args, run_dir, normalizer)
+            if watch is not None:
+                from traingym.report.watch_callback import WatchCallback
+
+                callbacks.append(WatchCallback(watch.state))
+            model.learn(remaining, callback=CallbackList(callbacks),
                         progress_bar=args.progress_bar, reset_num_timesteps=resumed_from is None, tb_log_name="tb")
         seconds = time.perf_counter() - start
         model_path = save_agent(model, normalizer, run_dir / "model.zip")
     finally:
         venv.close()
+        if watch is not None:
+            watch.stop()
     print(f"trained {model.num_timesteps} env steps in {seconds:.0f} s; model saved to {model_path}")
     return TrainResult(run_dir, model_path, model.num_timesteps, resumed_from, seconds)
 
 
 def final_evaluation(args: Args, result: TrainResult) -> TrainResult:
     """Evaluate the agent and the baselines on the first ``eval_episodes`` held-out instances (paired), write
-    eval.csv/json, the plots, the learning curve and (optionally) the trajectory export."""
+    eval.csv/json, the plots, the learning curve, the trajectory export (default ``<run-dir>/trajectories.jsonl``)
+    and the run report ``report.html``."""
+    from traingym.report import write_report
+    from traingym.report.run_data import TRAJECTORIES_FILE
+
     start = time.perf_counter()
     run_dir = result.run_dir
+    export = args.export_trajectories or str(run_dir / TRAJECTORIES_FILE)
     specs = [PolicySpec(args.algo, str(run_dir), args.seed)] + [PolicySpec(b, b, args.seed) for b in args.baselines]
     reference = "keep" if "keep" in args.baselines else specs[-1].label
     settings = EpisodeSettings(args.env, args.horizon, args.steps_per_action, tuple(range(args.eval_episodes)),
                                advisor=args.resolved_advisor(), devices=tuple(args.device_kwargs().items()),
-                               record_trajectories=args.export_trajectories is not None, agent_model=args.eval_model)
-    _, summaries = run_evaluation(specs, settings, run_dir, reference, args.eval_workers, args.seed,
-                                  args.export_trajectories,
+                               record_trajectories=True, agent_model=args.eval_model)
+    _, summaries = run_evaluation(specs, settings, run_dir, reference, args.eval_workers, args.seed, export,
                                   title=f"{args.algo} vs baselines on {args.env}, held-out instances")
     plot_learning_curve(args, run_dir)
+    print(f"run report: {write_report(run_dir)}")
     result = replace(result, eval_seconds=time.perf_counter() - start, summaries=summaries)
     atomic_write_json(run_dir / "timing.json", {"train_seconds": result.train_seconds,
                                                 "eval_seconds": result.eval_seconds,

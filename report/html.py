@@ -19,6 +19,9 @@ from typing import Any
 from traingym.report.run_data import load_run_data
 
 REPORT_FILE = "report.html"
+CSP = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
+       "img-src data: blob:; font-src data:; connect-src 'none'")
+"""The page may load nothing from anywhere (its own inline scripts, styles and data: images only)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -71,7 +74,7 @@ def render_report(data: dict[str, Any]) -> str:
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; img-src data: blob:; font-src data:; connect-src 'none'">
+<meta http-equiv="Content-Security-Policy" content="{CSP}">
 <title>{html.escape(title)}</title>
 <style>{_asset("report.css")}</style>
 </head>
