@@ -30,12 +30,16 @@ function layout(title, extra) {
                         hovermode: "closest"}, extra || {});
 }
 
+// A chart div shows either a Plotly plot or a one-line note; switching must not wipe a live plot's DOM.
+function note(el, text) { Plotly.purge(el); el.textContent = text; }
+function clearNote(el) { if (!el._fullLayout) el.textContent = ""; }
+
 function policyColor(policy) { return COLORS[DATA.policies.indexOf(policy) % COLORS.length]; }
 
 function drawLearningCurve() {
   const curve = DATA.learning_curve;
   const el = document.getElementById("chart-curve");
-  if (!curve) { el.textContent = "No periodic evaluations in this run (learning_curve.csv missing)."; return; }
+  if (!curve) { note(el, "No periodic evaluations in this run (learning_curve.csv missing)."); return; }
   const traces = [
     {x: curve.timesteps, y: curve.ci_high, mode: "lines", line: {width: 0}, showlegend: false, hoverinfo: "skip"},
     {x: curve.timesteps, y: curve.ci_low, mode: "lines", line: {width: 0}, fill: "tonexty",
@@ -110,16 +114,14 @@ function drawDiagnosis(episode) {
   table.replaceChildren();
   const diagnosed = episode.steps.filter((s) => s.diagnosis);
   if (!episode.steps.length) {
-    Plotly.purge(el);
-    el.textContent = "No per-step trajectories in this run directory (trajectories.jsonl missing).";
+    note(el, "No per-step trajectories in this run directory (trajectories.jsonl missing).");
     return;
   }
   if (!diagnosed.length) {
-    Plotly.purge(el);
-    el.textContent = `${DATA.focus} ran without the diagnosis channel (no 'diagnosis' observation key): ` +
-                     "no advisor findings to show; the table lists the applied moves.";
+    note(el, `${DATA.focus} ran without the diagnosis channel (no 'diagnosis' observation key): ` +
+                     "no advisor findings to show; the table lists the applied moves.");
   } else {
-    el.textContent = "";
+    clearNote(el);
     const x = [], y = [], text = [], color = [];
     for (const s of diagnosed) {
       const agrees = moveText(s.diagnosis.suggested) === moveText(s.applied);
@@ -132,7 +134,7 @@ function drawDiagnosis(episode) {
     Plotly.react(el, [{x, y, text, hoverinfo: "text", mode: "markers", name: "finding",
                        marker: {size: 14, color, line: {width: 1, color: "#333"}}}],
                  layout("Diagnosis timeline (green: applied move = suggested move, orange: differs)",
-                        {yaxis: {type: "category", title: {text: "finding"}}, showlegend: false}), CONFIG);
+                        {yaxis: {type: "category", automargin: true}, showlegend: false}), CONFIG);
   }
   const head = table.insertRow();
   for (const h of ["step", "findings", "diagnosis", "suggested move", "applied move"]) {
@@ -151,8 +153,8 @@ function drawDiagnosis(episode) {
 function drawNeurons(episode) {
   const el = document.getElementById("chart-neurons");
   const n = episode.neurons;
-  if (!n.rows.length) { Plotly.purge(el); el.textContent = "No flagged neurons recorded for this episode."; return; }
-  el.textContent = "";
+  if (!n.rows.length) { note(el, "No flagged neurons recorded for this episode."); return; }
+  clearNote(el);
   Plotly.react(el, [{type: "heatmap", x: n.steps, y: n.rows, z: n.z, colorscale: "YlOrRd", hoverongaps: false,
                      colorbar: {title: {text: "score"}}}],
                layout("Flagged neurons per layer (|activation × gradient| share on validation errors)",
@@ -166,8 +168,8 @@ function drawTokens(episode) {
   const tokens = [...new Set(episode.steps.flatMap((s) => s.tokens.map((t) => t.token)))];
   if (DATA.modality !== "text") { section.hidden = true; return; }
   section.hidden = false;
-  if (!tokens.length) { Plotly.purge(el); el.textContent = "No over-relevant tokens were flagged in this episode."; return; }
-  el.textContent = "";
+  if (!tokens.length) { note(el, "No over-relevant tokens were flagged in this episode."); return; }
+  clearNote(el);
   const x = episode.steps.map((s) => s.step);
   const z = tokens.map((tok) => episode.steps.map((s) => { const t = s.tokens.find((u) => u.token === tok); return t ? t.share : null; }));
   const text = tokens.map((tok) => episode.steps.map((s) => { const t = s.tokens.find((u) => u.token === tok); return t ? `z ${t.z}` : ""; }));
