@@ -22,6 +22,12 @@ from importlib import resources
 from typing import Any, Literal
 
 from traingym.protocol.moves import KEEP, KNOBS, Move
+
+try:
+    from fastapi import FastAPI, Request
+    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+except ImportError as error:  # pragma: no cover - the extra is part of make setup
+    raise ImportError("the live watch page needs FastAPI and uvicorn: pip install 'traingym[report]'") from error
 from traingym.protocol.proposals import DecidedBy, Decision, MoveEditError, Proposal, parse_move_edit
 
 TOKEN_HEADER = "X-TrainGym-Token"
@@ -137,11 +143,8 @@ def _page() -> str:
     return resources.files("traingym.report").joinpath("assets", "live.html").read_text(encoding="utf-8")
 
 
-def create_app(state: LiveState, token: str, decider: WebDecider | None = None) -> Any:
+def create_app(state: LiveState, token: str, decider: WebDecider | None = None) -> FastAPI:
     """The FastAPI app: ``/`` (the page), ``/state`` (JSON), ``POST /decision`` (a click); all need the token."""
-    from fastapi import FastAPI, Request
-    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
-
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.middleware("http")
@@ -155,7 +158,7 @@ def create_app(state: LiveState, token: str, decider: WebDecider | None = None) 
     async def page() -> HTMLResponse:
         return HTMLResponse(_page(), headers={"Cache-Control": "no-store", "Content-Security-Policy":
                                               "default-src 'self'; script-src 'unsafe-inline'; "
-                                              "style-src 'unsafe-inline'"})
+                                              "style-src 'unsafe-inline'; img-src data:"})
 
     @app.get("/state")
     async def get_state() -> JSONResponse:
