@@ -22,6 +22,9 @@ function moveText(move) {
   return DATA.knobs.map((k, i) => `${KNOB_SHORT[k] || k}${move[i] > 0 ? "+1" : move[i] < 0 ? "-1" : "0"}`).join(" ");
 }
 
+// Plotly renders a subset of HTML in text and labels: names and texts from the run are data, never markup.
+function esc(text) { return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); }
+
 function steps(n) { return Array.from({length: n}, (_, i) => i); }
 
 function layout(title, extra) {
@@ -95,7 +98,7 @@ function drawMetrics(episode) {
     for (const e of episode.events) {
       const step = e.step === null ? 0 : e.step;
       (byType[e.type] = byType[e.type] || []).push({x: step, y: focus.val_accuracy[Math.min(step, focus.val_accuracy.length - 1)],
-        text: `${e.type} at step ${step}` + (e.layer ? `<br>layer ${e.layer}` : "") +
+        text: `${esc(e.type)} at step ${step}` + (e.layer ? `<br>layer ${esc(e.layer)}` : "") +
               (e.ids.length ? `<br>neurons ${e.ids.join(", ")}` : "")});
     }
     const symbols = ["x", "diamond", "triangle-up", "star", "square", "cross"];
@@ -126,8 +129,8 @@ function drawDiagnosis(episode) {
     for (const s of diagnosed) {
       const agrees = moveText(s.diagnosis.suggested) === moveText(s.applied);
       for (const finding of s.diagnosis.findings) {
-        x.push(s.step); y.push(finding); color.push(agrees ? "#2ca02c" : "#ff7f0e");
-        text.push(`step ${s.step}: ${s.diagnosis.text}<br>suggested: ${moveText(s.diagnosis.suggested)}` +
+        x.push(s.step); y.push(esc(finding)); color.push(agrees ? "#2ca02c" : "#ff7f0e");
+        text.push(`step ${s.step}: ${esc(s.diagnosis.text)}<br>suggested: ${moveText(s.diagnosis.suggested)}` +
                   `<br>applied: ${moveText(s.applied)}`);
       }
     }
@@ -155,7 +158,7 @@ function drawNeurons(episode) {
   const n = episode.neurons;
   if (!n.rows.length) { note(el, "No flagged neurons recorded for this episode."); return; }
   clearNote(el);
-  Plotly.react(el, [{type: "heatmap", x: n.steps, y: n.rows, z: n.z, colorscale: "YlOrRd", hoverongaps: false,
+  Plotly.react(el, [{type: "heatmap", x: n.steps, y: n.rows.map(esc), z: n.z, colorscale: "YlOrRd", hoverongaps: false,
                      colorbar: {title: {text: "score"}}}],
                layout("Flagged neurons per layer (|activation × gradient| share on validation errors)",
                       {height: Math.max(260, 60 + 14 * n.rows.length), yaxis: {type: "category", automargin: true}}),
@@ -180,7 +183,7 @@ function drawTokens(episode) {
                             y1: tokens.length - 0.5, line: {color: "#000", width: 2, dash: "dash"}}] : [];
   const annotations = masked ? [{x: masked.step - 0.5, y: tokens.length - 0.5, yanchor: "bottom", showarrow: false,
                                  text: "before masking | after masking"}] : [];
-  Plotly.react(el, [{type: "heatmap", x, y: tokens, z, text, texttemplate: "%{text}", colorscale: "Reds",
+  Plotly.react(el, [{type: "heatmap", x, y: tokens.map(esc), z, text, texttemplate: "%{text}", colorscale: "Reds",
                      hoverongaps: false, colorbar: {title: {text: "relevance share"}}}],
                layout("Flagged tokens: relevance share on diagnostic-buffer errors (cells: z-score)",
                       {shapes, annotations, height: Math.max(240, 80 + 28 * tokens.length),
