@@ -113,7 +113,7 @@ def _page_reading(driver: Any) -> tuple[int, int, int]:
 def test_live_page_follows_a_training_run(browser: Any, tmp_path: Path) -> None:  # noqa: F811
     """``train_agent.py --watch 0``: the page's step counter advances while the run trains."""
     command = [sys.executable, "-u", "train_agent.py", "--smoke", "--watch", "0", "--run-dir", str(tmp_path / "run"),
-               "--total-timesteps", "600", "--eval-freq", "0", "--checkpoint-freq", "0", "--baselines", "keep",
+               "--total-timesteps", "300", "--eval-freq", "0", "--checkpoint-freq", "0", "--baselines", "keep",
                "--eval-episodes", "1", "--no-progress-bar", "--no-tensorboard",
                "--obs-keys", "training_stats", "neurons", "diagnosis"]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
