@@ -136,6 +136,7 @@ def test_live_page_follows_a_training_run(browser: Any, tmp_path: Path) -> None:
         assert timesteps == sorted(timesteps)
         assert len({r[2] for r in readings}) >= 2  # the step within the episode moved
         assert browser.find_element("id", "diagnosis").text.startswith("[")  # the advisor's findings
+        assert "flagged neurons fc1: " in browser.find_element("id", "evidence").text  # from the env's report
         assert "lr" in browser.find_element("id", "hparams").text
         assert console_errors(browser) == []
         output = proc.communicate(timeout=300)[0]
