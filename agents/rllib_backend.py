@@ -45,6 +45,8 @@ LATEST = "rllib_latest.json"
 """Inside ``checkpoints/``: the step and directory of the last complete periodic checkpoint."""
 MODULE_PATH = Path("learner_group", "learner", "rl_module", "default_policy")
 """The trained RLModule inside an algorithm checkpoint."""
+ENV_RUNNERS_JSON = "ray_env_runners.json"
+"""Inside the run directory: the Ray node (and host) of every env runner."""
 DEFAULT_N_STEPS = 64
 """Rollout steps per env runner per update when ``--n-steps`` is not given (SB3's PPO default here, too)."""
 
@@ -90,6 +92,16 @@ def build_algorithm(args: Args) -> Algorithm:
     """Register the env creator in the connected cluster and build the PPO algorithm (starts the env runners)."""
     register_env(ENV_NAME, make_rllib_env)
     return ppo_config(args).build_algo()
+
+
+def env_runner_placement(algo: Algorithm) -> dict[str, Any]:
+    """Where the env runners run: per remote env runner, the Ray node id and host name."""
+    def where(_: Any) -> dict[str, str]:
+        import socket
+
+        return {"node_id": ray.get_runtime_context().get_node_id(), "host": socket.gethostname()}
+
+    return {"env_runners": algo.env_runner_group.foreach_env_runner(where, local_env_runner=False)}
 
 
 def save_directory(algo: Algorithm, path: Path) -> Path:
@@ -141,11 +153,12 @@ def train_rllib(args: Args) -> TrainResult:
     resumed = latest_checkpoint(run_dir) if args.resume else None
     if args.resume and resumed is None:
         raise RunError(f"cannot resume: no RLlib checkpoint in {run_dir / CHECKPOINT_DIR} ({LATEST} missing)")
-    run_dir.mkdir(parents=True, exist_ok=True)
     started = connect(args.ray_address, num_cpus=max(os.cpu_count() or 1, args.num_env_runners))
     try:
+        run_dir.mkdir(parents=True, exist_ok=True)
         algo = build_algorithm(args)
         try:
+            atomic_write_json(run_dir / ENV_RUNNERS_JSON, env_runner_placement(algo))
             steps = 0
             if resumed is not None:
                 steps = resumed[0]
