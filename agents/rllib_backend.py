@@ -30,15 +30,12 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.utils.numpy import flatten_inputs_to_1d_tensor
-from ray.tune.registry import register_env
 from traingym.agents.args import Args
 from traingym.agents.checkpoints import atomic_write_json
 from traingym.agents.env_factory import make_env
 from traingym.agents.ray_support import connect
 from traingym.agents.train import CHECKPOINT_DIR, RunError, TrainResult, default_run_dir, write_config
 
-ENV_NAME = "traingym-rllib-env"
-"""The name the env creator is registered under in the Ray cluster (``tune.register_env``)."""
 MODEL_DIR = "rllib_model"
 """The final algorithm checkpoint inside the run directory (the evaluated agent)."""
 LATEST = "rllib_latest.json"
@@ -51,9 +48,14 @@ DEFAULT_N_STEPS = 64
 """Rollout steps per env runner per update when ``--n-steps`` is not given (SB3's PPO default here, too)."""
 
 
-def make_rllib_env(env_config: dict[str, Any]) -> gym.Env:
-    """The env creator every env runner calls: exactly ``make_env`` of an SB3 run (Monitor aside)."""
-    return make_env(env_config["env_id"], env_config["horizon"], dict(env_config["env_kwargs"]))
+class RLlibTrainGymEnv(gym.Wrapper):
+    """The env class RLlib's env runners construct from ``env_config``: exactly the env ``make_env`` builds for an
+    SB3 run (Monitor aside), passed through unchanged. A class, not a ``tune.register_env`` name: that registry
+    keys names by the first Ray job of the process, so a second connection (``--resume`` in one process) would
+    not find it."""
+
+    def __init__(self, env_config: dict[str, Any]) -> None:
+        super().__init__(make_env(env_config["env_id"], env_config["horizon"], dict(env_config["env_kwargs"])))
 
 
 def flatten_observations(env: Any, spaces: Any, device: Any) -> FlattenObservations:
@@ -75,9 +77,10 @@ def rllib_kwargs(args: Args) -> dict[str, Any]:
 def ppo_config(args: Args) -> PPOConfig:
     """RLlib PPO on the new API stack, one env per env runner (one CPU each), on the TRAIN instances."""
     kw = rllib_kwargs(args)
-    env_kwargs = {**args.env_kwargs(), "instance_set": "train"}
+    env_config = {"env_id": args.env, "horizon": args.horizon,
+                  "env_kwargs": {**args.env_kwargs(), "instance_set": "train"}}
     return (PPOConfig()
-            .environment(ENV_NAME, env_config={"env_id": args.env, "horizon": args.horizon, "env_kwargs": env_kwargs})
+            .environment(RLlibTrainGymEnv, env_config=env_config)
             .env_runners(num_env_runners=kw["num_env_runners"], num_envs_per_env_runner=1, num_cpus_per_env_runner=1,
                          rollout_fragment_length=kw["rollout_fragment_length"],
                          env_to_module_connector=flatten_observations)
@@ -89,8 +92,7 @@ def ppo_config(args: Args) -> PPOConfig:
 
 
 def build_algorithm(args: Args) -> Algorithm:
-    """Register the env creator in the connected cluster and build the PPO algorithm (starts the env runners)."""
-    register_env(ENV_NAME, make_rllib_env)
+    """Build the PPO algorithm in the connected cluster (starts the env runners)."""
     return ppo_config(args).build_algo()
 
 
