@@ -218,6 +218,9 @@ class Args:
             raise ValueError(f"--backend rllib trains --algo ppo only, got --algo {self.algo}")
         if not 1 <= self.num_env_runners <= 1024:
             raise ValueError(f"--num-env-runners must be in [1, 1024] with --backend rllib, got {self.num_env_runners}")
+        if self.eval_model == "best":
+            raise ValueError("--eval-model best needs SB3's periodic evaluation; --backend rllib evaluates the final "
+                             "model")
         check_ray_address(self.ray_address)
         require_ray("--backend rllib", "rllib")
 
