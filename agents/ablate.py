@@ -75,6 +75,15 @@ class AblateArgs:
     """Evaluation processes; 0: min(2, os.cpu_count())."""
     out_dir: str = "runs/ablate"
     """Output directory (runs/, eval/, ablation.csv, ablation.json, ablation.png)."""
+    backend: Literal["local", "ray"] = "local"
+    """Where the cells train: local (one after another in this process) or ray (each cell x seed one Ray Tune
+    trial on a Ray cluster, resumable after a crash of this driver; needs the [ray] extra; see docs/ray.md)."""
+    ray_address: str = "local"
+    """Ray cluster of --backend ray: local (start one in this process), auto, host:port or ray://host:port."""
+    cpus_per_trial: int = 0
+    """CPUs Ray reserves per trial (--backend ray); 0: the trial's training envs (--n-envs, at least 1)."""
+    max_concurrent_trials: int = 0
+    """Trials running at once (--backend ray); 0: as many as the cluster's CPUs hold."""
 
     def __post_init__(self) -> None:
         import os
@@ -96,6 +105,14 @@ class AblateArgs:
             raise ValueError(f"--eval-episodes must be in [1, {TEST_SET_SIZE}], got {self.eval_episodes}")
         if self.total_timesteps < 1:
             raise ValueError(f"--total-timesteps must be >= 1, got {self.total_timesteps}")
+        for name in ("cpus_per_trial", "max_concurrent_trials"):
+            if not 0 <= getattr(self, name) <= 1024:
+                raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1024], got {getattr(self, name)}")
+        if self.backend == "ray":
+            from traingym.agents.ray_support import check_ray_address, require_ray
+
+            check_ray_address(self.ray_address)
+            require_ray("--backend ray", "tune")
         if self.workers == 0:
             object.__setattr__(self, "workers", min(2, os.cpu_count() or 1))
 
@@ -115,12 +132,22 @@ def cell_name(keys: tuple[str, ...], advisor: str) -> str:
     return "+".join(keys) + ("" if advisor == NO_ADVISOR else f"@{advisor}")
 
 
+def grid_runs(args: AblateArgs) -> list[tuple[tuple[str, ...], str, int]]:
+    """(observation keys, advisor, seed) of every training run, in table order."""
+    return [(keys, advisor, seed) for keys, advisor in args.cells() for seed in args.seeds]
+
+
+def cell_run_dir(args: AblateArgs, keys: tuple[str, ...], advisor: str, seed: int) -> Path:
+    """``<out-dir>/runs/<cell>-seed<seed>``."""
+    return Path(args.out_dir) / "runs" / f"{cell_name(keys, advisor)}-seed{seed}"
+
+
 def train_cell(args: AblateArgs, keys: tuple[str, ...], advisor: str, seed: int) -> Path:
     """Train one agent (skipped when its run already has a final model); returns its run directory."""
     from traingym.agents.checkpoints import latest_checkpoint
     from traingym.agents.train import train
 
-    run_dir = Path(args.out_dir) / "runs" / f"{cell_name(keys, advisor)}-seed{seed}"
+    run_dir = cell_run_dir(args, keys, advisor, seed)
     if (run_dir / "model.zip").exists():
         print(f"reusing {run_dir}")
         return run_dir
@@ -155,13 +182,17 @@ def aggregate(args: AblateArgs, results: dict[str, list[EpisodeResult]], seed: i
 
 
 def run_ablation(args: AblateArgs) -> list[dict[str, Any]]:
-    """Train every cell and seed, evaluate them with keep on the held-out instances, write the table and plot."""
+    """Train every cell and seed (here, or as Ray Tune trials), evaluate them with keep on the held-out instances,
+    write the table and plot."""
     out = Path(args.out_dir)
+    if args.backend == "ray":
+        from traingym.agents.ray_tune import train_grid_on_ray
+
+        run_dirs = train_grid_on_ray(args)
+    else:
+        run_dirs = [train_cell(args, keys, advisor, seed) for keys, advisor, seed in grid_runs(args)]
     specs = [PolicySpec("keep", "keep")]
-    for keys, advisor in args.cells():
-        for seed in args.seeds:
-            run_dir = train_cell(args, keys, advisor, seed)
-            specs.append(PolicySpec(run_dir.name, str(run_dir), seed))
+    specs += [PolicySpec(run_dir.name, str(run_dir), seed) for run_dir, (_, _, seed) in zip(run_dirs, grid_runs(args))]
     settings = EpisodeSettings(args.env, args.horizon, args.steps_per_action, tuple(range(args.eval_episodes)))
     results = evaluate(specs, settings, args.workers)
     write_outputs(out / "eval", settings, results, summarize(results, "keep"), "keep", plot=False)
@@ -201,13 +232,18 @@ def _print_rows(rows: list[dict[str, Any]]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m traingym.agents.ablate``."""
-    from traingym.agents.cli_args import parse_cli
+    from traingym.agents.cli_args import parse_cli, usage_error
 
     prog = "python -m traingym.agents.ablate"
     args = parse_cli(AblateArgs, argv, prog)  # first pass: which preset; then the flags again over its values
     if PRESETS[args.preset]:
         args = parse_cli(AblateArgs, argv, prog, default=AblateArgs(preset=args.preset, **PRESETS[args.preset]))
-    run_ablation(args)
+    from traingym.agents.ray_support import RayAddressError
+
+    try:
+        run_ablation(args)
+    except RayAddressError as error:
+        usage_error(prog, str(error))
     print(f"results in {args.out_dir}")
     return 0
 

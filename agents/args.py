@@ -17,6 +17,7 @@ from traingym.protocol.choices import check_device
 Algo = Literal["ppo", "a2c", "dqn", "recurrent_ppo"]
 EvalModel = Literal["final", "best"]
 VecEnvKind = Literal["auto", "batched", "subproc"]
+Backend = Literal["sb3", "rllib"]
 BATCHED_N_ENVS = 16
 """Sub-envs of the batched training env when ``--n-envs`` is 0."""
 
@@ -67,6 +68,14 @@ class Args:
     """Gymnasium id of the TrainGym environment (TrainGym/DigitsMLP-v0, DigitsCNN-v0, MNISTCNN-v0, TabularMLP-v0)."""
     algo: Algo = "ppo"
     """RL algorithm: ppo, a2c, dqn (through DiscreteActionWrapper) or recurrent_ppo (sb3-contrib, LSTM policy)."""
+    backend: Backend = "sb3"
+    """Training library: sb3 (Stable-Baselines3, one machine) or rllib (Ray RLlib PPO, new API stack, env runners on
+    a Ray cluster; needs the [ray] extra; see docs/ray.md)."""
+    num_env_runners: int = 2
+    """RLlib env runners (one env each, one CPU each) collecting rollouts in parallel (--backend rllib)."""
+    ray_address: str = "local"
+    """Ray cluster of --backend rllib: local (start one in this process), auto (join the cluster `ray start` made on
+    this node), host:port or ray://host:port."""
     advisor: str | None = None
     """Advisor spec for the diagnosis key (heuristic, smollm, hf:<path>, openai:<model>, module:Class); None: the
     env's default (heuristic)."""
@@ -173,6 +182,8 @@ class Args:
             value = getattr(self, name)
             if not low <= value <= high:
                 raise ValueError(f"--{name.replace('_', '-')} must be in [{low}, {high}], got {value}")
+        if self.backend == "rllib":
+            self._check_rllib()
         if self.n_steps is not None and self.n_steps < 2:
             raise ValueError(f"--n-steps must be >= 2, got {self.n_steps}")
         if self.learning_rate is not None and not 0 < self.learning_rate < 1:
@@ -205,6 +216,19 @@ class Args:
             object.__setattr__(self, "n_envs", BATCHED_N_ENVS if self.vec_env == "batched" else os.cpu_count() or 1)
         if self.eval_workers == 0:
             object.__setattr__(self, "eval_workers", min(2, os.cpu_count() or 1))
+
+    def _check_rllib(self) -> None:
+        from traingym.agents.ray_support import check_ray_address, require_ray
+
+        if self.algo != "ppo":
+            raise ValueError(f"--backend rllib trains --algo ppo only, got --algo {self.algo}")
+        if not 1 <= self.num_env_runners <= 1024:
+            raise ValueError(f"--num-env-runners must be in [1, 1024] with --backend rllib, got {self.num_env_runners}")
+        if self.eval_model == "best":
+            raise ValueError("--eval-model best needs SB3's periodic evaluation; --backend rllib evaluates the final "
+                             "model")
+        check_ray_address(self.ray_address)
+        require_ray("--backend rllib", "rllib")
 
     def batched_env_applies(self) -> bool:
         """Whether the batched training env can run this configuration."""

@@ -38,11 +38,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Train, save, evaluate; returns the exit status."""
     args = parse_args(argv)
     from traingym.advisors.errors import AdvisorUnavailableError
+    from traingym.agents.ray_support import RayAddressError
     from traingym.agents.train import RunError, final_evaluation, train
 
     try:
-        result = train(args)
-    except (RunError, AdvisorUnavailableError) as error:  # a missing model or wheel: say what to install
+        if args.backend == "rllib":
+            from traingym.agents.rllib_backend import train_rllib
+
+            result = train_rllib(args)
+        else:
+            result = train(args)
+    except (RunError, AdvisorUnavailableError, RayAddressError) as error:  # say what to install or start
         usage_error(PROG, str(error))
     result = final_evaluation(args, result)
     print(f"run directory: {result.run_dir} (train {result.train_seconds:.0f} s, "

@@ -99,6 +99,10 @@ def load_agent(path: str | Path, which: str = "final", device: str = "cpu") -> A
         raise FileNotFoundError(f"no saved agent at {path}")
     config = find_run_config(path)
     args = config["args"]
+    if args.get("backend") == "rllib":  # a --backend rllib run: its RLModule (imports Ray only here)
+        from traingym.agents.rllib_backend import load_rllib_policy
+
+        return load_rllib_policy(path, config)  # type: ignore[return-value]
     model_path = agent_model_path(path, which)
     model = algo_class(args["algo"]).load(model_path, device=device)
     stats = normalizer_path(model_path)

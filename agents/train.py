@@ -62,9 +62,11 @@ def load_run_args(run_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text())["args"]
 
 
-def write_config(run_dir: Path, args: Args, resumed_from: int | None = None) -> None:
+def write_config(run_dir: Path, args: Args, resumed_from: int | None = None, algo_kwargs: dict[str, Any] | None = None,
+                 versions: dict[str, str] | None = None) -> None:
     """``config.json``: the arguments (never secrets: API keys only ever come from environment variables),
-    the resolved env kwargs and library versions."""
+    the resolved env kwargs and library versions. ``algo_kwargs`` / ``versions``: another backend's settings
+    (default: the SB3 algorithm's) and extra library versions."""
     import gymnasium
     import stable_baselines3
     import torch
@@ -74,9 +76,10 @@ def write_config(run_dir: Path, args: Args, resumed_from: int | None = None) -> 
     config = {
         "args": args.to_json(), "obs_keys": list(args.resolved_obs_keys()),
         "env_kwargs": {k: list(v) if isinstance(v, tuple) else v for k, v in args.env_kwargs().items()},
-        "algo_kwargs": args.algo_kwargs(),
+        "algo_kwargs": args.algo_kwargs() if algo_kwargs is None else algo_kwargs,
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "gymnasium": gymnasium.__version__, "stable_baselines3": stable_baselines3.__version__},
+                     "gymnasium": gymnasium.__version__, "stable_baselines3": stable_baselines3.__version__,
+                     **(versions or {})},
         "created": previous.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
         "resumed": previous.get("resumed", []) + ([resumed_from] if resumed_from is not None else []),
     }
