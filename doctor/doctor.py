@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -71,12 +71,13 @@ DEFAULT_HORIZON = TrainingEnvConfig.horizon
 class _Logits(nn.Module):
     """``x -> logits`` around a model whose forward returns an output object (Hugging Face) or a tuple."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, forward: Callable[[nn.Module, torch.Tensor], Any] | None = None) -> None:
         super().__init__()
         self.model = model
+        self._forward = forward
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x)
+        out = self.model(x) if self._forward is None else self._forward(self.model, x)
         if isinstance(out, torch.Tensor):
             return out
         logits = getattr(out, "logits", None)
@@ -114,6 +115,7 @@ class TrainingDoctor:
         aug_level: the starting augmentation level (0..4) your pipeline reads from :attr:`aug_level`.
         val_size: cap on the validation buffer (default 256, half the env's: a check costs about 5 training steps).
         task_name: the family name the advisor sees in the report.
+        forward: ``(model, x) -> logits`` for the validation passes (None: ``model(x)``, or its ``.logits``).
         settings: further env config fields for the observation (e.g. ``encoder="hashing"``, ``flag_top_k``).
 
     Raises:
@@ -127,7 +129,8 @@ class TrainingDoctor:
                  log_path: str | None = None, event_log_path: str | None = None,
                  hidden_layers: Sequence[str | HiddenLayer] | None = None, total_steps: int | None = None,
                  n_classes: int | None = None, scheduler: Any = None, aug_level: int = 0, val_size: int = 256,
-                 task_name: str = "custom", **settings: Any) -> None:
+                 task_name: str = "custom", forward: Callable[[nn.Module, torch.Tensor], Any] | None = None,
+                 **settings: Any) -> None:
         if not isinstance(every, int) or isinstance(every, bool) or not 1 <= every <= 1_000_000:
             raise ValueError(f"every must be an int in [1, 1000000], got {every!r}")
         if not isinstance(optimizer, torch.optim.Optimizer):
@@ -151,7 +154,7 @@ class TrainingDoctor:
         """The augmentation level (0..4) the latest move set; the user's data pipeline reads it."""
         device = next(model.parameters()).device
         self._x_val, self._y_val = _validation_buffer(val_data, val_size, device)
-        self._logits = _Logits(model)
+        self._logits = _Logits(model, forward)
         observation = dict(self.policy.env_settings)
         if "diagnosis" not in self.policy.obs_keys:
             observation["encoder"] = "hashing"  # the diagnosis text is shown and logged, its vector is unused
