@@ -187,3 +187,17 @@ def test_validation_loader_is_accepted() -> None:
     doctor = TrainingDoctor(model, opt, loader, every=10, val_size=100)
     assert doctor._x_val.shape[0] == 100
     doctor.close()
+
+
+@pytest.mark.slow  # loads MNIST-5000 and trains a CNN
+def test_demo_cli_runs_end_to_end_and_rejects_bad_flags(tmp_path, capsys) -> None:
+    from traingym.doctor.demo import main
+
+    log = tmp_path / "demo.jsonl"
+    assert main(["demo", "--steps", "40", "--every", "20", "--log-path", str(log)]) == 0
+    out = capsys.readouterr().out
+    assert "mode=auto" in out and "final test accuracy" in out  # pytest's stdin is not a terminal: auto
+    assert len(read_trajectories(log)) == 3
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--every", "0"])
+    assert exit_info.value.code == 2 and "every must be >= 1" in capsys.readouterr().err
