@@ -209,7 +209,8 @@ class TrainingDoctor:
         training accuracy). Returns the decision of a check, None between checks."""
         if self._closed:
             raise RuntimeError("the TrainingDoctor is closed")
-        self._losses.append(loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss)))
+        self._losses.append(loss.detach() if isinstance(loss, torch.Tensor)
+                            else torch.tensor(float(loss), device=self._correct.device))
         if logits is not None and labels is not None:
             self._correct += (logits.detach().argmax(-1) == labels).sum()
             self._seen += int(labels.numel())

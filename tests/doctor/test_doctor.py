@@ -201,3 +201,20 @@ def test_demo_cli_runs_end_to_end_and_rejects_bad_flags(tmp_path, capsys) -> Non
     with pytest.raises(SystemExit) as exit_info:
         main(["demo", "--every", "0"])
     assert exit_info.value.code == 2 and "every must be >= 1" in capsys.readouterr().err
+
+
+def test_decision_log_is_bounded_and_rotated_once(tmp_path) -> None:
+    from traingym.doctor.decision_log import DecisionLog
+
+    path = tmp_path / "d.jsonl"
+    log = DecisionLog(path, capacity=4, max_file_bytes=2048)
+    for step in range(60):
+        log.add({"policy": "p", "step": step, "report": {"pad": "x" * 100}, "move": [0, 0, 0, 0],
+                 "_val_accuracy_before": 0.5})
+        log.complete({"val_accuracy": 0.6, "step": step + 1})
+    log.close()
+    assert len(log.records) == 4 and log.records[-1]["step"] == 59
+    assert log.records[-1]["reward"] == pytest.approx(0.1)
+    rotated = tmp_path / "d.jsonl.1"
+    assert rotated.exists() and path.stat().st_size <= 2048 and rotated.stat().st_size <= 2048
+    assert read_trajectories(path)[-1]["step"] == 59  # the newest records are kept
