@@ -35,8 +35,10 @@ def render_proposal(proposal: Proposal) -> str:
              f"findings:  {', '.join(proposal.findings) or '(none)'}"]
     hp = ev.get("hparams") or {}
     if hp:
+        acc = ev.get("val_accuracy")
+        acc_text = f"{acc:.3f}" if isinstance(acc, (int, float)) else "?"
         lines.append(f"now:       lr {hp.get('lr', 0):.3g}, wd {hp.get('weight_decay', 0):.3g}, "
-                     f"aug {hp.get('aug_level', 0)}, val acc {ev.get('val_accuracy')}")
+                     f"aug {hp.get('aug_level', 0)}, val acc {acc_text}")
     for entry in (ev.get("flagged_neurons") or [])[:4]:
         ids = ", ".join(f"{i} ({s:.2f})" for i, s in zip(entry["ids"][:4], entry["scores"][:4]))
         lines.append(f"flagged:   {entry['layer']}: {ids}")
