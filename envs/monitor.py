@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,9 +196,12 @@ class TrainingMonitor:
             diverged=status.diverged,
         )
 
-    def observe(self, task: dict[str, Any], status: RunStatus) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    def observe(self, task: dict[str, Any], status: RunStatus, report: Callable[[], dict[str, Any]] | None = None
+                ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Record the check's history, then build the observation (keys ``config.obs_keys``) and the extra info
-        (``{"advisor": ...}`` when the diagnosis key is observed)."""
+        (``{"advisor": ...}`` when the diagnosis key is observed). ``report`` builds the report the advisor reads
+        (default :meth:`report`; the env passes its own ``report`` method, so subclasses that override it are
+        heard)."""
         self.record_history(status)
         obs: dict[str, np.ndarray] = {}
         extra: dict[str, Any] = {}
@@ -208,7 +212,8 @@ class TrainingMonitor:
             tokens = self.relevance.features() if self.relevance is not None else None
             obs["neurons"] = sanitise(self.neuron_features.vector(self.log, self.events, tokens))
         if self.diagnosis is not None:
-            vector, advisor, self.advisor_accounting = self.diagnosis.observe(self.report(task, status), status.step)
+            built = report() if report is not None else self.report(task, status)
+            vector, advisor, self.advisor_accounting = self.diagnosis.observe(built, status.step)
             self.advisor_info = advisor
             extra["advisor"] = {**advisor, **self.advisor_accounting} if self.config.advisor_accounting else advisor
             obs["diagnosis"] = vector

@@ -338,7 +338,7 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return self._monitor.report(self._task_info(), self._status())
 
     def _observe(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return self._monitor.observe(self._task_info(), self._status())
+        return self._monitor.observe(self._task_info(), self._status(), self.report)
 
     def _step_info(self) -> dict[str, Any]:
         return {
