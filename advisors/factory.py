@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pkgutil
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -11,6 +10,7 @@ from traingym.advisors.advisor import Advisor
 from traingym.advisors.completion import ChatBackend
 from traingym.advisors.heuristic import HeuristicAdvisor
 from traingym.protocol.choices import check_device
+from traingym.protocol.user_class import is_user_class_spec, resolve_user_class
 
 if TYPE_CHECKING:
     from traingym.advisors.hf_backend import HFChatBackend
@@ -21,7 +21,6 @@ ACCEPTED_SPECS = (
     '"hf:<local dir or cached model id>", "openai:<model>" (OpenAI-compatible server), '
     '"package.module:ClassName" (your class, built without arguments), or an object with diagnose(report)'
 )
-_USER_CLASS = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,7 @@ def make_advisor(spec: str | Advisor = "heuristic", options: LLMOptions | None =
         if not model:
             raise ValueError(f"'openai:' needs a model name, e.g. 'openai:gpt-4o-mini'. Accepted: {ACCEPTED_SPECS}")
         return _openai(model, options)
-    if _USER_CLASS.match(text):
+    if is_user_class_spec(text):
         return _user_class(text)
     raise ValueError(f"unknown advisor spec {spec!r}. Accepted: {ACCEPTED_SPECS}")
 
@@ -173,14 +172,7 @@ def _openai(model: str, options: LLMOptions) -> Advisor:
 
 
 def _user_class(spec: str) -> Advisor:
-    # The user named this module in their own config; importing it is the point of the spec form.
-    try:
-        target = pkgutil.resolve_name(spec)
-    except (ImportError, AttributeError, ValueError) as error:
-        raise ValueError(f"cannot import advisor class {spec!r} ({type(error).__name__}: {error}). "
-                         f"Accepted: {ACCEPTED_SPECS}") from error
-    if not isinstance(target, type):
-        raise ValueError(f"{spec!r} is not a class. Accepted: {ACCEPTED_SPECS}")
+    target = resolve_user_class(spec, "advisor class", ACCEPTED_SPECS)
     try:
         advisor = target()
     except TypeError as error:

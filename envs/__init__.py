@@ -10,6 +10,8 @@ Importing this module registers the environments::
 
 from gymnasium.envs.registration import register
 from traingym.envs.config import TrainingEnvConfig
+from traingym.envs.custom import CUSTOM_ENV_ID, EXAMPLE_TASK
+from traingym.envs.tasks.registry import register_task
 from traingym.envs.training_env import TrainingEnv
 from traingym.envs.wrappers import DiscreteActionWrapper
 from traingym.protocol.moves import KNOBS, Move, action_to_move, move_to_action
@@ -43,5 +45,9 @@ for _env_id, _task in ENV_TASKS.items():
              vector_entry_point="traingym.envs.batched_env:BatchedTrainingEnv" if _env_id in BATCHED_ENV_IDS else None,
              max_episode_steps=DEFAULT_HORIZON, kwargs={"task": _task, **ENV_KWARGS.get(_env_id, {})})
 
+register(id=CUSTOM_ENV_ID, entry_point="traingym.envs.training_env:TrainingEnv",
+         max_episode_steps=DEFAULT_HORIZON, kwargs={"task": EXAMPLE_TASK})
+"""Your own task family: ``gym.make("TrainGym/Custom-v0", task="my_pkg.tasks:MyFamily")`` (see register_task)."""
+
 __all__ = ["BATCHED_ENV_IDS", "ENV_KWARGS", "ENV_TASKS", "KNOBS", "DiscreteActionWrapper", "Move", "TrainingEnv",
-           "TrainingEnvConfig", "action_to_move", "move_to_action"]
+           "TrainingEnvConfig", "action_to_move", "move_to_action", "register_task"]

@@ -37,7 +37,8 @@ class TrainingEnvConfig:
     """Everything that defines a :class:`TrainingEnv`. Every field is JSON-able, so it can be a ``gym.make`` kwarg."""
 
     task: str = "digits_mlp"
-    """Task family: digits_mlp, digits_cnn, mnist_cnn, tabular_mlp, reviews_bert, reviews_shortcut."""
+    """Task family: digits_mlp, digits_cnn, mnist_cnn, tabular_mlp, reviews_bert, reviews_shortcut, a name
+    registered with ``traingym.envs.register_task``, or ``"package.module:ClassName"`` (a TaskFamily subclass)."""
     instance_set: str = "train"
     """Which instances ``reset(seed=...)`` draws from: the fixed ``train`` set, the held-out ``test`` set, or
     ``sampled`` (a fresh instance from the family's distribution)."""
@@ -110,9 +111,10 @@ class TrainingEnvConfig:
     """reviews_shortcut: probability of the planted token in negative training reviews."""
 
     def __post_init__(self) -> None:
-        from traingym.envs.tasks.registry import task_names
+        from traingym.envs.tasks.registry import ACCEPTED_TASKS, is_task_spec
 
-        _check_choice("task", self.task, task_names())
+        if not is_task_spec(self.task):
+            raise ValueError(f"task must be {ACCEPTED_TASKS}, got {self.task!r}")
         _check_choice("instance_set", self.instance_set, INSTANCE_SETS)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("advisor_call", self.advisor_call, choice_values(CallPolicy))

@@ -51,9 +51,10 @@ import math
 import os
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
+from traingym.envs.capped_file import CappedJsonlFile
 from traingym.protocol.events import EVENT_TYPES, EventType
 
 SCHEMA_VERSION = 1
@@ -173,8 +174,7 @@ class EventLog:
         self._last_step_counts: Counter[str] = Counter()
         self._pending_lines: list[bytes] = []
         self._pending_bytes = 0
-        self._file: IO[bytes] | None = None
-        self._file_bytes = 0
+        self._file = None if self.log_path is None else CappedJsonlFile(self.log_path, max_file_bytes)
 
     # ------------------------------------------------------------------ events
     def emit(self, step: int, event: EventType | str, layer: str | None = None,
@@ -262,14 +262,6 @@ class EventLog:
         self._write_pending()
         if self._file is not None:
             self._file.close()
-            self._file = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Picklable (an env with a ``log_path`` can be copied or shipped to a worker): the open file handle is
-        left out, the copy reopens the file lazily on its next write."""
-        state = self.__dict__.copy()
-        state["_file"] = None
-        return state
 
     def __enter__(self) -> EventLog:
         return self
@@ -278,32 +270,12 @@ class EventLog:
         self.close()
 
     # ------------------------------------------------------------------ file
-    def _open(self) -> IO[bytes]:
-        assert self.log_path is not None
-        directory = os.path.dirname(self.log_path)
-        if directory:
-            os.makedirs(directory, exist_ok=True)
-        handle = open(self.log_path, "ab")  # noqa: SIM115 -- kept open across steps, closed in close()
-        self._file_bytes = os.fstat(handle.fileno()).st_size
-        return handle
-
-    def _rotate(self) -> None:
-        assert self._file is not None and self.log_path is not None
-        self._file.close()
-        os.replace(self.log_path, self.log_path + ".1")
-        self._file = open(self.log_path, "ab")  # noqa: SIM115
-        self._file_bytes = 0
-
+    # Picklable (an env with a ``log_path`` can be copied or shipped to a worker): the CappedJsonlFile leaves its
+    # open handle out of a copy, which reopens the file lazily on its next write.
     def _write_pending(self) -> None:
         if not self._pending_lines:
             return
-        if self._file is None:
-            self._file = self._open()
-        for line in self._pending_lines:
-            if self._file_bytes + len(line) > self.max_file_bytes:
-                self._rotate()
-            self._file.write(line)
-            self._file_bytes += len(line)
-        self._file.flush()
+        assert self._file is not None
+        self._file.write(self._pending_lines)
         self._pending_lines = []
         self._pending_bytes = 0

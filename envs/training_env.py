@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections import deque
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -11,38 +10,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from gymnasium import spaces
-from traingym.envs.config import LR_BOUNDS, WD_BOUNDS, TrainingEnvConfig, field_names
-from traingym.envs.event_detector import EventDetector
-from traingym.envs.event_log import EventLog, report_view
+from traingym.envs.config import TrainingEnvConfig, field_names
 from traingym.envs.hparams import initial_hparams, make_optimizer, moved_hparams, set_optimizer_hparams
-from traingym.envs.neuron_log import LAYER_SLOTS, NeuronLog
+from traingym.envs.monitor import MAX_LOSS, OBS_BOUND, TRAINING_FIELDS, RunStatus, TrainingMonitor
 from traingym.envs.tasks.base import Instance, Split, TaskFamily
 from traingym.envs.tasks.registry import make_task
-from traingym.envs.token_monitor import FEATURE_SIZE as TOKEN_FEATURE_SIZE
-from traingym.envs.token_monitor import TokenRelevanceMonitor
-from traingym.protocol.events import EventType
-from traingym.protocol.moves import AUG_LEVELS, KNOBS, SCALE_DOWN, SCALE_UP, action_to_move
-from traingym.protocol.report import (
-    HISTORY_KEYS,
-    MAX_FLAGGED_TOKENS,
-    MAX_RECENT_EVENTS,
-    build_report,
-    finite,
-    history_slopes,
-)
+from traingym.protocol.moves import KNOBS, SCALE_DOWN, SCALE_UP, action_to_move
+from traingym.protocol.report import finite
 
-TRAINING_FIELDS: tuple[str, ...] = (
-    "log10_lr", "log10_weight_decay", "aug_level", "progress",
-    "train_loss", "train_acc", "val_loss", "val_acc", "gap_loss", "gap_acc",
-    "slope_val_loss", "slope_val_acc", "slope_gap_loss", "dead_fraction",
-    *(f"log10_grad_norm_{i}" for i in range(LAYER_SLOTS)),
-    *(f"log10_weight_change_{i}" for i in range(LAYER_SLOTS)),
-)
-"""Layout of the ``"training_stats"`` observation vector. ``aug_level`` is scaled to [0, 1]."""
-OBS_BOUND = 10.0
-"""Every observation entry is clipped to [-OBS_BOUND, OBS_BOUND] (non-finite values are sanitised first)."""
-MAX_LOSS = 10.0
-"""Losses are capped at this value in observations, history and reports."""
+__all__ = ["MAX_LOSS", "OBS_BOUND", "TRAINING_FIELDS", "TrainingEnv"]
+
 METRIC_CHUNK = 64
 """Training steps whose outputs are kept for the accuracy count before it is reduced (bounds memory)."""
 
@@ -128,40 +105,30 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             raise ValueError(f"device={self.config.device!r} but no CUDA device is available; use device='cpu'")
         self.device = torch.device(self.config.device)
         self.action_space = spaces.MultiDiscrete([3] * len(KNOBS))
-        self._events = EventLog(self.config.event_log_capacity, self.config.log_path)
-        self._detector = EventDetector(self._events)
-        self._neuron_features = None
-        self._diagnosis = None
-        vocabulary = self.task.vocabulary()
-        self._relevance: TokenRelevanceMonitor | None = None
-        if vocabulary is not None and self.config.relevance:
-            events = self._events if "events" in self.config.neuron_log else None
-            self._relevance = TokenRelevanceMonitor(vocabulary, self.config.max_error_samples, events=events)
-        obs_spaces: dict[str, spaces.Box] = {}
-        if "training_stats" in self.config.obs_keys:
-            obs_spaces["training_stats"] = _box(len(TRAINING_FIELDS))
-        if "neurons" in self.config.obs_keys:
-            from traingym.envs.neuron_features import NeuronFeatures
-
-            # Text families always carry the token block (zeros with relevance off): same space either way.
-            self._neuron_features = NeuronFeatures(self.config.flag_top_k,
-                                                   TOKEN_FEATURE_SIZE if vocabulary is not None else 0)
-            obs_spaces["neurons"] = _box(self._neuron_features.size)
-        if "diagnosis" in self.config.obs_keys:
-            from traingym.envs.diagnosis import make_diagnosis_channel
-
-            self._diagnosis = make_diagnosis_channel(self.config)
-            obs_spaces["diagnosis"] = self._diagnosis.observation_space
-        self.observation_space = spaces.Dict(obs_spaces)
+        # Neuron log, events, history, report and observation: the code the training doctor shares.
+        self._monitor = TrainingMonitor(self.config, self.task.vocabulary())
+        self._events = self._monitor.events
+        self._detector = self._monitor.detector
+        self._neuron_features = self._monitor.neuron_features
+        self._diagnosis = self._monitor.diagnosis
+        self._relevance = self._monitor.relevance
+        self.observation_space = self._monitor.observation_space
         self._instances: list[Instance] | None = None
-        self.advisor_accounting: dict[str, Any] = {}
+        self._closed = False
+        self._model: torch.nn.Module | None = None
+        self._split: Split | None = None
+
+    @property
+    def advisor_accounting(self) -> dict[str, Any]:
         """Latest run-time accounting of the advisor (latency, caches, tokens; keys
         :data:`~traingym.advisors.channel.ACCOUNTING_KEYS`). Not reproducible, so it is merged into
         ``info["advisor"]`` only with ``advisor_accounting=True``."""
-        self._closed = False
-        self._model: torch.nn.Module | None = None
-        self._log: NeuronLog | None = None
-        self._split: Split | None = None
+        return self._monitor.advisor_accounting
+
+    @property
+    def _log(self) -> Any:
+        """The run's :class:`~traingym.envs.neuron_log.NeuronLog` (None before the first reset)."""
+        return self._monitor.log
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -173,26 +140,15 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._aug_gen = torch.Generator(device=self.device).manual_seed(int(self.np_random.integers(2**63 - 1)))
         split = self.task.split(instance, self.config.val_size)
         self._split = split.to(self.device)
-        if self._log is not None:
-            self._log.close()
         self._model = self.task.build_model(instance, split.n_classes, self._torch_gen).to(self.device)
-        policies = self.config.neuron_log
-        self._log = NeuronLog(self.task.hidden_layers(self._model), self.config.flag_top_k,
-                              self.config.max_error_samples, selective="selective" in policies,
-                              summaries="summaries" in policies)
+        self._monitor.reset(self.task.hidden_layers(self._model))
         self._instance, self._instance_index = instance, index
         self._lr, self._wd, self._aug = initial_hparams(instance)
         self._optimizer = make_optimizer(self._model, self._lr, self._wd, self.config.optimizer,
                                          self.config.momentum, self.task.fused_adam)
         self._t = 0
         self._horizon = self.config.horizon
-        self._history: dict[str, deque[float]] = {k: deque(maxlen=self.config.history_len) for k in HISTORY_KEYS}
-        self._slopes: dict[str, float] = {}
         self._train_loss, self._train_acc = math.log(split.n_classes), 1.0 / split.n_classes
-        self._events.reset()
-        self._detector.reset()
-        if self._relevance is not None:
-            self._relevance.reset()
         self.task.set_flagged_tokens(())
         self._val_loss, self._val_acc = self._validate()
         self._events.end_step()
@@ -200,8 +156,6 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._last_move = (0, 0, 0, 0)
         self._diverged = False
         self._scaled = 0
-        if self._diagnosis is not None:
-            self._diagnosis.reset()
         obs, extra = self._observe()
         info = {"instance": dict(instance), "instance_index": index, **self._step_info(), **extra}
         return obs, info
@@ -226,9 +180,7 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         previous = self._val_acc
         if diverged:
             self._diverged = True
-            if "events" in self.config.neuron_log:
-                self._events.emit(self._t, EventType.DIVERGENCE, values={"loss": train_loss})
-            self._val_loss, self._val_acc = MAX_LOSS, 1.0 / self._split.n_classes
+            self._val_loss, self._val_acc = self._monitor.diverged(self._t, train_loss, self._split.n_classes)
             reward = -self.config.divergence_penalty
         else:
             self._val_loss, self._val_acc = self._validate()
@@ -256,11 +208,7 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if self._closed:
             return
         self._closed = True
-        if self._log is not None:
-            self._log.close()
-        if self._diagnosis is not None:
-            self._diagnosis.close()
-        self._events.close()
+        self._monitor.close()
 
     # ------------------------------------------------------------------ internals
     def _choose_instance(self, options: dict[str, Any]) -> tuple[Instance, int | None]:
@@ -347,26 +295,12 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def _training_outcome(self, mean_loss: float, accuracy: float, weight_norm: float) -> tuple[float, float, bool]:
         """Divergence check and training statistics of the neuron log after the K steps (the model's parameters
         and last-step gradients are in place); returns mean train loss, train accuracy and divergence."""
-        assert self._log is not None
-        diverged = not (mean_loss <= self.config.max_loss and weight_norm <= self.config.max_weight_norm)  # NaN too
-        if not diverged:
-            self._log.record_training()
-        return min(mean_loss, MAX_LOSS) if math.isfinite(mean_loss) else MAX_LOSS, accuracy, diverged
+        return self._monitor.training_outcome(mean_loss, accuracy, weight_norm)
 
     def _validate(self) -> tuple[float, float]:
         """Validation pass on the fixed buffer; refreshes the neuron log and flagged neurons."""
-        assert self._model is not None and self._split is not None and self._log is not None
-        model, split = self._model, self._split
-        model.eval()
-        logits = self._log.validation_logits(model, split.x_val)
-        predicted = logits.argmax(1)
-        errors = predicted != split.y_val
-        self._log.record_errors(model, split.x_val[errors], predicted[errors])
-        loss, acc = torch.stack([F.cross_entropy(logits, split.y_val), (~errors).float().mean()]).tolist()
-        loss = min(loss, MAX_LOSS) if math.isfinite(loss) else MAX_LOSS
-        if "events" in self.config.neuron_log:
-            self._detector.detect(self._t, errors, self._train_loss, loss, self._history, self._log)
-        return loss, acc
+        assert self._model is not None and self._split is not None
+        return self._monitor.validate(self._model, self._split.x_val, self._split.y_val, self._t, self._train_loss)
 
     def _update_relevance(self) -> None:
         """Text tasks: token relevance on the diagnostic buffer's errors; hands the flagged tokens to the
@@ -388,66 +322,23 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         loss, acc = torch.stack([F.cross_entropy(logits, y), (logits.argmax(1) == y).float().mean()]).tolist()
         return finite(min(loss, MAX_LOSS), MAX_LOSS), float(acc)
 
-    def _record_history(self) -> None:
-        """Append this step's metrics and compute the slopes once, for the observation and the report alike."""
-        for key, value in (("train_loss", self._train_loss), ("train_acc", self._train_acc),
-                           ("val_loss", self._val_loss), ("val_acc", self._val_acc)):
-            self._history[key].append(value)
-        self._slopes = history_slopes(self._history)
+    def _status(self) -> RunStatus:
+        return RunStatus(self._t, self._horizon, self._lr, self._wd, self._aug, self._train_loss, self._train_acc,
+                         self._val_loss, self._val_acc, self._diverged)
 
-    def _training_vector(self) -> np.ndarray:
-        assert self._log is not None
-        summaries = self._log.summaries[:LAYER_SLOTS]
-        grad = [math.log10(s.grad_norm + 1e-8) for s in summaries]
-        change = [math.log10(s.weight_change + 1e-8) for s in summaries]
-        pad = [0.0] * (LAYER_SLOTS - len(summaries))
-        dead = float(np.mean([s.dead_fraction for s in self._log.summaries])) if self._log.summaries else 0.0
-        values = [
-            math.log10(self._lr), math.log10(self._wd), self._aug / (AUG_LEVELS - 1), self._t / self._horizon,
-            self._train_loss, self._train_acc, self._val_loss, self._val_acc,
-            self._val_loss - self._train_loss, self._train_acc - self._val_acc,
-            self._slopes["val_loss"], self._slopes["val_acc"], self._slopes["gap_loss"], dead,
-            *grad, *pad, *change, *pad,
-        ]
-        return _sanitise(np.asarray(values, dtype=np.float32))
+    def _task_info(self) -> dict[str, Any]:
+        # No env id and a neutral family name: "ReviewsShortcut" would tell an advisor what to look for.
+        assert self._model is not None and self._split is not None
+        return {"family": self.task.report_name or self.task.name, "modality": self.task.modality,
+                "n_classes": self._split.n_classes, "model": self.task.describe(self._instance),
+                "n_params": int(sum(p.numel() for p in self._model.parameters()))}
 
     def report(self) -> dict[str, Any]:
         """The bounded JSON-able :ref:`TrainingReport <report>` of the current state, as advisors read it."""
-        assert self._log is not None and self._split is not None
-        return build_report(
-            # No env id and a neutral family name: "ReviewsShortcut" would tell an advisor what to look for.
-            task={"family": self.task.report_name or self.task.name,
-                  "modality": self.task.modality, "n_classes": self._split.n_classes,
-                  "model": self.task.describe(self._instance),
-                  "n_params": int(sum(p.numel() for p in self._model.parameters()))},  # type: ignore[union-attr]
-            step=self._t, horizon=self._horizon,
-            hparams={"lr": self._lr, "weight_decay": self._wd, "aug_level": self._aug},
-            bounds={"lr": list(LR_BOUNDS), "weight_decay": list(WD_BOUNDS), "aug_level": [0, AUG_LEVELS - 1]},
-            history={k: list(v) for k, v in self._history.items()},
-            slopes=self._slopes,
-            layers=[s.as_dict() for s in self._log.summaries[:LAYER_SLOTS]],
-            flagged_neurons=self._log.flagged_report(),
-            flagged_tokens=self._relevance.report(MAX_FLAGGED_TOKENS) if self._relevance is not None else [],
-            event_counts={k: v for k, v in self._events.counts().items() if v},
-            recent_events=[report_view(r) for r in self._events.recent(MAX_RECENT_EVENTS)],
-            diverged=self._diverged,
-        )
+        return self._monitor.report(self._task_info(), self._status())
 
     def _observe(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        self._record_history()
-        obs: dict[str, np.ndarray] = {}
-        extra: dict[str, Any] = {}
-        if "training_stats" in self.config.obs_keys:
-            obs["training_stats"] = self._training_vector()
-        if self._neuron_features is not None:
-            assert self._log is not None
-            tokens = self._relevance.features() if self._relevance is not None else None
-            obs["neurons"] = _sanitise(self._neuron_features.vector(self._log, self._events, tokens))
-        if self._diagnosis is not None:
-            vector, advisor, self.advisor_accounting = self._diagnosis.observe(self.report(), self._t)
-            extra["advisor"] = {**advisor, **self.advisor_accounting} if self.config.advisor_accounting else advisor
-            obs["diagnosis"] = vector
-        return obs, extra
+        return self._monitor.observe(self._task_info(), self._status(), self.report)
 
     def _step_info(self) -> dict[str, Any]:
         return {
@@ -468,12 +359,3 @@ def _count_correct(outputs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Te
     logits, labels = (torch.stack(t) for t in zip(*outputs))
     outputs.clear()
     return (logits.argmax(-1) == labels).sum()
-
-
-def _box(size: int) -> spaces.Box:
-    return spaces.Box(-OBS_BOUND, OBS_BOUND, shape=(size,), dtype=np.float32)
-
-
-def _sanitise(vector: np.ndarray) -> np.ndarray:
-    vector = np.nan_to_num(vector.astype(np.float32), nan=0.0, posinf=OBS_BOUND, neginf=-OBS_BOUND)
-    return np.clip(vector, -OBS_BOUND, OBS_BOUND)

