@@ -40,10 +40,15 @@ class DemoArgs:
     """The decision log (JSON Lines)."""
     seed: int = 0
     """Seed of the initial weights and the batch order."""
+    web: int | None = None
+    """Decide in the browser instead of the terminal: serve the live page on 127.0.0.1 at this port (0: any free
+    port; the URL with its token is printed) and run in propose mode."""
 
     def __post_init__(self) -> None:
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.web is not None and not 0 <= self.web <= 65535:
+            raise ValueError(f"web must be a port in [0, 65535], got {self.web}")
         for name in ("steps", "every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -81,10 +86,17 @@ def run(args: DemoArgs) -> float:
         model = DemoCNN()
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=1e-4)
     mode = args.mode if args.mode != "terminal" else ("propose" if sys.stdin.isatty() else "auto")
+    page = None
+    if args.web is not None:
+        from traingym.report.live import LiveState, WatchServer, WebDecider
+
+        mode, state = "propose", LiveState("TrainingDoctor demo: CNN on MNIST-5000")
+        page = WatchServer(state, port=args.web, decider=WebDecider(state))
+        print(f"live page (decide there): {page.start()}", flush=True)
     print(f"training a CNN on MNIST-5000 at lr={args.lr:g}; doctor: policy={args.policy}, mode={mode}", flush=True)
     doctor = TrainingDoctor(model, optimizer, (x_val, y_val), args.every, policy=args.policy, mode=mode,
-                            timeout_s=args.timeout_s, default=args.default, log_path=args.log_path,
-                            total_steps=args.steps)
+                            decider=None if page is None else page.decider, timeout_s=args.timeout_s,
+                            default=args.default, log_path=args.log_path, total_steps=args.steps)
     with doctor:
         for _ in range(args.steps):
             idx = torch.randint(0, x_train.shape[0], (64,), generator=gen)
@@ -101,6 +113,12 @@ def run(args: DemoArgs) -> float:
                 val_acc = doctor.last_report["history"]["val_acc"][-1]
                 print(f"step {doctor.steps:5d}  val acc {val_acc:.3f}  -> {format_move(decision.applied_move)} "
                       f"({decision.decided_by.value})  lr now {doctor.lr:.3g}", flush=True)
+                if page is not None:
+                    page.state.publish(step=doctor.steps, metrics={"val_acc": val_acc},
+                                       hparams={"lr": doctor.lr, "aug_level": doctor.aug_level})
+    if page is not None:
+        page.state.publish(finished=True)
+        page.stop()
     model.eval()
     with torch.no_grad():
         accuracy = float((model(x_test).argmax(1) == y_test).float().mean())
