@@ -13,6 +13,7 @@ so an interrupted study continues where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import time
@@ -43,6 +44,9 @@ RESULT_PAGES: dict[str, tuple[str, str]] = {
 }
 AGENTS_PAGE = ("agent_candidate", "Agents trained elsewhere (a candidate configuration) on held-out instances")
 """The page of a study of existing runs (``--agents``): not the main job's defaults, so not agent_default."""
+TUNING_PAGE = ("agent_tuning", "Candidate agents on fresh draws from the TRAIN distribution (tuning, no held-out "
+                               "instance)")
+"""The page of ``--agents ... --instance-set sampled``: choosing between candidates without the held-out set."""
 BAR_BASELINES = ("keep", "step_decay", "plateau")
 """Every agent seed must beat these with the paired 95% CI above zero (issue 13's bar)."""
 BAR_STEER_MARGIN = 0.01
@@ -78,7 +82,11 @@ class StudyArgs:
     """Override of the training envs per run; None: the main job's (one per core)."""
     agents: StrTuple = ()
     """Evaluate these existing run directories (trained elsewhere, e.g. with train_agent.py) instead of training,
-    as one variant named "agents"; their seed and training time are read from the run."""
+    grouped into variants by their train_agent.py command without the seed; seed and training time are read
+    from the run."""
+    instance_set: Literal["test", "sampled"] = "test"
+    """test: the held-out instances (reported results); sampled: fresh draws from the TRAIN distribution, to tune
+    (choose between candidates) without touching the held-out instances."""
 
     def __post_init__(self) -> None:
         import os
@@ -169,7 +177,9 @@ def markdown(study: StudyArgs, rows: list[dict[str, Any]], baseline_means: dict[
         summary[variant] = {"mean": mean, "mean_diff": deltas, "bar_passed": passed}
         lines.append(f"| {variant} | {mean:.3f} | " + " | ".join(f"{deltas[b]:+.3f}" for b in others)
                      + f" | {'passed' if passed else 'not passed'} |")
-    lines += ["", f"Held-out instances 0..{study.eval_episodes - 1} of {study.env}; the agent's final model; paired "
+    where = (f"Held-out instances 0..{study.eval_episodes - 1}" if study.instance_set == "test" else
+             f"{study.eval_episodes} fresh draws (seeds 0..{study.eval_episodes - 1}) from the TRAIN distribution")
+    lines += ["", f"{where} of {study.env}; the agent's final model; paired "
               "differences in final test accuracy with percentile-bootstrap CIs over instances. Bar (issue 13): "
               f"every seed beats {', '.join(BAR_BASELINES)} with the CI above zero and the mean over seeds is "
               f"within {BAR_STEER_MARGIN} of steer or better."]
@@ -242,7 +252,8 @@ def run_study(study: StudyArgs, command: str | None = None) -> dict[str, Any]:
         run_args[Path(run_dir).name] = args
         first = first or args
         label = Path(run_dir).name
-        agents[label] = ("agents", args.seed, seconds)
+        agents[label] = (train_command(dataclasses.replace(args, seed=0)).removeprefix("python train_agent.py")
+                         .strip() or "defaults", args.seed, seconds)
         specs.append(PolicySpec(label, run_dir, args.seed))
     for variant in PRESET_VARIANTS[study.preset] if not study.agents else ():
         for seed in study.seeds:
@@ -255,9 +266,10 @@ def run_study(study: StudyArgs, command: str | None = None) -> dict[str, Any]:
     assert first is not None
     specs += [PolicySpec(b, b, 0) for b in study.baselines]
     settings = EpisodeSettings(study.env, first.horizon, first.steps_per_action, tuple(range(study.eval_episodes)),
-                               advisor=first.resolved_advisor())
+                               instance_set=study.instance_set, advisor=first.resolved_advisor())
     out = Path(study.out_dir) / study.preset
-    results = evaluate_cached(specs, settings, study.workers, out / "episodes")
+    results = evaluate_cached(specs, settings, study.workers,
+                              out / ("episodes" if study.instance_set == "test" else f"episodes-{study.instance_set}"))
     summaries = summarize(results, "keep")
     print_table(summaries, "keep", title=f"study {study.preset}: held-out {study.env}")
     rows = agent_rows(agents, results, study.baselines)
@@ -273,7 +285,8 @@ def run_study(study: StudyArgs, command: str | None = None) -> dict[str, Any]:
     if study.write_page:
         from traingym.agents.results import write_result
 
-        name, title = AGENTS_PAGE if study.agents else RESULT_PAGES[study.preset]
+        name, title = (RESULT_PAGES[study.preset] if not study.agents else
+                       AGENTS_PAGE if study.instance_set == "test" else TUNING_PAGE)
         trained = "".join(f"- `{label}`: `{train_command(a)}`\n" for label, a in run_args.items())
         config = f"Runs (each run's config.json as a train_agent.py command):\n\n{trained}\n" if study.agents else ""
         config += (f"Agent: `{first.algo}`, {first.total_timesteps} env steps, obs keys "

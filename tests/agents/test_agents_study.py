@@ -34,7 +34,17 @@ def test_smoke_study_trains_each_seed_once_and_pairs_every_baseline(tmp_path: Pa
     given = run_study(StudyArgs(agents=tuple(runs), smoke=True, eval_episodes=2, baselines=("keep", "steer"),
                                 out_dir=str(tmp_path), write_page=False, workers=1))
     assert given["episodes"] == data["episodes"]
-    assert [(r["variant"], r["seed"]) for r in given["rows"]] == [("agents", 0), ("agents", 1)]
+    # Runs that differ only in their seed form one variant, named by their train_agent.py command.
+    assert [r["seed"] for r in given["rows"]] == [0, 1]
+    variants = [r["variant"] for r in given["rows"]]
+    assert variants[0] == variants[1] and "--total-timesteps" in variants[0]
+    # Tuning: the same agents on fresh TRAIN-distribution draws, cached apart from the held-out episodes.
+    tuning = run_study(StudyArgs(agents=tuple(runs), smoke=True, eval_episodes=2, baselines=("keep", "steer"),
+                                 out_dir=str(tmp_path), write_page=False, workers=1, instance_set="sampled"))
+    assert tuning["episodes"]["keep"] != data["episodes"]["keep"]
+    assert (tmp_path / "default" / "episodes-sampled" / "keep.json").exists()
+    assert run_study(StudyArgs(agents=tuple(runs), smoke=True, eval_episodes=2, baselines=("keep", "steer"),
+                               out_dir=str(tmp_path), write_page=False, workers=1))["episodes"] == data["episodes"]
 
 
 def test_cli_takes_the_preset_as_a_positional_argument(tmp_path: Path) -> None:
