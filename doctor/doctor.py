@@ -37,6 +37,7 @@ from traingym.doctor.decision_log import DecisionLog
 from traingym.doctor.layers import find_hidden_layers
 from traingym.doctor.optim import apply_hparam_move, optimizer_hparams
 from traingym.doctor.policy import OBSERVATION_FIELDS, DoctorPolicy, resolve_policy
+from traingym.doctor.rollback import HealthySnapshot, Rollback
 from traingym.envs.config import TrainingEnvConfig
 from traingym.envs.hidden_layer import HiddenLayer
 from traingym.envs.monitor import RunStatus, TrainingMonitor
@@ -116,6 +117,9 @@ class TrainingDoctor:
         val_size: cap on the validation buffer (default 256, half the env's: a check costs about 5 training steps).
         task_name: the family name the advisor sees in the report.
         forward: ``(model, x) -> logits`` for the validation passes (None: ``model(x)``, or its ``.logits``).
+        rollback: on divergence (auto and propose modes), restore the model and optimizer to the last healthy
+            check and halve the LR before the policy is asked (:mod:`traingym.doctor.rollback`; keeps one copy of
+            the model's and optimizer's state in memory). False: a diverged run stays diverged.
         settings: further env config fields for the observation (e.g. ``encoder="hashing"``, ``flag_top_k``).
 
     Raises:
@@ -130,7 +134,7 @@ class TrainingDoctor:
                  hidden_layers: Sequence[str | HiddenLayer] | None = None, total_steps: int | None = None,
                  n_classes: int | None = None, scheduler: Any = None, aug_level: int = 0, val_size: int = 256,
                  task_name: str = "custom", forward: Callable[[nn.Module, torch.Tensor], Any] | None = None,
-                 **settings: Any) -> None:
+                 rollback: bool = True, **settings: Any) -> None:
         if not isinstance(every, int) or isinstance(every, bool) or not 1 <= every <= 1_000_000:
             raise ValueError(f"every must be an int in [1, 1000000], got {every!r}")
         if not isinstance(optimizer, torch.optim.Optimizer):
@@ -197,6 +201,9 @@ class TrainingDoctor:
         self._train_loss, self._train_acc = math.log(self.n_classes), 1.0 / self.n_classes
         self._diverged = False
         self._closed = False
+        self._snapshot = HealthySnapshot() if rollback and self.mode is not DoctorMode.WATCH else None
+        self.rollbacks: list[Rollback] = []
+        """Every restore after a divergence (also in the decision log, under ``rollback``)."""
         self.last_report: dict[str, Any] = {}
         self.last_proposal: Proposal | None = None
         self.last_decision: Decision | None = None
@@ -241,9 +248,14 @@ class TrainingDoctor:
     def _check(self, initial: bool = False) -> Decision:
         monitor, model = self.monitor, self.model
         was_training = model.training
+        rollback = None
         if not initial:
             self.check_index += 1
             self._record_training()
+        if self._diverged and self._snapshot is not None and self._snapshot.available:
+            rollback = self._snapshot.restore(model, self.optimizer, self.scheduler)
+            self.rollbacks.append(rollback)
+            self._diverged = False
         if self._diverged:
             val_loss, val_acc = monitor.diverged(self.check_index, self._train_loss, self.n_classes)
         else:
@@ -269,14 +281,17 @@ class TrainingDoctor:
                             proposed_move=proposed, diagnosis_text=str(advisor.get("text", "")),
                             findings=tuple(advisor.get("findings", ())),
                             suggested_move=_move_or_none(advisor.get("suggested_move")),
-                            evidence=_evidence(self.last_report))
+                            evidence={**_evidence(self.last_report),
+                                      **({"rollback": rollback.as_dict()} if rollback else {})})
         decision = self._decide(proposal)
         self._apply(decision.applied_move)
+        if self._snapshot is not None and not self._diverged:
+            self._snapshot.save(model, self.optimizer, self.check_index, self.steps)
         self.log.add({"policy": self.policy.label, "step": self.check_index, "optimizer_step": self.steps,
                       "report": self.last_report, "report_hash": proposal.report_hash, "diagnosis": advisor,
                       "move": list(proposed), "applied_move": list(decision.applied_move),
                       "decided_by": decision.decided_by.value, "action": decision.action,
-                      "_val_accuracy_before": val_acc})
+                      "rollback": None if rollback is None else rollback.as_dict(), "_val_accuracy_before": val_acc})
         self.last_proposal, self.last_decision = proposal, decision
         return decision
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -218,3 +219,25 @@ def test_decision_log_is_bounded_and_rotated_once(tmp_path) -> None:
     rotated = tmp_path / "d.jsonl.1"
     assert rotated.exists() and path.stat().st_size <= 2048 and rotated.stat().st_size <= 2048
     assert read_trajectories(path)[-1]["step"] == 59  # the newest records are kept
+
+
+def test_divergence_rolls_back_to_the_last_healthy_check_and_walks_the_lr_down(tmp_path) -> None:
+    def run(rollback: bool):
+        model, opt, (x, y, xv, yv, _, _) = _setup(lr=40.0)  # real divergence: this LR blows the TinyNet up
+        doctor = TrainingDoctor(model, opt, (xv, yv), every=10, policy="keep", rollback=rollback,
+                                log_path=tmp_path / f"{rollback}.jsonl")
+        plain_loop(model, opt, x, y, 200, doctor)
+        doctor.close()
+        return doctor, opt, not doctor.last_report["diverged"], read_trajectories(tmp_path / f"{rollback}.jsonl")
+
+    doctor, opt, healthy, records = run(rollback=True)
+    assert doctor.rollbacks, "the run never diverged: raise the starting LR"
+    assert healthy and all(bool(torch.isfinite(p).all()) for p in doctor.model.parameters())
+    # Every restore halves the LR the run diverged at (the policy keeps everything else).
+    assert all(r.lr_after == pytest.approx(r.lr_at_divergence / LR_FACTOR) for r in doctor.rollbacks)
+    logged = [r["rollback"] for r in records if r["rollback"] is not None]
+    assert len(logged) == len(doctor.rollbacks) and logged[0]["restored_check"] < records[-1]["step"]
+    assert all(math.isfinite(v) for v in doctor.last_report["history"]["val_loss"])
+    without, _, healthy_without, records_without = run(rollback=False)
+    assert not without.rollbacks and not healthy_without  # the same run without rollback stays diverged
+    assert all(r["rollback"] is None for r in records_without)

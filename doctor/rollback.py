@@ -1,0 +1,63 @@
+"""Rollback on divergence: the model and optimizer state of the last healthy check, restored when a run blows up.
+
+A run that diverges between two checks (NaN or exploding loss, runaway weights) cannot be steered back by a move:
+its weights are gone. The doctor keeps one in-memory copy of the model's and the optimizer's state at each healthy
+check; on divergence it restores that copy but keeps the hyperparameters the run had when it diverged, then
+halves the learning rate (the env's LR move), so repeated divergence walks the LR down instead of retrying it.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from traingym.doctor.optim import apply_hparam_move, optimizer_hparams
+
+HPARAM_KEYS = ("lr", "weight_decay")
+"""Param-group entries that the restore keeps at their current values (the moves own them)."""
+
+
+@dataclass
+class Rollback:
+    """What a restore did, for the decision log and the human's evidence."""
+
+    restored_check: int
+    optimizer_step: int
+    lr_at_divergence: float
+    lr_after: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+class HealthySnapshot:
+    """One copy (on the model's device) of the model's and optimizer's state at the last healthy check."""
+
+    def __init__(self) -> None:
+        self._state: tuple[dict[str, Any], dict[str, Any], int, int] | None = None
+
+    @property
+    def available(self) -> bool:
+        return self._state is not None
+
+    def save(self, model: nn.Module, optimizer: torch.optim.Optimizer, check: int, optimizer_step: int) -> None:
+        with torch.no_grad():
+            self._state = (copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict()), check,
+                           optimizer_step)
+
+    def restore(self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any = None) -> Rollback:
+        """Load the copy, keep the current LR / weight decay, then halve the LR."""
+        if self._state is None:
+            raise RuntimeError("no healthy snapshot to restore")
+        model_state, optimizer_state, check, step = self._state
+        current = [{k: g[k] for k in HPARAM_KEYS if k in g} for g in optimizer.param_groups]
+        lr_at_divergence = optimizer_hparams(optimizer)[0]
+        model.load_state_dict(model_state)
+        optimizer.load_state_dict(copy.deepcopy(optimizer_state))
+        for group, values in zip(optimizer.param_groups, current, strict=True):
+            group.update(values)
+        apply_hparam_move(optimizer, -1, 0, scheduler)
+        return Rollback(check, step, lr_at_divergence, optimizer_hparams(optimizer)[0])
