@@ -13,12 +13,11 @@ so an interrupted study continues where it stopped.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shlex
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -186,16 +185,21 @@ def markdown(study: StudyArgs, rows: list[dict[str, Any]], baseline_means: dict[
     return "\n".join(lines), summary
 
 
-def train_command(args: Args) -> str:
+NOT_TRAINING_FIELDS = ("seed", "eval_freq", "eval_freq_episodes", "eval_episodes", "eval_model", "checkpoint_freq",
+                       "export_trajectories", "watch")
+"""Fields that do not change what an agent learns: runs that differ only in these form one variant."""
+
+
+def train_command(args: Args, also_skip: Sequence[str] = ()) -> str:
     """The ``train_agent.py`` command line that trains ``args`` (flags for the fields that differ from the
-    defaults; run directory and output-only fields left out)."""
+    defaults; run directory, output-only fields and ``also_skip`` left out)."""
     from dataclasses import fields
 
-    skip = {"run_dir", "resume", "progress_bar", "tensorboard", "verbose", "eval_workers", "baselines"}
+    skip = {"run_dir", "resume", "progress_bar", "tensorboard", "verbose", "eval_workers", "baselines", *also_skip}
     flags = []
     for f in fields(Args):
         value = getattr(args, f.name)
-        if f.name in skip or value == f.default:
+        if f.name in skip or value == f.default or _resolved_default(args, f.name, f.default):
             continue
         flag = "--" + f.name.replace("_", "-")
         if isinstance(value, bool):
@@ -205,6 +209,15 @@ def train_command(args: Args) -> str:
         else:
             flags.append(f"{flag} {value}")
     return " ".join(["python train_agent.py", *flags])
+
+
+def _resolved_default(args: Args, name: str, default: Any) -> bool:
+    """Whether the field's default resolves to ``args``'s value given the other fields (a saved config stores
+    ``vec_env="auto"`` as what it resolved to)."""
+    try:
+        return getattr(replace(args, **{name: default}), name) == getattr(args, name)
+    except ValueError:
+        return False
 
 
 def existing_agent(run_dir: str) -> tuple[Args, float]:
@@ -252,8 +265,8 @@ def run_study(study: StudyArgs, command: str | None = None) -> dict[str, Any]:
         run_args[Path(run_dir).name] = args
         first = first or args
         label = Path(run_dir).name
-        agents[label] = (train_command(dataclasses.replace(args, seed=0)).removeprefix("python train_agent.py")
-                         .strip() or "defaults", args.seed, seconds)
+        variant = train_command(args, NOT_TRAINING_FIELDS).removeprefix("python train_agent.py").strip()
+        agents[label] = (variant or "defaults", args.seed, seconds)
         specs.append(PolicySpec(label, run_dir, args.seed))
     for variant in PRESET_VARIANTS[study.preset] if not study.agents else ():
         for seed in study.seeds:
