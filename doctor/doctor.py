@@ -117,9 +117,10 @@ class TrainingDoctor:
         val_size: cap on the validation buffer (default 256, half the env's: a check costs about 5 training steps).
         task_name: the family name the advisor sees in the report.
         forward: ``(model, x) -> logits`` for the validation passes (None: ``model(x)``, or its ``.logits``).
-        rollback: on divergence (auto and propose modes), restore the model and optimizer to the last healthy
-            check and halve the LR before the policy is asked (:mod:`traingym.doctor.rollback`; keeps one copy of
-            the model's and optimizer's state in memory). False: a diverged run stays diverged.
+        rollback: when the run breaks (auto and propose modes: diverged, or every unit of a hidden layer dead),
+            restore the model and optimizer to the last healthy check and halve the LR before the policy is asked
+            (:mod:`traingym.doctor.rollback`; keeps one copy of the model's and optimizer's state in memory).
+            False: a broken run stays broken.
         settings: further env config fields for the observation (e.g. ``encoder="hashing"``, ``flag_top_k``).
 
     Raises:
@@ -252,15 +253,18 @@ class TrainingDoctor:
         if not initial:
             self.check_index += 1
             self._record_training()
-        if self._diverged and self._snapshot is not None and self._snapshot.available:
-            rollback = self._snapshot.restore(model, self.optimizer, self.scheduler)
-            self.rollbacks.append(rollback)
-            self._diverged = False
+        if self._diverged and self._can_roll_back(initial):
+            rollback = self._roll_back("diverged")
         if self._diverged:
             val_loss, val_acc = monitor.diverged(self.check_index, self._train_loss, self.n_classes)
         else:
             val_loss, val_acc = monitor.validate(self._logits, self._x_val, self._y_val, self.check_index,
                                                  self._train_loss)
+            if self._can_roll_back(initial) and self._dead_layer():
+                # The neuron log of this validation pass shows the collapse; validate the restored model again.
+                rollback = self._roll_back("dead_layer")
+                val_loss, val_acc = monitor.validate(self._logits, self._x_val, self._y_val, self.check_index,
+                                                     self._train_loss)
         monitor.events.end_step()
         model.train(was_training)
         if not math.isfinite(self._train_acc):  # no logits were given: no train/validation accuracy gap
@@ -294,6 +298,22 @@ class TrainingDoctor:
                       "rollback": None if rollback is None else rollback.as_dict(), "_val_accuracy_before": val_acc})
         self.last_proposal, self.last_decision = proposal, decision
         return decision
+
+    def _can_roll_back(self, initial: bool) -> bool:
+        return not initial and self._snapshot is not None and self._snapshot.available
+
+    def _dead_layer(self) -> bool:
+        """Every unit of some hidden layer was dead on the validation buffer (ReLU-like units output 0 for all
+        inputs): no gradient flows through that layer any more."""
+        log = self.monitor.log
+        return log is not None and any(s.dead_fraction >= 1.0 for s in log.summaries)
+
+    def _roll_back(self, reason: str) -> Rollback:
+        assert self._snapshot is not None
+        rollback = self._snapshot.restore(self.model, self.optimizer, reason, self.scheduler)
+        self.rollbacks.append(rollback)
+        self._diverged = False
+        return rollback
 
     def _record_training(self) -> None:
         """Mean loss and accuracy since the last check, divergence, neuron-log training stats (the env's code)."""

@@ -1,9 +1,11 @@
-"""Rollback on divergence: the model and optimizer state of the last healthy check, restored when a run blows up.
+"""Rollback on a broken run: the model and optimizer state of the last healthy check, restored when a run breaks.
 
-A run that diverges between two checks (NaN or exploding loss, runaway weights) cannot be steered back by a move:
-its weights are gone. The doctor keeps one in-memory copy of the model's and the optimizer's state at each healthy
-check; on divergence it restores that copy but keeps the hyperparameters the run had when it diverged, then
-halves the learning rate (the env's LR move), so repeated divergence walks the LR down instead of retrying it.
+A run that breaks between two checks cannot be steered back by a move: after a divergence (NaN or exploding loss,
+runaway weights) its weights are gone; after a collapse (every unit of a hidden layer dead: no gradient reaches
+the layers below it any more, typically after a too-large LR step) gradient descent cannot revive it. The doctor
+keeps one in-memory copy of the model's and the optimizer's state at each healthy check; when the run breaks it
+restores that copy but keeps the hyperparameters the run had when it broke, then halves the learning rate (the
+env's LR move), so a run that breaks again walks the LR down instead of retrying it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ HPARAM_KEYS = ("lr", "weight_decay")
 class Rollback:
     """What a restore did, for the decision log and the human's evidence."""
 
+    reason: str
+    """``diverged`` or ``dead_layer``."""
     restored_check: int
     optimizer_step: int
     lr_at_divergence: float
@@ -48,7 +52,8 @@ class HealthySnapshot:
             self._state = (copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict()), check,
                            optimizer_step)
 
-    def restore(self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any = None) -> Rollback:
+    def restore(self, model: nn.Module, optimizer: torch.optim.Optimizer, reason: str, scheduler: Any = None
+                ) -> Rollback:
         """Load the copy, keep the current LR / weight decay, then halve the LR."""
         if self._state is None:
             raise RuntimeError("no healthy snapshot to restore")
@@ -60,4 +65,4 @@ class HealthySnapshot:
         for group, values in zip(optimizer.param_groups, current, strict=True):
             group.update(values)
         apply_hparam_move(optimizer, -1, 0, scheduler)
-        return Rollback(check, step, lr_at_divergence, optimizer_hparams(optimizer)[0])
+        return Rollback(reason, check, step, lr_at_divergence, optimizer_hparams(optimizer)[0])

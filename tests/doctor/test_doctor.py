@@ -241,3 +241,20 @@ def test_divergence_rolls_back_to_the_last_healthy_check_and_walks_the_lr_down(t
     without, _, healthy_without, records_without = run(rollback=False)
     assert not without.rollbacks and not healthy_without  # the same run without rollback stays diverged
     assert all(r["rollback"] is None for r in records_without)
+
+
+def test_a_collapsed_run_with_every_unit_of_a_layer_dead_is_rolled_back() -> None:
+    def run(rollback: bool) -> TrainingDoctor:
+        model, opt, (x, y, xv, yv, _, _) = _setup(lr=2.0)  # real collapse: this LR kills every ReLU unit
+        doctor = TrainingDoctor(model, opt, (xv, yv), every=10, policy="keep", rollback=rollback)
+        plain_loop(model, opt, x, y, 120, doctor)
+        doctor.close()
+        return doctor
+
+    without = run(rollback=False)
+    assert not without.last_report["diverged"]  # not a divergence: the loss stays finite at chance level
+    assert all(layer["dead_fraction"] == 1.0 for layer in without.last_report["layers"])
+    doctor = run(rollback=True)
+    assert doctor.rollbacks and {r.reason for r in doctor.rollbacks} == {"dead_layer"}
+    assert all(layer["dead_fraction"] < 1.0 for layer in doctor.last_report["layers"])
+    assert doctor.rollbacks[-1].lr_after == pytest.approx(doctor.rollbacks[-1].lr_at_divergence / LR_FACTOR)
