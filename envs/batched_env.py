@@ -120,7 +120,8 @@ class BatchedTrainingEnv(VectorEnv):
         return self.observations(), rewards, terminations, truncations, infos
 
     def close_extras(self, **kwargs: Any) -> None:
-        for env in self.envs:
+        # getattr: a constructor that rejected its arguments has no envs yet, and __del__ still closes it
+        for env in getattr(self, "envs", ()):
             env.close()
 
     # ------------------------------------------------------------------ per sub-env (also used by the SB3 adapter)
