@@ -204,7 +204,7 @@ class TrainingDoctor:
         self._closed = False
         self._snapshot = HealthySnapshot() if rollback and self.mode is not DoctorMode.WATCH else None
         self.rollbacks: list[Rollback] = []
-        """Every restore after a divergence (also in the decision log, under ``rollback``)."""
+        """Every restore after the run broke (also in the decision log, under ``rollback``)."""
         self.last_report: dict[str, Any] = {}
         self.last_proposal: Proposal | None = None
         self.last_decision: Decision | None = None

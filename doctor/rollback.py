@@ -29,9 +29,13 @@ class Rollback:
     reason: str
     """``diverged`` or ``dead_layer``."""
     restored_check: int
+    """The check whose state was restored."""
     optimizer_step: int
+    """The optimizer step of that check."""
     lr_at_divergence: float
+    """The LR when the run broke (diverged or collapsed)."""
     lr_after: float
+    """The LR after the restore: half of ``lr_at_divergence`` (before the policy's own move)."""
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
