@@ -63,3 +63,15 @@ class RaiseEverythingAdvisor:
 
     def diagnose(self, report: dict) -> Diagnosis:
         return Diagnosis(("plateau",), 0.8, (1, 1, 1, 1), "flat validation loss: raise the learning rate")
+
+
+def setup_run(optimizer: str = "sgd", lr: float = 0.05, seed: int = 0):
+    """A user's TinyNet, an optimizer with a decayed and an undecayed param group, and the digits splits."""
+    torch.manual_seed(seed)
+    model = TinyNet()
+    decay = [p for p in model.parameters() if p.dim() > 1]
+    rest = [p for p in model.parameters() if p.dim() <= 1]
+    groups = [{"params": decay, "weight_decay": 1e-3}, {"params": rest, "weight_decay": 0.0}]
+    opt = (torch.optim.SGD(groups, lr=lr, momentum=0.9) if optimizer == "sgd"
+           else torch.optim.AdamW(groups, lr=lr))
+    return model, opt, digits()

@@ -8,24 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from doctor_testkit import TinyNet, digits, plain_loop
+from doctor_testkit import TinyNet, plain_loop, setup_run
 from traingym.agents.trajectories import read_trajectories
 from traingym.doctor import TrainingDoctor, find_hidden_layers
 from traingym.envs.config import LR_BOUNDS
 from traingym.envs.monitor import TRAINING_FIELDS
 from traingym.protocol.moves import KEEP, LR_FACTOR, SCALE_UP, WD_FACTOR
 from traingym.protocol.proposals import DecidedBy, Decision, Proposal
-
-
-def _setup(optimizer: str = "sgd", lr: float = 0.05, seed: int = 0):
-    torch.manual_seed(seed)
-    model = TinyNet()
-    decay = [p for p in model.parameters() if p.dim() > 1]
-    rest = [p for p in model.parameters() if p.dim() <= 1]
-    groups = [{"params": decay, "weight_decay": 1e-3}, {"params": rest, "weight_decay": 0.0}]
-    opt = (torch.optim.SGD(groups, lr=lr, momentum=0.9) if optimizer == "sgd"
-           else torch.optim.AdamW(groups, lr=lr))
-    return model, opt, digits()
 
 
 def test_hidden_layers_found_automatically_head_excluded() -> None:
@@ -39,7 +28,7 @@ def test_hidden_layers_found_automatically_head_excluded() -> None:
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
 def test_auto_mode_applies_the_advisors_move_on_every_param_group(optimizer: str, tmp_path) -> None:
-    model, opt, (x, y, xv, yv, _, _) = _setup(optimizer, lr=0.01)
+    model, opt, (x, y, xv, yv, _, _) = setup_run(optimizer, lr=0.01)
     lrs = [g["lr"] for g in opt.param_groups]
     doctor = TrainingDoctor(model, opt, (xv, yv), every=10, policy="advisor_greedy",
                             advisor="doctor_testkit:RaiseEverythingAdvisor", log_path=str(tmp_path / "d.jsonl"))
@@ -66,7 +55,7 @@ def test_auto_mode_applies_the_advisors_move_on_every_param_group(optimizer: str
 
 
 def test_neuron_scaling_multiplies_the_flagged_rows_by_the_env_factor() -> None:
-    model, opt, (x, y, xv, yv, _, _) = _setup()
+    model, opt, (x, y, xv, yv, _, _) = setup_run()
     plain_loop(model, opt, x, y, 30)
     before = model.fc.weight.detach().clone()
     doctor = TrainingDoctor(model, opt, (xv, yv), every=10, policy="advisor_greedy",
@@ -81,8 +70,8 @@ def test_neuron_scaling_multiplies_the_flagged_rows_by_the_env_factor() -> None:
 
 
 def test_watch_mode_changes_nothing_and_logs_the_proposal() -> None:
-    model, opt, (x, y, xv, yv, _, _) = _setup()
-    reference, ref_opt, _ = _setup()
+    model, opt, (x, y, xv, yv, _, _) = setup_run()
+    reference, ref_opt, _ = setup_run()
     doctor = TrainingDoctor(model, opt, (xv, yv), every=10, policy="advisor_greedy", mode="watch",
                             advisor="doctor_testkit:RaiseEverythingAdvisor")
     plain_loop(model, opt, x, y, 20, doctor)
@@ -107,7 +96,7 @@ class _ScriptedDecider:
 
 
 def test_propose_mode_applies_what_the_decider_returns_and_the_default() -> None:
-    model, opt, (x, y, xv, yv, _, _) = _setup()
+    model, opt, (x, y, xv, yv, _, _) = setup_run()
     decider = _ScriptedDecider([Decision((-1, 0, 0, 0), DecidedBy.HUMAN, "edit"), None,
                                 Decision(KEEP, DecidedBy.HUMAN, "skip")])
     doctor = TrainingDoctor(model, opt, (xv, yv), every=10, policy="advisor_greedy", mode="propose",
@@ -127,7 +116,7 @@ def test_propose_mode_applies_what_the_decider_returns_and_the_default() -> None
 def test_same_seed_same_decisions_and_observation_matches_the_env_layout() -> None:
     runs = []
     for _ in range(2):
-        model, opt, (x, y, xv, yv, _, _) = _setup()
+        model, opt, (x, y, xv, yv, _, _) = setup_run()
         doctor = TrainingDoctor(model, opt, (xv, yv), every=10, policy="advisor_greedy")
         plain_loop(model, opt, x, y, 30, doctor)
         doctor.close()
@@ -139,7 +128,7 @@ def test_same_seed_same_decisions_and_observation_matches_the_env_layout() -> No
 
 
 def test_contract_errors_are_one_clear_message() -> None:
-    model, opt, (x, y, xv, yv, _, _) = _setup()
+    model, opt, (x, y, xv, yv, _, _) = setup_run()
     with pytest.raises(ValueError, match="mode must be one of"):
         TrainingDoctor(model, opt, (xv, yv), mode="sometimes")
     with pytest.raises(ValueError, match="every must be"):
@@ -163,7 +152,7 @@ def test_contract_errors_are_one_clear_message() -> None:
 
 
 def test_pretrained_agent_gets_exactly_its_observation_keys_and_a_mismatch_is_refused() -> None:
-    model, opt, (x, y, xv, yv, _, _) = _setup()
+    model, opt, (x, y, xv, yv, _, _) = setup_run()
     doctor = TrainingDoctor(model, opt, (xv, yv), every=10, policy="pretrained:digits-mlp", total_steps=20)
     assert doctor.policy.obs_keys == ("training_stats",)
     plain_loop(model, opt, x, y, 20, doctor)
@@ -183,7 +172,7 @@ def test_pretrained_agent_gets_exactly_its_observation_keys_and_a_mismatch_is_re
 
 
 def test_validation_loader_is_accepted() -> None:
-    model, opt, (x, y, xv, yv, _, _) = _setup()
+    model, opt, (x, y, xv, yv, _, _) = setup_run()
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(xv, yv), batch_size=64)
     doctor = TrainingDoctor(model, opt, loader, every=10, val_size=100)
     assert doctor._x_val.shape[0] == 100
@@ -223,7 +212,7 @@ def test_decision_log_is_bounded_and_rotated_once(tmp_path) -> None:
 
 def test_divergence_rolls_back_to_the_last_healthy_check_and_walks_the_lr_down(tmp_path) -> None:
     def run(rollback: bool):
-        model, opt, (x, y, xv, yv, _, _) = _setup(lr=40.0)  # real divergence: this LR blows the TinyNet up
+        model, opt, (x, y, xv, yv, _, _) = setup_run(lr=40.0)  # real divergence: this LR blows the TinyNet up
         doctor = TrainingDoctor(model, opt, (xv, yv), every=10, policy="keep", rollback=rollback,
                                 log_path=tmp_path / f"{rollback}.jsonl")
         plain_loop(model, opt, x, y, 200, doctor)
@@ -245,7 +234,7 @@ def test_divergence_rolls_back_to_the_last_healthy_check_and_walks_the_lr_down(t
 
 def test_a_collapsed_run_with_every_unit_of_a_layer_dead_is_rolled_back() -> None:
     def run(rollback: bool) -> TrainingDoctor:
-        model, opt, (x, y, xv, yv, _, _) = _setup(lr=2.0)  # real collapse: this LR kills every ReLU unit
+        model, opt, (x, y, xv, yv, _, _) = setup_run(lr=2.0)  # real collapse: this LR kills every ReLU unit
         doctor = TrainingDoctor(model, opt, (xv, yv), every=10, policy="keep", rollback=rollback)
         plain_loop(model, opt, x, y, 120, doctor)
         doctor.close()

@@ -10,8 +10,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from doctor_testkit import plain_loop
-from test_doctor import _setup
+from doctor_testkit import plain_loop, setup_run
 from traingym.doctor import TrainingDoctor
 from traingym.report.live import LiveState, WatchServer, WebDecider
 
@@ -45,7 +44,7 @@ def _open_proposal(base: str, token: str, after: int = 0) -> dict:
 
 @pytest.mark.slow
 def test_clicks_on_the_live_page_decide_the_doctors_moves(tmp_path) -> None:
-    model, opt, (x, y, xv, yv, _, _) = _setup(lr=0.05)
+    model, opt, (x, y, xv, yv, _, _) = setup_run(lr=0.05)
     state = LiveState("doctor test")
     server = WatchServer(state, decider=WebDecider(state))
     server.start()
