@@ -6,8 +6,9 @@ the best mean final validation accuracy::
 
     python -m traingym.agents.good_defaults --env TrainGym/DigitsMLP-v0 --n-instances 24
 
-The chosen values are stored in :data:`TUNED_DEFAULTS` (with the sweep's settings and score) so evaluations need
-not re-run the sweep.
+It writes its full table to ``docs/results/good_defaults_<family>.md`` and stores the chosen values, with the
+sweep's settings and score, in the package's ``tuned_defaults.json``, which ``steer`` and ``good_defaults`` read,
+so evaluations never re-run the sweep.
 """
 
 from __future__ import annotations
@@ -18,40 +19,46 @@ import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from traingym.agents.baselines import GoodDefaultsPolicy
 from traingym.agents.episodes import EpisodeSettings, run_policy_object
 from traingym.envs.tasks.base import TRAIN_SET_SIZE
 
-TUNED_DEFAULTS: dict[str, dict[str, Any]] = {
-    "TrainGym/DigitsMLP-v0": {
-        "lr": 0.1, "weight_decay": 1e-3, "aug_level": 0,
-        # The best grid point of `python -m traingym.agents.good_defaults --env TrainGym/DigitsMLP-v0 --n-instances 24`
-        # (GRID below, K=50, T=20, TRAIN instances 0..23): lr 0.03 came close, augmentation only cost accuracy and
-        # lr 0.3 diverged on some instances. The sweep writes its full table to --out.
-        "sweep": {"n_instances": 24, "instance_set": "train", "val_accuracy": 0.951},
-    },
-}
-"""Per env id: tuned ``lr``, ``weight_decay``, ``aug_level`` (and how they were found, under ``sweep``)."""
+TUNED_DEFAULTS_PATH = Path(__file__).resolve().parent / "tuned_defaults.json"
+"""Per env id: tuned ``lr``, ``weight_decay``, ``aug_level`` and how they were found (``sweep``); written by the
+sweep's ``--write``."""
 
-GRID: dict[str, tuple[Any, ...]] = {
-    "lr": (0.01, 0.03, 0.1, 0.3),
-    "weight_decay": (1e-5, 1e-4, 1e-3),
-    "aug_level": (0, 1),
+GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
+    "sgd": {"lr": (0.01, 0.03, 0.1, 0.3), "weight_decay": (1e-5, 1e-4, 1e-3), "aug_level": (0, 1)},
+    "adam": {"lr": (3e-4, 1e-3, 3e-3), "weight_decay": (1e-4, 1e-2), "aug_level": (0, 1)},
 }
-"""The sweep's grid (SGD with momentum 0.9: the families' default optimizer)."""
+"""The sweep's grid per optimizer (SGD with momentum 0.9 for the MLP and CNN families, AdamW for the BERTs)."""
+
+
+@cache
+def _tuned_table() -> dict[str, dict[str, Any]]:
+    return json.loads(TUNED_DEFAULTS_PATH.read_text())
+
+
+def env_optimizer(env_id: str) -> str:
+    """The optimizer ``env_id`` trains its target network with (its registration kwargs, else the config's)."""
+    from traingym.envs.config import TrainingEnvConfig
+
+    return str(gym.spec(env_id).kwargs.get("optimizer", TrainingEnvConfig.optimizer))
 
 
 def tuned_defaults(env_id: str) -> dict[str, Any]:
     """The tuned hyperparameters of ``env_id`` (``lr``, ``weight_decay``, ``aug_level``)."""
-    if env_id not in TUNED_DEFAULTS:
-        raise ValueError(f"no tuned defaults for {env_id!r} (have {sorted(TUNED_DEFAULTS)}); run "
-                         f"`python -m traingym.agents.good_defaults --env {env_id}` and add the result to "
-                         "TUNED_DEFAULTS")
-    return {k: TUNED_DEFAULTS[env_id][k] for k in ("lr", "weight_decay", "aug_level")}
+    table = _tuned_table()
+    if env_id not in table:
+        raise ValueError(f"no tuned defaults for {env_id!r} (have {sorted(table)}); run "
+                         f"`python -m traingym.agents.good_defaults --env {env_id} --write`")
+    return {k: table[env_id][k] for k in ("lr", "weight_decay", "aug_level")}
 
 
 def _score(hparams: dict[str, Any], settings: EpisodeSettings) -> dict[str, Any]:
@@ -64,7 +71,7 @@ def _score(hparams: dict[str, Any], settings: EpisodeSettings) -> dict[str, Any]
 def sweep(env_id: str, n_instances: int = 24, horizon: int = 20, steps_per_action: int = 50, workers: int = 2,
           grid: dict[str, Sequence[Any]] | None = None) -> list[dict[str, Any]]:
     """Score every grid point on the first ``n_instances`` TRAIN instances; best (by validation accuracy) first."""
-    grid = grid or GRID
+    grid = grid or GRIDS[env_optimizer(env_id)]
     points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
     settings = EpisodeSettings(env_id, horizon, steps_per_action, tuple(range(n_instances)), instance_set="train")
     if workers > 1:
@@ -78,7 +85,7 @@ def sweep(env_id: str, n_instances: int = 24, horizon: int = 20, steps_per_actio
 @dataclass(frozen=True)
 class SweepArgs:
     """Tune fixed hyperparameters (lr, weight decay, augmentation) on TRAIN instances for the good-defaults
-    reference."""
+    reference and the steer controller."""
 
     env: str = "TrainGym/DigitsMLP-v0"
     """Gymnasium id of the TrainGym environment."""
@@ -90,29 +97,62 @@ class SweepArgs:
     """Optimizer steps per env step (K)."""
     workers: int = 2
     """Processes."""
-    out: str = "runs/good_defaults_sweep.json"
-    """Where to write the sweep table."""
+    write: bool = False
+    """Store the best grid point in the package's tuned_defaults.json and the table in docs/results/."""
 
     def __post_init__(self) -> None:
+        import traingym.envs  # noqa: F401  (registers the ids)
+
+        if self.env not in gym.registry or not self.env.startswith("TrainGym/"):
+            raise ValueError(f"--env must be a registered TrainGym id, got {self.env!r}")
         if not 1 <= self.n_instances <= TRAIN_SET_SIZE:
             raise ValueError(f"--n-instances must be in [1, {TRAIN_SET_SIZE}], got {self.n_instances}")
         if not 1 <= self.workers <= 64:
             raise ValueError(f"--workers must be in [1, 64], got {self.workers}")
 
 
+def sweep_table(rows: list[dict[str, Any]]) -> str:
+    """The sweep's rows (best first) as a Markdown table."""
+    lines = ["| rank | lr | weight decay | aug level | val acc | test acc | diverged |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {i} | {r['lr']:g} | {r['weight_decay']:g} | {r['aug_level']} | {r['val_accuracy']:.3f} | "
+              f"{r['test_accuracy']:.3f} | {r['divergence_rate']:.0%} |" for i, r in enumerate(rows, 1)]
+    return "\n".join(lines)
+
+
+def store_tuned(env_id: str, best: dict[str, Any], settings: dict[str, Any]) -> None:
+    """Put ``best`` (a sweep row) into ``tuned_defaults.json`` under ``env_id``."""
+    table = json.loads(TUNED_DEFAULTS_PATH.read_text()) if TUNED_DEFAULTS_PATH.exists() else {}
+    table[env_id] = {"lr": best["lr"], "weight_decay": best["weight_decay"], "aug_level": best["aug_level"],
+                     "sweep": {**settings, "val_accuracy": round(best["val_accuracy"], 4)}}
+    TUNED_DEFAULTS_PATH.write_text(json.dumps(dict(sorted(table.items())), indent=1) + "\n")
+    _tuned_table.cache_clear()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m traingym.agents.good_defaults``."""
     from traingym.agents.cli_args import parse_cli
+    from traingym.agents.results import write_result
 
     args = parse_cli(SweepArgs, argv, "python -m traingym.agents.good_defaults")
-    rows = sweep(args.env, args.n_instances, args.horizon, args.steps_per_action, args.workers)
+    grid = GRIDS[env_optimizer(args.env)]
+    rows = sweep(args.env, args.n_instances, args.horizon, args.steps_per_action, args.workers, grid)
     for row in rows:
         print(json.dumps(row))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"env": args.env, "n_instances": args.n_instances, "horizon": args.horizon,
-                                          "steps_per_action": args.steps_per_action, "grid": GRID, "rows": rows},
-                                         indent=1) + "\n")
-    print(f"best: {rows[0]}; table in {args.out}")
+    settings = {"n_instances": args.n_instances, "instance_set": "train", "horizon": args.horizon,
+                "steps_per_action": args.steps_per_action}
+    print(f"best: {rows[0]}")
+    if args.write:
+        store_tuned(args.env, rows[0], settings)
+        family = gym.spec(args.env).kwargs["task"]
+        body = (f"Env `{args.env}` ({env_optimizer(args.env)}), TRAIN instances 0..{args.n_instances - 1}, "
+                f"K={args.steps_per_action}, T={args.horizon}; every grid point overrides the instance's initial "
+                f"lr, weight decay and augmentation and never moves (the keep policy). Ranked by mean final "
+                f"validation accuracy; the first row is stored in `agents/tuned_defaults.json` (the targets of "
+                f"`steer` and the values of `good_defaults`).\n\nGrid: `{json.dumps(grid)}`\n\n{sweep_table(rows)}")
+        path = write_result(f"good_defaults_{family}", f"Tuned defaults for {args.env} (sweep on TRAIN instances)",
+                            body, data={"env": args.env, **settings, "grid": grid, "rows": rows})
+        print(f"stored in {TUNED_DEFAULTS_PATH}; table in {path}")
     return 0
 
 

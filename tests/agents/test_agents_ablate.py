@@ -60,3 +60,36 @@ def test_good_defaults_policy_overrides_only_the_tuned_hyperparameters() -> None
     assert policy.override_instance(dict(instance)) == {**instance, **tuned}
     with pytest.raises(ValueError, match="no tuned defaults"):
         tuned_defaults("TrainGym/NoSuch-v0")
+
+
+def test_every_registered_family_has_tuned_defaults_for_steer_and_good_defaults() -> None:
+    from traingym.envs import ENV_TASKS
+
+    for env_id in ENV_TASKS:
+        tuned = tuned_defaults(env_id)
+        assert tuned["lr"] > 0 and tuned["weight_decay"] > 0 and tuned["aug_level"] >= 0
+        assert make_baseline("steer", env_id).target == tuned
+        assert make_baseline("good_defaults", env_id).hparams == tuned
+
+
+def test_sweep_grid_follows_the_env_optimizer_and_store_keeps_other_envs(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from traingym.agents import good_defaults
+
+    assert good_defaults.env_optimizer("TrainGym/ReviewsBERT-v0") == "adam"
+    assert good_defaults.env_optimizer("TrainGym/DigitsCNN-v0") == "sgd"
+    path = tmp_path / "tuned.json"
+    path.write_text(json.dumps({"TrainGym/Other-v0": {"lr": 1.0, "weight_decay": 1.0, "aug_level": 1}}))
+    monkeypatch.setattr(good_defaults, "TUNED_DEFAULTS_PATH", path)
+    good_defaults._tuned_table.cache_clear()
+    try:
+        good_defaults.store_tuned("TrainGym/DigitsMLP-v0", {"lr": 0.03, "weight_decay": 1e-4, "aug_level": 1,
+                                                            "val_accuracy": 0.91234}, {"n_instances": 3})
+        assert tuned_defaults("TrainGym/DigitsMLP-v0") == {"lr": 0.03, "weight_decay": 1e-4, "aug_level": 1}
+        stored = json.loads(path.read_text())
+        assert stored["TrainGym/Other-v0"]["lr"] == 1.0
+        assert stored["TrainGym/DigitsMLP-v0"]["sweep"] == {"n_instances": 3, "val_accuracy": 0.9123}
+    finally:
+        good_defaults._tuned_table.cache_clear()
+    with pytest.raises(ValueError, match="--env"):
+        good_defaults.SweepArgs(env="CartPole-v1")
