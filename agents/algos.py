@@ -6,6 +6,7 @@ from typing import Any
 
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
 
@@ -33,12 +34,15 @@ def uses_discrete_actions(algo: str) -> bool:
 
 def algo_kwargs(algo: str, n_envs: int, total_timesteps: int, learning_rate: float | None, n_steps: int | None,
                 ent_coef: float, gamma: float, gae_lambda: float = 0.95, n_epochs: int = 10,
-                batch_size: int | None = None, net_arch: tuple[int, ...] | None = None) -> dict[str, Any]:
+                batch_size: int | None = None, net_arch: tuple[int, ...] | None = None,
+                anneal_lr: bool = False) -> dict[str, Any]:
     """Constructor kwargs for the small budgets TrainGym runs at (an episode is 20 steps, a run ~1e4 steps).
 
     ``gae_lambda``, ``n_epochs`` and ``batch_size`` (None: the largest of 64, 32, ... dividing the rollout) apply
     to PPO and RecurrentPPO; ``net_arch`` (hidden sizes of both the policy and the
-    value network; None: SB3's default) to PPO, RecurrentPPO and A2C.
+    value network; None: SB3's default) and ``anneal_lr`` (the learning rate falls linearly to 0 over the run) to
+    PPO, RecurrentPPO and A2C. The kwargs stay JSON-able (``config.json`` records them); :func:`build_model` turns
+    ``anneal_lr`` into SB3's ``LinearSchedule``.
     """
     kwargs: dict[str, Any] = {"gamma": gamma}
     if net_arch is not None and algo != "dqn":
@@ -57,11 +61,15 @@ def algo_kwargs(algo: str, n_envs: int, total_timesteps: int, learning_rate: flo
                       target_update_interval=max(1, min(1_000, total_timesteps // 20)), exploration_fraction=0.3)
     else:
         raise ValueError(f"unknown algo {algo!r}")
+    if anneal_lr and algo != "dqn":
+        kwargs["anneal_lr"] = True
     return kwargs
 
 
 def build_model(algo: str, env: VecEnv, seed: int, device: str, tensorboard_log: str | None, verbose: int,
                 **kwargs: Any) -> BaseAlgorithm:
-    """A fresh agent for ``env``."""
+    """A fresh agent for ``env`` (``kwargs``: :func:`algo_kwargs`)."""
+    if kwargs.pop("anneal_lr", False):
+        kwargs["learning_rate"] = LinearSchedule(kwargs["learning_rate"], 0.0, 1.0)
     return algo_class(algo)(policy_name(algo), env, seed=seed, device=device, tensorboard_log=tensorboard_log,
                             verbose=verbose, **kwargs)

@@ -113,6 +113,9 @@ class Args:
     """Agent learning rate; None: the algorithm's default (PPO 1e-3, A2C 7e-4, DQN 1e-4)."""
     n_steps: int | None = None
     """Rollout steps per env per update (PPO, RecurrentPPO, A2C); None: the algorithm's default (64, 64, 5)."""
+    anneal_lr: bool = False
+    """Anneal the agent's learning rate linearly to 0 over --total-timesteps (CleanRL's anneal_lr; PPO,
+    RecurrentPPO, A2C; --backend sb3)."""
     ent_coef: float = 0.0
     """Entropy bonus (PPO, RecurrentPPO, A2C)."""
     gamma: float = 1.0
@@ -222,6 +225,8 @@ class Args:
 
         if self.algo != "ppo":
             raise ValueError(f"--backend rllib trains --algo ppo only, got --algo {self.algo}")
+        if self.anneal_lr:
+            raise ValueError("--anneal-lr is a --backend sb3 option; RLlib's PPO here keeps a constant --learning-rate")
         if not 1 <= self.num_env_runners <= 1024:
             raise ValueError(f"--num-env-runners must be in [1, 1024] with --backend rllib, got {self.num_env_runners}")
         if self.eval_model == "best":
@@ -263,7 +268,7 @@ class Args:
 
         return algo_kwargs(self.algo, self.n_envs, self.total_timesteps, self.learning_rate, self.n_steps,
                            self.ent_coef, self.gamma, self.gae_lambda, self.n_epochs, self.batch_size,
-                           self.net_arch or None)
+                           self.net_arch or None, self.anneal_lr)
 
     def to_json(self) -> dict[str, Any]:
         """The arguments as a JSON-able dict (what ``config.json`` stores; arguments only, never secrets)."""

@@ -101,3 +101,18 @@ def test_other_algorithms_train_save_and_act(tmp_path: Path, algo: str) -> None:
     settings = EpisodeSettings("TrainGym/DigitsMLP-v0", 3, 5, (0,))
     (episode,) = run_policy_object(policy, algo, settings)
     assert episode.steps == 3 and len(episode.moves) == 3
+
+
+def test_anneal_lr_lowers_the_agents_learning_rate_to_near_zero_and_is_recorded(tmp_path: Path) -> None:
+    from stable_baselines3 import PPO
+
+    result = train(Args(run_dir=str(tmp_path / "run"), anneal_lr=True, **TINY))
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["args"]["anneal_lr"] is True and config["algo_kwargs"]["anneal_lr"] is True
+    model = PPO.load(result.model_path)
+    start = config["algo_kwargs"]["learning_rate"]
+    assert model.lr_schedule(1.0) == pytest.approx(start) and model.lr_schedule(0.0) == 0.0
+    final_lr = model.policy.optimizer.param_groups[0]["lr"]
+    assert final_lr < start / 2  # the last update ran late in the schedule
+    with pytest.raises(ValueError, match="--anneal-lr"):
+        Args(backend="rllib", anneal_lr=True)
