@@ -66,6 +66,11 @@ class Args:
 
     env: str = "TrainGym/DigitsMLP-v0"
     """Gymnasium id of the TrainGym environment (TrainGym/DigitsMLP-v0, DigitsCNN-v0, MNISTCNN-v0, TabularMLP-v0)."""
+    train_envs: StrTuple = ()
+    """Train on these TrainGym ids instead of --env (one SubprocVecEnv worker per id, cycling through them when
+    --n-envs is larger; at least one worker per id), e.g. to test generalisation to a family never trained on;
+    --env stays the evaluation env. Every id must give the same observation shape (training_stats does). Empty:
+    train on --env."""
     algo: Algo = "ppo"
     """RL algorithm: ppo, a2c, dqn (through DiscreteActionWrapper) or recurrent_ppo (sb3-contrib, LSTM policy)."""
     backend: Backend = "sb3"
@@ -166,6 +171,9 @@ class Args:
         if self.env not in gym.registry or not self.env.startswith("TrainGym/"):
             ids = sorted(k for k in gym.registry if k.startswith("TrainGym/"))
             raise ValueError(f"--env must be one of {ids}, got {self.env!r}")
+        unknown_envs = [e for e in self.train_envs if e not in gym.registry or not e.startswith("TrainGym/")]
+        if unknown_envs or len(set(self.train_envs)) != len(self.train_envs):
+            raise ValueError(f"--train-envs must be distinct registered TrainGym ids, got {list(self.train_envs)}")
         bad = [k for k in self.obs_keys if k not in OBS_KEYS]
         if bad or len(set(self.obs_keys)) != len(self.obs_keys):
             raise ValueError(f"--obs-keys must be distinct values from {OBS_KEYS}, got {list(self.obs_keys)}")
@@ -210,13 +218,18 @@ class Args:
             if device != "cpu" and not torch.cuda.is_available():
                 raise ValueError(f"--{name.replace('_', '-')} {device}: no CUDA device is available here")
         if self.vec_env == "batched" and not self.batched_env_applies():
-            raise ValueError(f"--vec-env batched needs an MLP env ({', '.join(BATCHED_ENV_IDS)}) and an algorithm "
-                             f"with the env's MultiDiscrete actions (not dqn); got --env {self.env} --algo {self.algo}")
+            raise ValueError(f"--vec-env batched needs an MLP env ({', '.join(BATCHED_ENV_IDS)}), one training env id "
+                             f"(no --train-envs) and an algorithm with the env's MultiDiscrete actions (not dqn); got "
+                             f"--env {self.env} --algo {self.algo}")
+        if self.train_envs and self.backend == "rllib":
+            raise ValueError("--train-envs is a --backend sb3 option (SubprocVecEnv workers of several env ids)")
         if self.vec_env == "auto":  # one env runs in this process either way: the plain single env
             batched = self.batched_env_applies() and self.n_envs != 1
             object.__setattr__(self, "vec_env", "batched" if batched else "subproc")
         if self.n_envs == 0:
             object.__setattr__(self, "n_envs", BATCHED_N_ENVS if self.vec_env == "batched" else os.cpu_count() or 1)
+        if self.n_envs < len(self.train_envs):  # at least one worker per training env id
+            object.__setattr__(self, "n_envs", len(self.train_envs))
         if self.eval_workers == 0:
             object.__setattr__(self, "eval_workers", min(2, os.cpu_count() or 1))
 
@@ -237,7 +250,12 @@ class Args:
 
     def batched_env_applies(self) -> bool:
         """Whether the batched training env can run this configuration."""
-        return self.env in BATCHED_ENV_IDS and self.algo != "dqn"
+        return self.env in BATCHED_ENV_IDS and self.algo != "dqn" and not self.train_envs
+
+    def training_env_ids(self) -> tuple[str, ...]:
+        """The env id of each training env (``n_envs`` entries; --env unless --train-envs is given)."""
+        ids = self.train_envs or (self.env,)
+        return tuple(ids[i % len(ids)] for i in range(self.n_envs))
 
     def resolved_obs_keys(self) -> tuple[str, ...]:
         """The observation keys the env emits."""

@@ -29,18 +29,28 @@ from traingym.agents.evaluate import evaluate, print_table, summarize
 from traingym.agents.policies import PolicySpec
 from traingym.agents.stats import bootstrap_mean, paired_difference
 
-Preset = Literal["default", "ablation"]
+Preset = Literal["default", "ablation", "generalisation"]
+GENERALISATION_TRAIN_ENVS = ("TrainGym/DigitsMLP-v0", "TrainGym/DigitsCNN-v0", "TrainGym/TabularMLP-v0")
+"""The families the generalisation agent trains on (together); it is evaluated on MNISTCNN, which it never saw."""
 PRESET_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "default": {"default": {}},
     "ablation": {"training_stats": {"obs_keys": ("training_stats",)},
                  "training_stats+neurons": {"obs_keys": ("training_stats", "neurons")},
                  "training_stats+neurons+diagnosis": {"obs_keys": ("training_stats", "neurons", "diagnosis")}},
+    "generalisation": {"digits_mlp+digits_cnn+tabular_mlp": {"train_envs": GENERALISATION_TRAIN_ENVS,
+                                                              "vec_env": "subproc"}},
 }
 """Per preset: agent variants, each as ``Args`` overrides of the main job's defaults."""
 RESULT_PAGES: dict[str, tuple[str, str]] = {
     "default": ("agent_default", "Main job (train_agent.py defaults) on held-out instances, per agent seed"),
     "ablation": ("ablation_digits_mlp", "Observation-key ablation of the main job on held-out instances"),
+    "generalisation": ("agent_generalisation", "One agent trained on DigitsMLP + DigitsCNN + TabularMLP, evaluated on "
+                                               "held-out MNISTCNN (a family it never saw)"),
 }
+PRESET_ENV: dict[str, str] = {"generalisation": "TrainGym/MNISTCNN-v0"}
+"""The evaluation env per preset (others: DigitsMLP)."""
+PRESET_BASELINES: dict[str, tuple[str, ...]] = {"generalisation": ("keep", "plateau", "steer")}
+"""The baselines per preset (others: keep, random, step_decay, plateau, steer)."""
 AGENTS_PAGE = ("agent_candidate", "Agents trained elsewhere (a candidate configuration) on held-out instances")
 """The page of a study of existing runs (``--agents``): not the main job's defaults, so not agent_default."""
 TUNING_PAGE = ("agent_tuning", "Candidate agents on fresh draws from the TRAIN distribution (tuning, no held-out "
@@ -58,13 +68,16 @@ class StudyArgs:
     baselines on the same held-out instances; writes docs/results/<page>.md."""
 
     preset: Preset = "default"
-    """default: train_agent.py's defaults; ablation: its observation-key subsets."""
+    """default: train_agent.py's defaults; ablation: its observation-key subsets; generalisation: one agent trained
+    on DigitsMLP + DigitsCNN + TabularMLP together, evaluated on MNISTCNN."""
     seeds: IntTuple = (0, 1, 2)
     """Agent seeds (one training run each per variant)."""
-    env: str = "TrainGym/DigitsMLP-v0"
-    """Gymnasium id of the TrainGym environment."""
-    baselines: StrTuple = ("keep", "random", "step_decay", "plateau", "steer")
-    """Baselines evaluated on the same instances."""
+    env: str = ""
+    """Gymnasium id of the TrainGym environment the agents are evaluated (and, unless the preset says otherwise,
+    trained) on; empty: the preset's (generalisation: TrainGym/MNISTCNN-v0, else TrainGym/DigitsMLP-v0)."""
+    baselines: StrTuple = ()
+    """Baselines evaluated on the same instances; empty: the preset's (generalisation: keep, plateau, steer; else
+    keep, random, step_decay, plateau, steer)."""
     eval_episodes: int = 64
     """Held-out instances 0..n-1."""
     total_timesteps: int | None = None
@@ -90,6 +103,11 @@ class StudyArgs:
     def __post_init__(self) -> None:
         import os
 
+        if not self.env:
+            object.__setattr__(self, "env", PRESET_ENV.get(self.preset, "TrainGym/DigitsMLP-v0"))
+        if not self.baselines:
+            object.__setattr__(self, "baselines", PRESET_BASELINES.get(
+                self.preset, ("keep", "random", "step_decay", "plateau", "steer")))
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"--seeds must be distinct and non-empty, got {list(self.seeds)}")
         if not 1 <= self.eval_episodes <= 128:

@@ -7,6 +7,7 @@ import json
 import platform
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -94,12 +95,31 @@ def build_training_env(args: Args) -> tuple[VecEnv, VecNormalize | None]:
     if args.vec_env == "batched":
         venv = VecMonitor(make_batched_vec_env(args.env, args.n_envs, horizon=args.horizon, **kwargs))
     else:
-        factory = env_factory(args.env, args.horizon, kwargs, discrete=uses_discrete_actions(args.algo), monitor=True)
-        venv = SubprocVecEnv([factory] * args.n_envs) if args.n_envs > 1 else DummyVecEnv([factory])
+        factories = [env_factory(env_id, args.horizon, kwargs, discrete=uses_discrete_actions(args.algo), monitor=True)
+                     for env_id in args.training_env_ids()]
+        venv = SubprocVecEnv(factories) if args.n_envs > 1 else DummyVecEnv(factories)
+        if args.train_envs:
+            check_same_spaces(venv, args.training_env_ids())
     if not args.normalize:
         return venv, None
     normalizer = VecNormalize(venv, norm_obs=True, norm_reward=True, clip_obs=10.0, gamma=args.gamma)
     return normalizer, normalizer
+
+
+def check_same_spaces(venv: VecEnv, env_ids: Sequence[str]) -> None:
+    """One agent trains on all of ``venv``'s envs: their observation and action spaces must be equal.
+
+    Raises:
+        RunError: naming the first env id whose space differs from the first env's.
+    """
+    for name in ("observation_space", "action_space"):
+        spaces = venv.get_attr(name)
+        for env_id, space in zip(env_ids, spaces):
+            if space != spaces[0]:
+                venv.close()
+                raise RunError(f"--train-envs: {env_id}'s {name.replace('_', ' ')} {space} differs from "
+                               f"{env_ids[0]}'s {spaces[0]}; pick observation keys whose shape all families share "
+                               "(training_stats)")
 
 
 def restore(args: Args, run_dir: Path, venv: VecEnv) -> tuple[BaseAlgorithm, VecEnv, VecNormalize | None, int]:

@@ -64,3 +64,16 @@ def test_train_command_reproduces_the_non_default_arguments() -> None:
     assert command == ("python train_agent.py --obs-keys training_stats neurons --n-envs 3 --vec-env subproc "
                        "--no-normalize --gamma 0.99 --net-arch 32 32")
     assert parse_args(command.split()[2:]) == args
+
+
+def test_generalisation_preset_trains_on_three_families_and_evaluates_on_mnist(tmp_path: Path) -> None:
+    study = StudyArgs(preset="generalisation", seeds=(0,), smoke=True, eval_episodes=2, out_dir=str(tmp_path),
+                      write_page=False, workers=1)
+    assert study.env == "TrainGym/MNISTCNN-v0" and study.baselines == ("keep", "plateau", "steer")
+    args = study.agent_args("digits_mlp+digits_cnn+tabular_mlp", 0)
+    assert args.env == "TrainGym/MNISTCNN-v0" and args.env not in args.training_env_ids()
+    assert set(args.training_env_ids()) == {"TrainGym/DigitsMLP-v0", "TrainGym/DigitsCNN-v0",
+                                            "TrainGym/TabularMLP-v0"}
+    data = run_study(study)
+    assert set(data["episodes"]) == {"digits_mlp+digits_cnn+tabular_mlp-seed0", "keep", "plateau", "steer"}
+    assert set(data["rows"][0]["diff"]) == {"keep", "plateau", "steer"}

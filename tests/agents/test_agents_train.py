@@ -116,3 +116,27 @@ def test_anneal_lr_lowers_the_agents_learning_rate_to_near_zero_and_is_recorded(
     assert final_lr < start / 2  # the last update ran late in the schedule
     with pytest.raises(ValueError, match="--anneal-lr"):
         Args(backend="rllib", anneal_lr=True)
+
+
+def test_train_envs_give_one_worker_per_family_and_refuse_unequal_observations(tmp_path: Path) -> None:
+    from traingym.agents.train import RunError, build_training_env
+
+    ids = ("TrainGym/DigitsMLP-v0", "TrainGym/TabularMLP-v0")
+    args = Args(env="TrainGym/MNISTCNN-v0", train_envs=ids, **{**TINY, "n_envs": 1})
+    assert args.n_envs == 2 and args.vec_env == "subproc" and args.training_env_ids() == ids
+    venv, _ = build_training_env(args)
+    try:
+        assert [spec.id for spec in venv.get_attr("spec")] == list(ids)
+    finally:
+        venv.close()
+    result = train(Args(run_dir=str(tmp_path / "mixed"), env="TrainGym/MNISTCNN-v0", train_envs=ids, **TINY))
+    assert json.loads((tmp_path / "mixed" / "config.json").read_text())["args"]["train_envs"] == list(ids)
+    (episode,) = run_policy_object(load_agent(result.run_dir), "mixed",
+                                   EpisodeSettings("TrainGym/MNISTCNN-v0", 2, 3, (0,)))
+    assert episode.steps == 2
+    mixed_text = Args(train_envs=("TrainGym/DigitsMLP-v0", "TrainGym/ReviewsBERT-v0"), obs_keys=("neurons",),
+                      **{**TINY, "n_envs": 2})
+    with pytest.raises(RunError, match="ReviewsBERT-v0's observation space"):
+        build_training_env(mixed_text)
+    with pytest.raises(ValueError, match="--train-envs"):
+        Args(train_envs=("CartPole-v1",))
