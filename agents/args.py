@@ -13,6 +13,7 @@ from traingym.envs import BATCHED_ENV_IDS
 from traingym.envs.config import OBS_KEYS, TrainingEnvConfig
 from traingym.envs.tasks.base import TEST_SET_SIZE
 from traingym.protocol.choices import check_device
+from traingym.protocol.moves import KNOBS, knob_indices
 
 Algo = Literal["ppo", "a2c", "dqn", "recurrent_ppo"]
 EvalModel = Literal["final", "best"]
@@ -73,6 +74,9 @@ class Args:
     train on --env."""
     algo: Algo = "ppo"
     """RL algorithm: ppo, a2c, dqn (through DiscreteActionWrapper) or recurrent_ppo (sb3-contrib, LSTM policy)."""
+    knobs: StrTuple = KNOBS
+    """Knobs the agent moves, a subset of lr, weight_decay, aug_level, neuron_scale (its action space is
+    MultiDiscrete([3] * len(knobs))); the others always keep. The env and the baselines are unchanged."""
     backend: Backend = "sb3"
     """Training library: sb3 (Stable-Baselines3, one machine) or rllib (Ray RLlib PPO, new API stack, env runners on
     a Ray cluster; needs the [ray] extra; see docs/ray.md)."""
@@ -171,6 +175,10 @@ class Args:
         if self.env not in gym.registry or not self.env.startswith("TrainGym/"):
             ids = sorted(k for k in gym.registry if k.startswith("TrainGym/"))
             raise ValueError(f"--env must be one of {ids}, got {self.env!r}")
+        knob_indices(self.knobs)  # distinct knob names
+        if self.knobs != KNOBS and (self.algo == "dqn" or self.backend == "rllib"):
+            raise ValueError(f"--knobs (a subset of {list(KNOBS)}) needs --backend sb3 and an algorithm with "
+                             f"MultiDiscrete actions (not dqn); got --algo {self.algo} --backend {self.backend}")
         unknown_envs = [e for e in self.train_envs if e not in gym.registry or not e.startswith("TrainGym/")]
         if unknown_envs or len(set(self.train_envs)) != len(self.train_envs):
             raise ValueError(f"--train-envs must be distinct registered TrainGym ids, got {list(self.train_envs)}")

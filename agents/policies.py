@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -14,6 +15,7 @@ from traingym.agents.algos import algo_class, uses_discrete_actions
 from traingym.agents.baselines import BASELINES, make_baseline
 from traingym.agents.checkpoints import load_normalizer, normalizer_path
 from traingym.agents.pretrained import resolve_agent_path
+from traingym.protocol.moves import KNOBS, expand_actions, knob_indices
 
 MIN_OBS_KEYS: tuple[str, ...] = ("training_stats",)
 """Observation keys of the env a baseline runs in (baselines read ``info``, not the observation)."""
@@ -30,8 +32,10 @@ class AgentPolicy:
     """A trained SB3 agent, with the observation normalisation it was trained with, for one env."""
 
     def __init__(self, model: BaseAlgorithm, normalizer: VecNormalize | None, obs_keys: tuple[str, ...],
-                 discrete_actions: bool, advisor: str | None = None) -> None:
+                 discrete_actions: bool, advisor: str | None = None, knobs: Sequence[str] = KNOBS) -> None:
         self.model = model
+        self.knob_indices = knob_indices(knobs)
+        """The knobs the agent moves (``train_agent.py --knobs``); its actions are expanded to all knobs."""
         self.normalizer = normalizer
         self.discrete_actions = discrete_actions
         self.env_overrides: dict[str, Any] = {"obs_keys": tuple(obs_keys)}
@@ -46,7 +50,10 @@ class AgentPolicy:
         starts = None if episode_start is None else np.asarray(episode_start, dtype=bool).reshape(1)
         action, state = self.model.predict(batch, state=state, episode_start=starts,  # type: ignore[arg-type]
                                            deterministic=deterministic)
-        return np.asarray(action)[0], state
+        action = np.asarray(action)[0]
+        if self.knob_indices != tuple(range(len(KNOBS))):
+            action = expand_actions(action, self.knob_indices)
+        return action, state
 
 
 @dataclass(frozen=True)
@@ -109,7 +116,7 @@ def load_agent(path: str | Path, which: str = "final", device: str = "cpu") -> A
     normalizer = load_normalizer(stats) if stats.exists() else None
     env_kwargs = config["env_kwargs"]  # the training env's resolved observation keys and advisor
     return AgentPolicy(model, normalizer, tuple(env_kwargs["obs_keys"]), uses_discrete_actions(args["algo"]),
-                       env_kwargs.get("advisor"))
+                       env_kwargs.get("advisor"), tuple(args.get("knobs", KNOBS)))
 
 
 def resolve_policy(spec: PolicySpec, env_id: str, horizon: int, which: str = "final") -> Any:

@@ -22,9 +22,11 @@ from traingym.agents.checkpoints import AtomicCheckpointCallback, atomic_write_j
 from traingym.agents.env_factory import env_factory
 from traingym.agents.episodes import EpisodeSettings
 from traingym.agents.evaluate import PolicySummary, evaluate, run_evaluation, summarize
+from traingym.agents.knob_subset import KnobSubsetVecEnv
 from traingym.agents.policies import PolicySpec
 from traingym.envs.batched_sb3 import make_batched_vec_env
 from traingym.envs.tasks.base import TEST_SET_SIZE
+from traingym.protocol.moves import KNOBS
 
 if TYPE_CHECKING:
     from traingym.report.live import WatchServer
@@ -100,6 +102,8 @@ def build_training_env(args: Args) -> tuple[VecEnv, VecNormalize | None]:
         venv = SubprocVecEnv(factories) if args.n_envs > 1 else DummyVecEnv(factories)
         if args.train_envs:
             check_same_spaces(venv, args.training_env_ids())
+    if args.knobs != KNOBS:
+        venv = KnobSubsetVecEnv(venv, args.knobs)
     if not args.normalize:
         return venv, None
     normalizer = VecNormalize(venv, norm_obs=True, norm_reward=True, clip_obs=10.0, gamma=args.gamma)
@@ -156,7 +160,8 @@ def make_callbacks(args: Args, run_dir: Path, normalizer: VecNormalize | None) -
     if args.eval_freq > 0:
         callbacks.append(HeldOutEvalCallback(
             periodic_eval_settings(args), run_dir, args.eval_freq, args.resolved_obs_keys(),
-            uses_discrete_actions(args.algo), normalizer, args.resolved_advisor(), args.seed, args.verbose))
+            uses_discrete_actions(args.algo), normalizer, args.resolved_advisor(), args.seed, args.verbose,
+            args.knobs))
     if args.checkpoint_freq > 0:
         callbacks.append(AtomicCheckpointCallback(run_dir / CHECKPOINT_DIR, args.checkpoint_freq, normalizer,
                                                   verbose=args.verbose))

@@ -64,3 +64,23 @@ def clip_move(move: Sequence[object]) -> Move:
 
 KEEP_ACTION: np.ndarray = move_to_action(KEEP)
 """The env action that changes nothing, ``[1, 1, 1, 1]`` (copy it before modifying it)."""
+
+
+def knob_indices(knobs: Sequence[str]) -> tuple[int, ...]:
+    """Positions in :data:`KNOBS` of ``knobs`` (distinct knob names, any order).
+
+    Raises:
+        ValueError: naming the allowed knobs.
+    """
+    if not knobs or len(set(knobs)) != len(knobs) or any(k not in KNOBS for k in knobs):
+        raise ValueError(f"knobs must be distinct names from {KNOBS} (at least one), got {list(knobs)}")
+    return tuple(KNOBS.index(k) for k in knobs)
+
+
+def expand_actions(actions: np.ndarray, indices: Sequence[int]) -> np.ndarray:
+    """Full env actions from actions over a subset of the knobs: column ``j`` of ``actions`` (shape ``(n,
+    len(indices))`` or ``(len(indices),)``) moves knob ``indices[j]``; every other knob keeps (1)."""
+    partial = np.asarray(actions, dtype=np.int64)
+    full = np.tile(KEEP_ACTION, partial.shape[:-1] + (1,))
+    full[..., list(indices)] = partial
+    return full

@@ -140,3 +140,23 @@ def test_train_envs_give_one_worker_per_family_and_refuse_unequal_observations(t
         build_training_env(mixed_text)
     with pytest.raises(ValueError, match="--train-envs"):
         Args(train_envs=("CartPole-v1",))
+
+
+@pytest.mark.parametrize("n_envs", [1, 4])  # the plain env and the batched env
+def test_knobs_subset_agent_never_moves_the_other_knobs(tmp_path: Path, n_envs: int) -> None:
+    knobs = ("lr", "aug_level")
+    result = train(Args(run_dir=str(tmp_path / "run"), knobs=knobs, **{**TINY, "n_envs": n_envs}))
+    policy = load_agent(result.run_dir)
+    assert policy.model.action_space.nvec.tolist() == [3, 3]
+    settings = EpisodeSettings("TrainGym/DigitsMLP-v0", 6, 3, (0, 1))
+    episodes = run_policy_object(policy, "subset", settings)
+    moves = [m for e in episodes for m in e.moves]
+    assert len(moves) == 12 and all(m[1] == 0 and m[3] == 0 for m in moves)  # weight decay, neuron scale: keep
+    assert Args.from_json(Args(knobs=knobs).to_json()).knobs == knobs
+
+
+def test_knobs_bad_values_are_refused() -> None:
+    with pytest.raises(ValueError, match="knobs must be distinct names"):
+        Args(knobs=("lr", "momentum"))
+    with pytest.raises(ValueError, match="--knobs"):
+        Args(knobs=("lr",), algo="dqn")

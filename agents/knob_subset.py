@@ -1,0 +1,33 @@
+"""An agent that moves only some of the knobs: its action space covers those, the others always keep.
+
+Used for agents trained with ``train_agent.py --knobs``: the env and the baselines are unchanged (every policy still
+acts on the env's ``MultiDiscrete([3, 3, 3, 3])``); only what the agent may choose shrinks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
+from traingym.protocol.moves import expand_actions, knob_indices
+
+
+class KnobSubsetVecEnv(VecEnvWrapper):
+    """A VecEnv whose action space is ``MultiDiscrete([3] * len(knobs))``; the wrapped env gets the full action
+    with every other knob kept."""
+
+    def __init__(self, venv: VecEnv, knobs: Sequence[str]) -> None:
+        self.indices = knob_indices(knobs)
+        super().__init__(venv, action_space=spaces.MultiDiscrete([3] * len(self.indices)))
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self.venv.step_async(expand_actions(actions, self.indices))
+
+    def step_wait(self) -> VecEnvStepReturn:
+        return self.venv.step_wait()
+
+    def reset(self):  # noqa: ANN201  (VecEnvObs)
+        return self.venv.reset()
