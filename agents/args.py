@@ -19,6 +19,15 @@ Algo = Literal["ppo", "a2c", "dqn", "recurrent_ppo"]
 EvalModel = Literal["final", "best"]
 VecEnvKind = Literal["auto", "batched", "subproc"]
 Backend = Literal["sb3", "rllib"]
+DEFAULT_KNOBS = ("lr", "weight_decay", "aug_level")
+"""What the default agent moves (``--knobs`` empty, algorithms with MultiDiscrete actions)."""
+
+
+def default_knobs(algo: str, backend: str) -> tuple[str, ...]:
+    """What an agent moves when ``--knobs`` is empty: :data:`DEFAULT_KNOBS`, or every knob for dqn and rllib."""
+    return KNOBS if algo == "dqn" or backend == "rllib" else DEFAULT_KNOBS
+
+
 BATCHED_N_ENVS = 16
 """Sub-envs of the batched training env when ``--n-envs`` is 0."""
 
@@ -74,9 +83,11 @@ class Args:
     train on --env."""
     algo: Algo = "ppo"
     """RL algorithm: ppo, a2c, dqn (through DiscreteActionWrapper) or recurrent_ppo (sb3-contrib, LSTM policy)."""
-    knobs: StrTuple = KNOBS
+    knobs: StrTuple = ()
     """Knobs the agent moves, a subset of lr, weight_decay, aug_level, neuron_scale (its action space is
-    MultiDiscrete([3] * len(knobs))); the others always keep. The env and the baselines are unchanged."""
+    MultiDiscrete([3] * len(knobs))); the others always keep. The env and the baselines are unchanged. Empty: lr,
+    weight_decay, aug_level (agents that could scale neurons learned to blow flagged units up late in the episode:
+    docs/results/agent_tuning.md); all four with dqn or --backend rllib."""
     backend: Backend = "sb3"
     """Training library: sb3 (Stable-Baselines3, one machine) or rllib (Ray RLlib PPO, new API stack, env runners on
     a Ray cluster; needs the [ray] extra; see docs/ray.md)."""
@@ -91,9 +102,9 @@ class Args:
     obs_keys: StrTuple = ("training_stats",)
     """Observation keys, a subset of training_stats, neurons, diagnosis; empty: all three. The default's evidence:
     docs/results/agent_default.md (3 seeds, held-out), written by ``python -m traingym.agents.study``."""
-    total_timesteps: int = 10_000
-    """Environment steps to train for (one step = K optimizer steps of the target network; 500 episodes at T=20)."""
-    n_envs: int = 1
+    total_timesteps: int = 20_000
+    """Environment steps to train for (one step = K optimizer steps of the target network; 1,000 episodes at T=20)."""
+    n_envs: int = 0
     """Parallel training envs: sub-envs of the batched env, or SubprocVecEnv workers (when > 1); 0: 16 batched,
     else one per core (os.cpu_count())."""
     vec_env: VecEnvKind = "auto"
@@ -121,15 +132,16 @@ class Args:
     learning_rate: float | None = None
     """Agent learning rate; None: the algorithm's default (PPO 1e-3, A2C 7e-4, DQN 1e-4)."""
     n_steps: int | None = None
-    """Rollout steps per env per update (PPO, RecurrentPPO, A2C); None: the algorithm's default (64, 64, 5)."""
-    anneal_lr: bool = False
+    """Rollout steps per env per update (PPO, RecurrentPPO, A2C); None: the algorithm's default (PPO and
+    RecurrentPPO: max(16, 64 // n_envs), so 16 in the batched env's 16 sub-envs; A2C: 5)."""
+    anneal_lr: bool | None = None
     """Anneal the agent's learning rate linearly to 0 over --total-timesteps (CleanRL's anneal_lr; PPO,
-    RecurrentPPO, A2C; --backend sb3)."""
-    ent_coef: float = 0.0
+    RecurrentPPO, A2C; --backend sb3). None: on with --backend sb3 (not dqn), off with rllib."""
+    ent_coef: float = 0.01
     """Entropy bonus (PPO, RecurrentPPO, A2C)."""
     gamma: float = 1.0
     """Discount factor (1.0: the return is the episode's final minus current validation accuracy)."""
-    gae_lambda: float = 0.95
+    gae_lambda: float = 1.0
     """GAE lambda (PPO, RecurrentPPO)."""
     n_epochs: int = 10
     """Optimisation epochs per rollout (PPO, RecurrentPPO)."""
@@ -175,8 +187,9 @@ class Args:
         if self.env not in gym.registry or not self.env.startswith("TrainGym/"):
             ids = sorted(k for k in gym.registry if k.startswith("TrainGym/"))
             raise ValueError(f"--env must be one of {ids}, got {self.env!r}")
-        knob_indices(self.knobs)  # distinct knob names
-        if self.knobs != KNOBS and (self.algo == "dqn" or self.backend == "rllib"):
+        if self.knobs:
+            knob_indices(self.knobs)  # distinct knob names
+        if self.knobs not in ((), KNOBS) and (self.algo == "dqn" or self.backend == "rllib"):
             raise ValueError(f"--knobs (a subset of {list(KNOBS)}) needs --backend sb3 and an algorithm with "
                              f"MultiDiscrete actions (not dqn); got --algo {self.algo} --backend {self.backend}")
         unknown_envs = [e for e in self.train_envs if e not in gym.registry or not e.startswith("TrainGym/")]
@@ -265,6 +278,14 @@ class Args:
         ids = self.train_envs or (self.env,)
         return tuple(ids[i % len(ids)] for i in range(self.n_envs))
 
+    def resolved_knobs(self) -> tuple[str, ...]:
+        """The knobs the agent moves (:func:`default_knobs` when --knobs is empty)."""
+        return self.knobs or default_knobs(self.algo, self.backend)
+
+    def resolved_anneal_lr(self) -> bool:
+        """Whether the agent's learning rate anneals (None: with --backend sb3, except dqn)."""
+        return self.backend == "sb3" and self.algo != "dqn" if self.anneal_lr is None else self.anneal_lr
+
     def resolved_obs_keys(self) -> tuple[str, ...]:
         """The observation keys the env emits."""
         return self.obs_keys or OBS_KEYS
@@ -294,7 +315,7 @@ class Args:
 
         return algo_kwargs(self.algo, self.n_envs, self.total_timesteps, self.learning_rate, self.n_steps,
                            self.ent_coef, self.gamma, self.gae_lambda, self.n_epochs, self.batch_size,
-                           self.net_arch or None, self.anneal_lr)
+                           self.net_arch or None, self.resolved_anneal_lr())
 
     def to_json(self) -> dict[str, Any]:
         """The arguments as a JSON-able dict (what ``config.json`` stores; arguments only, never secrets)."""

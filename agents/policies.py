@@ -116,7 +116,16 @@ def load_agent(path: str | Path, which: str = "final", device: str = "cpu") -> A
     normalizer = load_normalizer(stats) if stats.exists() else None
     env_kwargs = config["env_kwargs"]  # the training env's resolved observation keys and advisor
     return AgentPolicy(model, normalizer, tuple(env_kwargs["obs_keys"]), uses_discrete_actions(args["algo"]),
-                       env_kwargs.get("advisor"), tuple(args.get("knobs", KNOBS)))
+                       env_kwargs.get("advisor"), run_knobs(args))
+
+
+def run_knobs(args: dict[str, Any]) -> tuple[str, ...]:
+    """The knobs a saved run's agent moves (runs saved before ``--knobs`` existed moved all four)."""
+    from traingym.agents.args import default_knobs
+
+    if "knobs" not in args:
+        return KNOBS
+    return tuple(args["knobs"]) or default_knobs(args["algo"], args.get("backend", "sb3"))
 
 
 def resolve_policy(spec: PolicySpec, env_id: str, horizon: int, which: str = "final") -> Any:

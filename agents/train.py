@@ -102,8 +102,8 @@ def build_training_env(args: Args) -> tuple[VecEnv, VecNormalize | None]:
         venv = SubprocVecEnv(factories) if args.n_envs > 1 else DummyVecEnv(factories)
         if args.train_envs:
             check_same_spaces(venv, args.training_env_ids())
-    if args.knobs != KNOBS:
-        venv = KnobSubsetVecEnv(venv, args.knobs)
+    if args.resolved_knobs() != KNOBS:
+        venv = KnobSubsetVecEnv(venv, args.resolved_knobs())
     if not args.normalize:
         return venv, None
     normalizer = VecNormalize(venv, norm_obs=True, norm_reward=True, clip_obs=10.0, gamma=args.gamma)
@@ -161,7 +161,7 @@ def make_callbacks(args: Args, run_dir: Path, normalizer: VecNormalize | None) -
         callbacks.append(HeldOutEvalCallback(
             periodic_eval_settings(args), run_dir, args.eval_freq, args.resolved_obs_keys(),
             uses_discrete_actions(args.algo), normalizer, args.resolved_advisor(), args.seed, args.verbose,
-            args.knobs))
+            args.resolved_knobs()))
     if args.checkpoint_freq > 0:
         callbacks.append(AtomicCheckpointCallback(run_dir / CHECKPOINT_DIR, args.checkpoint_freq, normalizer,
                                                   verbose=args.verbose))
