@@ -325,7 +325,9 @@ class Args:
     def from_json(cls, data: dict[str, Any]) -> Args:
         """Inverse of :meth:`to_json` (unknown keys are ignored, so older configs still load)."""
         names = {f.name for f in fields(cls)}
-        data = {"vec_env": "subproc", **data}  # runs saved before the batched env trained in subprocesses
+        # Runs saved before a field existed: the batched env trained in subprocesses, agents moved every knob
+        # with a constant learning rate.
+        data = {"vec_env": "subproc", "knobs": list(KNOBS), "anneal_lr": False, **data}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names})
 
 
