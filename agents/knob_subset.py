@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 from traingym.protocol.moves import expand_actions, knob_indices
 
 
@@ -29,5 +29,5 @@ class KnobSubsetVecEnv(VecEnvWrapper):
     def step_wait(self) -> VecEnvStepReturn:
         return self.venv.step_wait()
 
-    def reset(self):  # noqa: ANN201  (VecEnvObs)
+    def reset(self) -> VecEnvObs:
         return self.venv.reset()
