@@ -28,6 +28,15 @@ def default_knobs(algo: str, backend: str) -> tuple[str, ...]:
     return KNOBS if algo == "dqn" or backend == "rllib" else DEFAULT_KNOBS
 
 
+def saved_run_knobs(saved_args: dict[str, Any]) -> tuple[str, ...]:
+    """The knobs the agent of a saved run (its ``config.json`` ``args``) moves."""
+    saved = {**SAVED_BEFORE_FIELD, **saved_args}
+    return tuple(saved["knobs"]) or default_knobs(saved["algo"], saved.get("backend", "sb3"))
+
+
+SAVED_BEFORE_FIELD: dict[str, Any] = {"vec_env": "subproc", "knobs": list(KNOBS), "anneal_lr": False}
+"""What runs saved before a field existed did: the batched env trained in subprocesses, agents moved every knob
+with a constant learning rate."""
 BATCHED_N_ENVS = 16
 """Sub-envs of the batched training env when ``--n-envs`` is 0."""
 
@@ -325,9 +334,7 @@ class Args:
     def from_json(cls, data: dict[str, Any]) -> Args:
         """Inverse of :meth:`to_json` (unknown keys are ignored, so older configs still load)."""
         names = {f.name for f in fields(cls)}
-        # Runs saved before a field existed: the batched env trained in subprocesses, agents moved every knob
-        # with a constant learning rate.
-        data = {"vec_env": "subproc", "knobs": list(KNOBS), "anneal_lr": False, **data}
+        data = {**SAVED_BEFORE_FIELD, **data}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names})
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 from traingym.agents.algos import algo_class, uses_discrete_actions
+from traingym.agents.args import saved_run_knobs
 from traingym.agents.baselines import BASELINES, make_baseline
 from traingym.agents.checkpoints import load_normalizer, normalizer_path
 from traingym.agents.pretrained import resolve_agent_path
@@ -34,8 +35,10 @@ class AgentPolicy:
     def __init__(self, model: BaseAlgorithm, normalizer: VecNormalize | None, obs_keys: tuple[str, ...],
                  discrete_actions: bool, advisor: str | None = None, knobs: Sequence[str] = KNOBS) -> None:
         self.model = model
-        self.knob_indices = knob_indices(knobs)
-        """The knobs the agent moves (``train_agent.py --knobs``); its actions are expanded to all knobs."""
+        indices = knob_indices(knobs)
+        self.knob_indices = None if indices == tuple(range(len(KNOBS))) else indices
+        """The knobs the agent moves when a subset (``train_agent.py --knobs``; its actions are expanded to all
+        knobs), else None."""
         self.normalizer = normalizer
         self.discrete_actions = discrete_actions
         self.env_overrides: dict[str, Any] = {"obs_keys": tuple(obs_keys)}
@@ -51,7 +54,7 @@ class AgentPolicy:
         action, state = self.model.predict(batch, state=state, episode_start=starts,  # type: ignore[arg-type]
                                            deterministic=deterministic)
         action = np.asarray(action)[0]
-        if self.knob_indices != tuple(range(len(KNOBS))):
+        if self.knob_indices is not None:
             action = expand_actions(action, self.knob_indices)
         return action, state
 
@@ -116,16 +119,8 @@ def load_agent(path: str | Path, which: str = "final", device: str = "cpu") -> A
     normalizer = load_normalizer(stats) if stats.exists() else None
     env_kwargs = config["env_kwargs"]  # the training env's resolved observation keys and advisor
     return AgentPolicy(model, normalizer, tuple(env_kwargs["obs_keys"]), uses_discrete_actions(args["algo"]),
-                       env_kwargs.get("advisor"), run_knobs(args))
+                       env_kwargs.get("advisor"), saved_run_knobs(args))
 
-
-def run_knobs(args: dict[str, Any]) -> tuple[str, ...]:
-    """The knobs a saved run's agent moves (runs saved before ``--knobs`` existed moved all four)."""
-    from traingym.agents.args import default_knobs
-
-    if "knobs" not in args:
-        return KNOBS
-    return tuple(args["knobs"]) or default_knobs(args["algo"], args.get("backend", "sb3"))
 
 
 def resolve_policy(spec: PolicySpec, env_id: str, horizon: int, which: str = "final") -> Any:

@@ -97,13 +97,15 @@ def build_training_env(args: Args) -> tuple[VecEnv, VecNormalize | None]:
     if args.vec_env == "batched":
         venv = VecMonitor(make_batched_vec_env(args.env, args.n_envs, horizon=args.horizon, **kwargs))
     else:
+        env_ids = args.training_env_ids()
         factories = [env_factory(env_id, args.horizon, kwargs, discrete=uses_discrete_actions(args.algo), monitor=True)
-                     for env_id in args.training_env_ids()]
+                     for env_id in env_ids]
         venv = SubprocVecEnv(factories) if args.n_envs > 1 else DummyVecEnv(factories)
         if args.train_envs:
-            check_same_spaces(venv, args.training_env_ids())
-    if args.resolved_knobs() != KNOBS:
-        venv = KnobSubsetVecEnv(venv, args.resolved_knobs())
+            check_same_spaces(venv, env_ids)
+    knobs = args.resolved_knobs()
+    if knobs != KNOBS:
+        venv = KnobSubsetVecEnv(venv, knobs)
     if not args.normalize:
         return venv, None
     normalizer = VecNormalize(venv, norm_obs=True, norm_reward=True, clip_obs=10.0, gamma=args.gamma)
