@@ -111,8 +111,8 @@ class Args:
     obs_keys: StrTuple = ("training_stats",)
     """Observation keys, a subset of training_stats, neurons, diagnosis; empty: all three. The default's evidence:
     docs/results/agent_default.md (3 seeds, held-out), written by ``python -m traingym.agents.study``."""
-    total_timesteps: int = 20_000
-    """Environment steps to train for (one step = K optimizer steps of the target network; 1,000 episodes at T=20)."""
+    total_timesteps: int = 10_000
+    """Environment steps to train for (one step = K optimizer steps of the target network; 500 episodes at T=20)."""
     n_envs: int = 0
     """Parallel training envs: sub-envs of the batched env, or SubprocVecEnv workers (when > 1); 0: 16 batched,
     else one per core (os.cpu_count())."""
@@ -120,6 +120,9 @@ class Args:
     """How the training envs run: batched (all sub-envs' target networks train as one batched computation in
     this process; MLP families), subproc (one process per env; one env runs in this process), or auto (batched
     for more than one env where the env supports it and the algorithm takes its action space, else subproc)."""
+    env_workers: int = 0
+    """Processes the batched env's sub-envs are split between, each training its share as one batched computation
+    (the trained agent does not depend on it); 0: one per 8 sub-envs, at most one per core."""
     seed: int = 0
     """Seed of the agent, the training envs and the random baseline."""
     device: str = "cpu"
@@ -215,7 +218,8 @@ class Args:
         unknown = [b for b in self.baselines if b not in BASELINES]
         if unknown:
             raise ValueError(f"--baselines must be names from {sorted(BASELINES)}, got {unknown}")
-        for name, low, high in (("total_timesteps", 1, 10**9), ("n_envs", 0, 1024), ("horizon", 1, 10_000),
+        for name, low, high in (("total_timesteps", 1, 10**9), ("n_envs", 0, 1024), ("env_workers", 0, 1024),
+                                ("horizon", 1, 10_000),
                                 ("steps_per_action", 1, 10_000), ("eval_freq", 0, 10**9),
                                 ("eval_freq_episodes", 1, TEST_SET_SIZE),
                                 ("eval_episodes", 1, TEST_SET_SIZE), ("eval_workers", 0, 64),
@@ -258,6 +262,15 @@ class Args:
             object.__setattr__(self, "vec_env", "batched" if batched else "subproc")
         if self.n_envs == 0:
             object.__setattr__(self, "n_envs", BATCHED_N_ENVS if self.vec_env == "batched" else os.cpu_count() or 1)
+        if self.env_workers == 0:
+            workers = min(os.cpu_count() or 1, self.n_envs // 8) if self.vec_env == "batched" else 1
+            object.__setattr__(self, "env_workers", max(1, workers))
+        if self.env_workers != 1 and self.vec_env != "batched":
+            raise ValueError(f"--env-workers {self.env_workers} splits the batched env; it needs --vec-env batched "
+                             f"(got {self.vec_env})")
+        if self.env_workers > self.n_envs:
+            raise ValueError(f"--env-workers must be in [0, --n-envs={self.n_envs}] (0: automatic), got "
+                             f"{self.env_workers}")
         if self.n_envs < len(self.train_envs):  # at least one worker per training env id
             object.__setattr__(self, "n_envs", len(self.train_envs))
         if self.eval_workers == 0:

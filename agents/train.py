@@ -95,7 +95,8 @@ def build_training_env(args: Args) -> tuple[VecEnv, VecNormalize | None]:
     kwargs = {**args.env_kwargs(), "instance_set": "train"}
     venv: VecEnv
     if args.vec_env == "batched":
-        venv = VecMonitor(make_batched_vec_env(args.env, args.n_envs, horizon=args.horizon, **kwargs))
+        venv = VecMonitor(make_batched_vec_env(args.env, args.n_envs, workers=args.env_workers, horizon=args.horizon,
+                                               **kwargs))
     else:
         env_ids = args.training_env_ids()
         factories = [env_factory(env_id, args.horizon, kwargs, discrete=uses_discrete_actions(args.algo), monitor=True)

@@ -72,15 +72,27 @@ class BatchedSB3VecEnv(VecEnv):
         return [None] * self.num_envs
 
 
-def make_batched_vec_env(env_id: str, num_envs: int, seed: int | None = None, **env_kwargs: Any
-                         ) -> BatchedSB3VecEnv:
+def make_batched_vec_env(env_id: str, num_envs: int, seed: int | None = None, workers: int = 1, **env_kwargs: Any
+                         ) -> VecEnv:
     """An SB3 ``VecEnv`` of ``num_envs`` copies of ``env_id`` trained as one batched computation.
 
     ``env_kwargs`` are :class:`~traingym.envs.config.TrainingEnvConfig` fields (over the id's registered ones);
     ``seed`` seeds sub-env ``i`` with ``seed + i`` at the first ``reset()``, as SB3's ``make_vec_env``.
+    ``workers`` > 1 splits the sub-envs between that many processes, each training its share as one batched
+    computation (:class:`~traingym.envs.batched_shards.BatchedShardsVecEnv`).
     """
     if env_id not in BATCHED_ENV_IDS:
         raise ValueError(f"env_id must be one of {BATCHED_ENV_IDS} for batched training, got {env_id!r}")
+    if not isinstance(workers, int) or not 1 <= workers <= num_envs:
+        raise ValueError(f"workers must be an int in [1, num_envs={num_envs}], got {workers!r}")
+    vec: VecEnv
+    if workers > 1:
+        from traingym.envs.batched_shards import BatchedShardsVecEnv
+
+        vec = BatchedShardsVecEnv(env_id, num_envs, workers, **env_kwargs)
+        if seed is not None:
+            vec.seed(seed)
+        return vec
     kwargs = {"task": ENV_TASKS[env_id], **ENV_KWARGS.get(env_id, {}), **env_kwargs}
     vec = BatchedSB3VecEnv(BatchedTrainingEnv(num_envs, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs))
     if seed is not None:  # SB3's seed(None) would draw from numpy's global RNG

@@ -256,7 +256,9 @@ class StackedMLP:
         with torch.no_grad():
             sq = sum(active[:, j] * (self.weights[j].square().sum((1, 2)) + self.biases[j].square().sum(1))
                      for j in range(depth + 1))
-            return torch.stack([torch.stack(losses).sum(0) / k, torch.stack(correct).sum(0).float() / (k * b),
+            # Each instance's K losses summed as one contiguous row: the same reduction whatever the number of
+            # instances in the stack, so how sub-envs are grouped or split between processes changes nothing.
+            return torch.stack([torch.stack(losses, 1).sum(1) / k, torch.stack(correct).sum(0).float() / (k * b),
                                 sq.sqrt()])
 
     # The updates use torch's ``_foreach`` ops (one call per op for all parameters instead of one per parameter):

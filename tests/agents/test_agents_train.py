@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -160,3 +161,21 @@ def test_knobs_bad_values_are_refused() -> None:
         Args(knobs=("lr", "momentum"))
     with pytest.raises(ValueError, match="--knobs"):
         Args(knobs=("lr",), algo="dqn")
+
+
+def test_env_workers_split_the_batched_env_and_the_agent_does_not_depend_on_them(tmp_path: Path) -> None:
+    import torch
+
+    args = {**TINY, "n_envs": 4, "vec_env": "batched", "total_timesteps": 16, "n_steps": 4}
+    one = train(Args(run_dir=str(tmp_path / "one"), env_workers=1, **args))
+    two = train(Args(run_dir=str(tmp_path / "two"), env_workers=2, **args))
+    assert json.loads((two.run_dir / "config.json").read_text())["args"]["env_workers"] == 2
+    weights = [load_agent(r.run_dir).model.policy.state_dict() for r in (one, two)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert Args(n_envs=16, vec_env="batched").env_workers == min(os.cpu_count() or 1, 2)
+    assert Args(n_envs=4, vec_env="subproc").env_workers == 1
+    with pytest.raises(ValueError, match="--env-workers 2 splits the batched env"):
+        Args(n_envs=4, vec_env="subproc", env_workers=2)
+    with pytest.raises(ValueError, match=r"--env-workers must be in \[0, --n-envs=4\]"):
+        Args(n_envs=4, vec_env="batched", env_workers=5)

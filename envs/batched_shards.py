@@ -1,0 +1,172 @@
+"""The batched env split across worker processes: each worker trains its share of the sub-envs as one batched
+computation, so a batched run uses every core instead of one.
+
+SB3's ``SubprocVecEnv`` runs one ``gym.Env`` per worker; here each worker holds a whole
+:class:`~traingym.envs.batched_sb3.BatchedSB3VecEnv` (a shard), and this class concatenates the shards' results
+in sub-env order. Sub-env ``i`` is the same episode as in the one-process batched env (same seed ``seed + i``,
+same per-env generators); only the composition of the stacks differs, which can change float rounding.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
+
+
+def shard_sizes(num_envs: int, workers: int) -> list[int]:
+    """Sub-envs per worker: as even as possible, earlier workers take the remainder (no empty shard)."""
+    workers = min(workers, num_envs)
+    return [num_envs // workers + (1 if w < num_envs % workers else 0) for w in range(workers)]
+
+
+def _worker(remote: Connection, parent: Connection, env_id: str, num_envs: int, env_kwargs: dict[str, Any]) -> None:
+    import torch
+    from traingym.envs.batched_sb3 import make_batched_vec_env
+
+    parent.close()
+    torch.set_num_threads(1)  # one core per shard (tiny ops: more threads only contend)
+    vec = make_batched_vec_env(env_id, num_envs, **env_kwargs)
+    try:
+        while True:
+            command, data = remote.recv()
+            if command == "step":
+                vec.step_async(data)
+                remote.send(vec.step_wait())
+            elif command == "reset":
+                seeds, options = data
+                vec._seeds, vec._options = list(seeds), list(options)
+                obs = vec.reset()
+                remote.send((obs, vec.reset_infos))
+            elif command == "get_attr":
+                remote.send(vec.get_attr(*data))
+            elif command == "set_attr":
+                remote.send(vec.set_attr(*data))
+            elif command == "env_method":
+                name, args, kwargs, indices = data
+                remote.send(vec.env_method(name, *args, indices=indices, **kwargs))
+            elif command == "spaces":
+                remote.send((vec.observation_space, vec.action_space))
+            elif command == "close":
+                break
+            else:
+                raise NotImplementedError(f"unknown command {command!r}")
+    except (KeyboardInterrupt, EOFError):
+        pass
+    finally:
+        vec.close()
+        remote.close()
+
+
+class BatchedShardsVecEnv(VecEnv):
+    """An SB3 ``VecEnv`` of ``num_envs`` batched sub-envs of ``env_id`` in ``workers`` processes.
+
+    Same protocol as :class:`~traingym.envs.batched_sb3.BatchedSB3VecEnv` (same-step autoreset,
+    ``terminal_observation``, per-env seeds and options applied at the next ``reset()``); ``env_kwargs`` are
+    ``TrainingEnvConfig`` fields. Workers start with ``forkserver`` (``spawn`` where it is missing), as SB3.
+    """
+
+    def __init__(self, env_id: str, num_envs: int, workers: int, start_method: str | None = None,
+                 **env_kwargs: Any) -> None:
+        if not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+        self.closed, self.waiting = False, False
+        sizes = shard_sizes(num_envs, workers)
+        self.offsets = np.cumsum([0, *sizes])
+        """Shard ``w`` holds sub-envs ``offsets[w]`` to ``offsets[w + 1] - 1``."""
+        if start_method is None:
+            start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+        ctx = mp.get_context(start_method)
+        self.remotes: list[Connection] = []
+        self.processes = []
+        for size in sizes:
+            remote, work_remote = ctx.Pipe()
+            process = ctx.Process(target=_worker, args=(work_remote, remote, env_id, size, env_kwargs), daemon=True)
+            process.start()
+            work_remote.close()
+            self.remotes.append(remote)
+            self.processes.append(process)
+        self.remotes[0].send(("spaces", None))
+        observation_space, action_space = self.remotes[0].recv()
+        super().__init__(num_envs, observation_space, action_space)
+
+    def _shards(self) -> list[tuple[Connection, int, int]]:
+        return [(remote, int(self.offsets[w]), int(self.offsets[w + 1])) for w, remote in enumerate(self.remotes)]
+
+    def reset(self) -> VecEnvObs:
+        for remote, start, stop in self._shards():
+            remote.send(("reset", (self._seeds[start:stop], self._options[start:stop])))
+        results = [remote.recv() for remote in self.remotes]
+        self.reset_infos = [info for _, infos in results for info in infos]
+        self._reset_seeds()
+        self._reset_options()
+        return _concat_obs([obs for obs, _ in results])
+
+    def step_async(self, actions: np.ndarray) -> None:
+        actions = np.asarray(actions).reshape(self.num_envs, -1)
+        for remote, start, stop in self._shards():
+            remote.send(("step", actions[start:stop]))
+        self.waiting = True
+
+    def step_wait(self) -> VecEnvStepReturn:
+        results = [remote.recv() for remote in self.remotes]
+        self.waiting = False
+        obs, rewards, dones, infos = zip(*results)
+        return (_concat_obs(list(obs)), np.concatenate(rewards), np.concatenate(dones),
+                [info for shard in infos for info in shard])
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        if self.waiting:
+            for remote in self.remotes:
+                remote.recv()
+        for remote in self.remotes:
+            remote.send(("close", None))
+        for process in self.processes:
+            process.join()
+        for remote in self.remotes:
+            remote.close()
+        self.closed = True
+
+    def _by_shard(self, indices: VecEnvIndices) -> list[tuple[Connection, list[int]]]:
+        """The requested sub-envs grouped by shard, as shard-local indices, in shard order."""
+        wanted = self._get_indices(indices)
+        return [(remote, [i - start for i in wanted if start <= i < stop]) for remote, start, stop in self._shards()
+                if any(start <= i < stop for i in wanted)]
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        shards = self._by_shard(indices)
+        for remote, local in shards:
+            remote.send(("get_attr", (attr_name, local)))
+        return [value for remote, _ in shards for value in remote.recv()]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        shards = self._by_shard(indices)
+        for remote, local in shards:
+            remote.send(("set_attr", (attr_name, value, local)))
+        for remote, _ in shards:
+            remote.recv()
+
+    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
+                   **method_kwargs: Any) -> list[Any]:
+        shards = self._by_shard(indices)
+        for remote, local in shards:
+            remote.send(("env_method", (method_name, method_args, method_kwargs, local)))
+        return [value for remote, _ in shards for value in remote.recv()]
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]  # sub-envs are bare TrainingEnvs
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        return [None] * self.num_envs
+
+
+def _concat_obs(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
