@@ -107,7 +107,8 @@ TARGETS: tuple[tuple[str, str, float], ...] = (
     ("encoder_cache_hit_rate", ">=", 0.95),
 )
 """Targets (default config: heuristic advisor, MiniLM encoder; relevance on for reviews_bert). ``batched_env``:
-the batched DigitsMLP env with 16 sub-envs in one process over a 2-worker SubprocVecEnv, default observation."""
+the batched DigitsMLP env with 16 sub-envs in 2 worker processes (8 each) over a 2-worker SubprocVecEnv (both on
+the same two cores), default observation."""
 
 
 def _target_value(figures: dict[str, Any], name: str) -> float | None:
