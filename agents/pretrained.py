@@ -53,6 +53,7 @@ def export_pretrained(run_dir: Path, name: str, card: str = "") -> Path:
     model = run_dir / "model.zip"
     if not model.exists():
         raise FileNotFoundError(f"{model} does not exist: export a finished run")
+    made = provenance(run_dir)  # before copying: the copies would make the checkout look dirty
     out = PRETRAINED_DIR / name
     out.mkdir(parents=True, exist_ok=True)
     for path in (run_dir / "config.json", model, normalizer_path(model)):
@@ -60,7 +61,7 @@ def export_pretrained(run_dir: Path, name: str, card: str = "") -> Path:
             shutil.copy2(path, out / path.name)
     if not card and (run_dir / "eval.csv").exists():
         card = f"Held-out evaluation of the run (`eval.csv`):\n\n```\n{(run_dir / 'eval.csv').read_text()}```"
-    (out / "card.md").write_text(f"# pretrained:{name}\n\n{provenance(run_dir)}\n\n{card}\n")
+    (out / "card.md").write_text(f"# pretrained:{name}\n\n{made}\n\n{card}\n")
     return out
 
 
