@@ -10,6 +10,7 @@ same per-env generators); only the composition of the stacks differs, which can 
 from __future__ import annotations
 
 import multiprocessing as mp
+import traceback
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
@@ -32,36 +33,54 @@ def _worker(remote: Connection, parent: Connection, env_id: str, num_envs: int, 
 
     parent.close()
     torch.set_num_threads(1)  # one core per shard (tiny ops: more threads only contend)
-    vec = make_batched_vec_env(env_id, num_envs, **env_kwargs)
+    try:
+        vec = make_batched_vec_env(env_id, num_envs, **env_kwargs)
+    except Exception:  # noqa: BLE001  (e.g. a bad config field: the parent's first receive raises it)
+        remote.send(("error", traceback.format_exc()))
+        remote.close()
+        return
     try:
         while True:
             command, data = remote.recv()
-            if command == "step":
-                vec.step_async(data)
-                remote.send(vec.step_wait())
-            elif command == "reset":
-                seeds, options = data
-                vec._seeds, vec._options = list(seeds), list(options)
-                obs = vec.reset()
-                remote.send((obs, vec.reset_infos))
-            elif command == "get_attr":
-                remote.send(vec.get_attr(*data))
-            elif command == "set_attr":
-                remote.send(vec.set_attr(*data))
-            elif command == "env_method":
-                name, args, kwargs, indices = data
-                remote.send(vec.env_method(name, *args, indices=indices, **kwargs))
-            elif command == "spaces":
-                remote.send((vec.observation_space, vec.action_space))
-            elif command == "close":
+            if command == "close":
                 break
-            else:
-                raise NotImplementedError(f"unknown command {command!r}")
+            try:
+                remote.send(("ok", _serve(vec, command, data)))
+            except Exception:  # noqa: BLE001  (any failure goes back to the parent, which raises it)
+                remote.send(("error", traceback.format_exc()))
     except (KeyboardInterrupt, EOFError):
         pass
     finally:
         vec.close()
         remote.close()
+
+
+def _serve(vec: Any, command: str, data: Any) -> Any:
+    """One command of the parent on this worker's shard."""
+    if command == "step":
+        vec.step_async(data)
+        return vec.step_wait()
+    if command == "reset":
+        seeds, options = data
+        vec._seeds, vec._options = list(seeds), list(options)  # SB3 applies both at the next reset
+        return vec.reset(), vec.reset_infos
+    if command == "get_attr":
+        return vec.get_attr(*data)
+    if command == "set_attr":
+        return vec.set_attr(*data)
+    if command == "env_method":
+        name, args, kwargs, indices = data
+        return vec.env_method(name, *args, indices=indices, **kwargs)
+    if command == "spaces":
+        return vec.observation_space, vec.action_space
+    raise NotImplementedError(f"unknown command {command!r}")
+
+
+def _receive(remote: Connection) -> Any:
+    status, payload = remote.recv()
+    if status == "error":
+        raise RuntimeError(f"a batched env worker failed:\n{payload}")
+    return payload
 
 
 class BatchedShardsVecEnv(VecEnv):
@@ -93,7 +112,7 @@ class BatchedShardsVecEnv(VecEnv):
             self.remotes.append(remote)
             self.processes.append(process)
         self.remotes[0].send(("spaces", None))
-        observation_space, action_space = self.remotes[0].recv()
+        observation_space, action_space = _receive(self.remotes[0])
         super().__init__(num_envs, observation_space, action_space)
 
     def _shards(self) -> list[tuple[Connection, int, int]]:
@@ -102,7 +121,7 @@ class BatchedShardsVecEnv(VecEnv):
     def reset(self) -> VecEnvObs:
         for remote, start, stop in self._shards():
             remote.send(("reset", (self._seeds[start:stop], self._options[start:stop])))
-        results = [remote.recv() for remote in self.remotes]
+        results = [_receive(remote) for remote in self.remotes]
         self.reset_infos = [info for _, infos in results for info in infos]
         self._reset_seeds()
         self._reset_options()
@@ -115,8 +134,8 @@ class BatchedShardsVecEnv(VecEnv):
         self.waiting = True
 
     def step_wait(self) -> VecEnvStepReturn:
-        results = [remote.recv() for remote in self.remotes]
         self.waiting = False
+        results = [_receive(remote) for remote in self.remotes]
         obs, rewards, dones, infos = zip(*results)
         return (_concat_obs(list(obs)), np.concatenate(rewards), np.concatenate(dones),
                 [info for shard in infos for info in shard])
@@ -145,21 +164,21 @@ class BatchedShardsVecEnv(VecEnv):
         shards = self._by_shard(indices)
         for remote, local in shards:
             remote.send(("get_attr", (attr_name, local)))
-        return [value for remote, _ in shards for value in remote.recv()]
+        return [value for remote, _ in shards for value in _receive(remote)]
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         shards = self._by_shard(indices)
         for remote, local in shards:
             remote.send(("set_attr", (attr_name, value, local)))
         for remote, _ in shards:
-            remote.recv()
+            _receive(remote)
 
     def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
                    **method_kwargs: Any) -> list[Any]:
         shards = self._by_shard(indices)
         for remote, local in shards:
             remote.send(("env_method", (method_name, method_args, method_kwargs, local)))
-        return [value for remote, _ in shards for value in remote.recv()]
+        return [value for remote, _ in shards for value in _receive(remote)]
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
         return [False for _ in self._get_indices(indices)]  # sub-envs are bare TrainingEnvs

@@ -74,3 +74,16 @@ def test_workers_out_of_range_are_refused() -> None:
         make_batched_vec_env("TrainGym/DigitsMLP-v0", 2, workers=3)
     with pytest.raises(ValueError, match="workers"):
         make_batched_vec_env("TrainGym/DigitsMLP-v0", 2, workers=0)
+
+
+def test_a_failing_worker_raises_its_error_in_the_parent() -> None:
+    vec = make_batched_vec_env("TrainGym/DigitsMLP-v0", 2, seed=0, workers=2, **KWARGS)
+    try:
+        vec.reset()
+        with pytest.raises(RuntimeError, match="AttributeError"):
+            vec.env_method("no_such_method", indices=[1])
+        vec.step(np.ones((2, 4), dtype=np.int64))  # the worker survives its command's failure
+    finally:
+        vec.close()
+    with pytest.raises(RuntimeError, match="val_size"):
+        make_batched_vec_env("TrainGym/DigitsMLP-v0", 2, workers=2, val_size=-5)
