@@ -48,7 +48,9 @@ def algo_kwargs(algo: str, n_envs: int, total_timesteps: int, learning_rate: flo
     if net_arch is not None and algo != "dqn":
         kwargs["policy_kwargs"] = {"net_arch": list(net_arch)}
     if algo in ("ppo", "recurrent_ppo"):
-        steps = n_steps or max(16, 64 // n_envs)  # a rollout of >= 64 env steps, >= 16 per env
+        # A rollout of >= 64 env steps in multiples of 16 per env (64, 32, 32, 16, ... for 1, 2, 3, 4+ envs), so
+        # the minibatch below is never smaller than 16 (3 envs x 21 steps had only 1 as a divisor).
+        steps = n_steps or 16 * -(-64 // (16 * n_envs))
         rollout = steps * n_envs
         batch = batch_size or next(b for b in (64, 32, 16, 8, 4, 2, 1) if rollout % b == 0 and b <= rollout)
         kwargs.update(n_steps=steps, batch_size=batch, n_epochs=n_epochs, gae_lambda=gae_lambda, ent_coef=ent_coef,

@@ -145,7 +145,7 @@ class Args:
     """Agent learning rate; None: the algorithm's default (PPO 1e-3, A2C 7e-4, DQN 1e-4)."""
     n_steps: int | None = None
     """Rollout steps per env per update (PPO, RecurrentPPO, A2C); None: the algorithm's default (PPO and
-    RecurrentPPO: max(16, 64 // n_envs), so 16 in the batched env's 16 sub-envs; A2C: 5)."""
+    RecurrentPPO: 16 * ceil(4 / n_envs), so 16 in the batched env's 16 sub-envs, 32 for 2 or 3 envs; A2C: 5)."""
     anneal_lr: bool | None = None
     """Anneal the agent's learning rate linearly to 0 over --total-timesteps (CleanRL's anneal_lr; PPO,
     RecurrentPPO, A2C; --backend sb3). None: on with --backend sb3 (not dqn), off with rllib."""

@@ -179,3 +179,10 @@ def test_env_workers_split_the_batched_env_and_the_agent_does_not_depend_on_them
         Args(n_envs=4, vec_env="subproc", env_workers=2)
     with pytest.raises(ValueError, match=r"--env-workers must be in \[0, --n-envs=4\]"):
         Args(n_envs=4, vec_env="batched", env_workers=5)
+
+
+@pytest.mark.parametrize("n_envs", range(1, 17))
+def test_ppo_default_rollout_gives_minibatches_of_at_least_16(n_envs: int) -> None:
+    kwargs = Args(n_envs=n_envs, vec_env="subproc").algo_kwargs()
+    assert kwargs["n_steps"] * n_envs >= 64 and kwargs["n_steps"] >= 16
+    assert kwargs["batch_size"] >= 16 and kwargs["n_steps"] * n_envs % kwargs["batch_size"] == 0
