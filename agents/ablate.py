@@ -59,14 +59,14 @@ class AblateArgs:
     """Advisors for the subsets with the diagnosis key ('none' is the only value used for subsets without it)."""
     seeds: IntTuple = (0, 1, 2)
     """Training seeds per cell."""
-    total_timesteps: int = 20_000
-    """Env steps per training run."""
+    total_timesteps: int = Args.total_timesteps
+    """Env steps per training run (the main job's budget)."""
     horizon: int = TrainingEnvConfig.horizon
     """Env steps per episode (T)."""
     steps_per_action: int = TrainingEnvConfig.steps_per_action
     """Optimizer steps per env step (K)."""
     n_envs: int = 0
-    """Training envs per run; 0: one per core."""
+    """Training envs per run; 0: the main job's (16 batched sub-envs for MLP families, else one per core)."""
     n_steps: int | None = None
     """PPO rollout steps per env; None: the algorithm's default."""
     eval_episodes: int = 64
