@@ -3,12 +3,13 @@ computation, so a batched run uses every core instead of one.
 
 SB3's ``SubprocVecEnv`` runs one ``gym.Env`` per worker; here each worker holds a whole
 :class:`~traingym.envs.batched_sb3.BatchedSB3VecEnv` (a shard), and this class concatenates the shards' results
-in sub-env order. Sub-env ``i`` is the same episode as in the one-process batched env (same seed ``seed + i``,
-same per-env generators); only the composition of the stacks differs, which can change float rounding.
+in sub-env order. Sub-env ``i`` is the same episode as in the one-process batched env, bit for bit: same seed
+``seed + i``, same per-env generators, and no instance's arithmetic depends on which others share its stack.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import traceback
 from collections.abc import Sequence
@@ -35,9 +36,13 @@ def _worker(remote: Connection, parent: Connection, env_id: str, num_envs: int, 
     torch.set_num_threads(1)  # one core per shard (tiny ops: more threads only contend)
     try:
         vec = make_batched_vec_env(env_id, num_envs, **env_kwargs)
-    except Exception:  # noqa: BLE001  (e.g. a bad config field: the parent's first receive raises it)
-        remote.send(("error", traceback.format_exc()))
-        remote.close()
+    except Exception:  # noqa: BLE001  (e.g. a bad config field: the answer to the parent's first command)
+        error = traceback.format_exc()
+        try:
+            remote.recv()
+            remote.send(("error", error))
+        finally:
+            remote.close()
         return
     try:
         while True:
@@ -76,11 +81,14 @@ def _serve(vec: Any, command: str, data: Any) -> Any:
     raise NotImplementedError(f"unknown command {command!r}")
 
 
-def _receive(remote: Connection) -> Any:
-    status, payload = remote.recv()
-    if status == "error":
-        raise RuntimeError(f"a batched env worker failed:\n{payload}")
-    return payload
+def _receive(remotes: Sequence[Connection]) -> list[Any]:
+    """Every worker's answer, in order; the first failure is raised once all have answered (so no answer is left
+    in a pipe to be read as the answer to a later command)."""
+    answers = [remote.recv() for remote in remotes]
+    for status, payload in answers:
+        if status == "error":
+            raise RuntimeError(f"a batched env worker failed:\n{payload}")
+    return [payload for _, payload in answers]
 
 
 class BatchedShardsVecEnv(VecEnv):
@@ -111,8 +119,13 @@ class BatchedShardsVecEnv(VecEnv):
             work_remote.close()
             self.remotes.append(remote)
             self.processes.append(process)
-        self.remotes[0].send(("spaces", None))
-        observation_space, action_space = _receive(self.remotes[0])
+        for remote in self.remotes:
+            remote.send(("spaces", None))
+        try:
+            (observation_space, action_space), *_ = _receive(self.remotes)
+        except RuntimeError:
+            self.close()
+            raise
         super().__init__(num_envs, observation_space, action_space)
 
     def _shards(self) -> list[tuple[Connection, int, int]]:
@@ -121,7 +134,7 @@ class BatchedShardsVecEnv(VecEnv):
     def reset(self) -> VecEnvObs:
         for remote, start, stop in self._shards():
             remote.send(("reset", (self._seeds[start:stop], self._options[start:stop])))
-        results = [_receive(remote) for remote in self.remotes]
+        results = _receive(self.remotes)
         self.reset_infos = [info for _, infos in results for info in infos]
         self._reset_seeds()
         self._reset_options()
@@ -135,7 +148,7 @@ class BatchedShardsVecEnv(VecEnv):
 
     def step_wait(self) -> VecEnvStepReturn:
         self.waiting = False
-        results = [_receive(remote) for remote in self.remotes]
+        results = _receive(self.remotes)
         obs, rewards, dones, infos = zip(*results)
         return (_concat_obs(list(obs)), np.concatenate(rewards), np.concatenate(dones),
                 [info for shard in infos for info in shard])
@@ -147,7 +160,8 @@ class BatchedShardsVecEnv(VecEnv):
             for remote in self.remotes:
                 remote.recv()
         for remote in self.remotes:
-            remote.send(("close", None))
+            with contextlib.suppress(OSError):  # a worker that failed to build its env has already exited
+                remote.send(("close", None))
         for process in self.processes:
             process.join()
         for remote in self.remotes:
@@ -164,21 +178,20 @@ class BatchedShardsVecEnv(VecEnv):
         shards = self._by_shard(indices)
         for remote, local in shards:
             remote.send(("get_attr", (attr_name, local)))
-        return [value for remote, _ in shards for value in _receive(remote)]
+        return [value for answer in _receive([remote for remote, _ in shards]) for value in answer]
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         shards = self._by_shard(indices)
         for remote, local in shards:
             remote.send(("set_attr", (attr_name, value, local)))
-        for remote, _ in shards:
-            _receive(remote)
+        _receive([remote for remote, _ in shards])
 
     def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
                    **method_kwargs: Any) -> list[Any]:
         shards = self._by_shard(indices)
         for remote, local in shards:
             remote.send(("env_method", (method_name, method_args, method_kwargs, local)))
-        return [value for remote, _ in shards for value in _receive(remote)]
+        return [value for answer in _receive([remote for remote, _ in shards]) for value in answer]
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
         return [False for _ in self._get_indices(indices)]  # sub-envs are bare TrainingEnvs
