@@ -117,9 +117,10 @@ class Args:
     """Parallel training envs: sub-envs of the batched env, or SubprocVecEnv workers (when > 1); 0: 16 batched,
     else one per core (os.cpu_count())."""
     vec_env: VecEnvKind = "auto"
-    """How the training envs run: batched (all sub-envs' target networks train as one batched computation in
-    this process; MLP families), subproc (one process per env; one env runs in this process), or auto (batched
-    for more than one env where the env supports it and the algorithm takes its action space, else subproc)."""
+    """How the training envs run: batched (the sub-envs' target networks train as one batched computation per
+    worker process, see --env-workers; MLP families), subproc (one process per env; one env runs in this process),
+    or auto (batched for more than one env where the env supports it and the algorithm takes its action space, else
+    subproc)."""
     env_workers: int = 0
     """Processes the batched env's sub-envs are split between, each training its share as one batched computation
     (the trained agent does not depend on it); 0: one per 8 sub-envs, at most one per core."""

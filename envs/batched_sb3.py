@@ -89,12 +89,10 @@ def make_batched_vec_env(env_id: str, num_envs: int, seed: int | None = None, wo
     if workers > 1:
         from traingym.envs.batched_shards import BatchedShardsVecEnv
 
-        vec = BatchedShardsVecEnv(env_id, num_envs, workers, **env_kwargs)
-        if seed is not None:
-            vec.seed(seed)
-        return vec
-    kwargs = {"task": ENV_TASKS[env_id], **ENV_KWARGS.get(env_id, {}), **env_kwargs}
-    vec = BatchedSB3VecEnv(BatchedTrainingEnv(num_envs, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs))
+        vec = BatchedShardsVecEnv(env_id, num_envs, workers, **env_kwargs)  # each worker calls this with workers=1
+    else:
+        kwargs = {"task": ENV_TASKS[env_id], **ENV_KWARGS.get(env_id, {}), **env_kwargs}
+        vec = BatchedSB3VecEnv(BatchedTrainingEnv(num_envs, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs))
     if seed is not None:  # SB3's seed(None) would draw from numpy's global RNG
         vec.seed(seed)
     return vec
