@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
@@ -209,109 +208,149 @@ class StackedMLP:
 
         Returns ``(3, n)``: mean training loss, training accuracy and global weight norm per instance (on the
         device, for the caller's single host copy).
+
+        The forward and backward passes are written out (no autograd graph: its per-op bookkeeping cost more than
+        the arithmetic of these small matmuls), with the kernels autograd would call, in its operand order. Rows
+        are trained sorted by depth, deepest first, so hidden layer ``j`` runs on the prefix of rows that own it:
+        no instance computes an identity layer, and the identity layers are never touched.
         """
         k, n, b = y.shape
         dev, depth = self.device, self.depth
-        lr64 = np.asarray(lr, dtype=np.float64)
-        wd64 = np.asarray(weight_decay, dtype=np.float64)
-        active = self.active.to(dev)
-        # Per-layer learning rate: the instance's LR on its own layers, 0 on identity layers (frozen).
-        lr_t = torch.as_tensor(lr64, dtype=torch.float32, device=dev)[:, None] * active  # (n, layers)
-        wd_t = torch.as_tensor(wd64, dtype=torch.float32, device=dev)[:, None, None]
-        w_lr = [lr_t[:, j, None, None] for j in range(depth + 1)]
-        b_lr = [lr_t[:, j, None] for j in range(depth + 1)]
-        if self.optimizer == "adam":
-            steps = self.steps[None, :] + np.arange(1, k + 1)[:, None]  # (K, n)
+        own_depth = np.array([s[0] for s in self.shapes])
+        order = np.argsort(-own_depth, kind="stable")
+        permuted = not np.array_equal(order, np.arange(n))
+        index = torch.as_tensor(order, device=dev)
+        take = (lambda t: t.index_select(0, index)) if permuted else (lambda t: t)
+        # Rows owning hidden layer j (a prefix once sorted); rows of depth d feed the head from layer d's output.
+        rows = [int((own_depth > j).sum()) for j in range(depth)] + [0]
+        weights, biases = [take(w) for w in self.weights], [take(bias) for bias in self.biases]
+        state = [[take(t) for t in entry] for entry in self.state]
+        if permuted:
+            x, y = x.index_select(1, index), y.index_select(1, index)
+        lr64 = np.asarray(lr, dtype=np.float64)[order]
+        wd64 = np.asarray(weight_decay, dtype=np.float64)[order]
+        lr_t = torch.as_tensor(lr64, dtype=torch.float32, device=dev)
+        sizes = [*rows[:depth], n]  # rows updated per layer: hidden layers' prefixes, then the head (every row)
+        params = [w[:m] for w, m in zip(weights, sizes)] + [bias[:m] for bias, m in zip(biases, sizes)]
+        bufs = [[t[:m] for t in entry] for entry, m in zip(state, sizes + sizes)]
+        p_lr = [lr_t[:m, None, None] for m in sizes] + [lr_t[:m, None] for m in sizes]
+        if self.optimizer == "sgd":
+            wd_t = torch.as_tensor(wd64, dtype=torch.float32, device=dev)
+            p_wd = [wd_t[:m, None, None] for m in sizes]
+        else:
+            steps = self.steps[order][None, :] + np.arange(1, k + 1)[:, None]  # (K, n)
             beta1, beta2 = ADAM_BETAS
             # Bias corrections in float64 on the host, as torch computes them (Python floats).
             step_size = torch.as_tensor(-lr64 / (1 - beta1**steps), dtype=torch.float32, device=dev)
             bc2_sqrt = torch.as_tensor(np.sqrt(1 - beta2**steps), dtype=torch.float32, device=dev)
-            active_np = self.active.numpy()
-            decay = torch.as_tensor(1 - lr64[:, None] * wd64[:, None] * active_np, dtype=torch.float32,
-                                    device=dev)  # (n, layers)
-        mask_logits = bool(np.any([s[3] < self.n_out for s in self.shapes]))
-        params = [p.requires_grad_(True) for p in self.params]
-        losses, correct = [], []
+            decay = torch.as_tensor(1 - lr64 * wd64, dtype=torch.float32, device=dev)
+        logit_mask = take(self.logit_mask)[:, None, :] if any(s[3] < self.n_out for s in self.shapes) else None
+        # d(mean cross-entropy)/d(log-probabilities), as nll_loss's backward: -(1 / B) at each target.
+        scale = -(torch.ones((), device=dev) / b)
+        target_grad = F.one_hot(y, self.n_out).to(torch.float32) * scale  # (K, n, B, classes)
+        all_logits: list[torch.Tensor] = []
+        log_probs: list[torch.Tensor] = []
         for step in range(k):
-            h = x[step]
+            acts = [x[step]]  # acts[j]: input of hidden layer j (post-ReLU output of layer j - 1)
             for j in range(depth):
-                h = torch.relu(BatchedLinear.apply(h, params[j], params[depth + 1 + j]))
-            logits = BatchedLinear.apply(h, params[depth], params[-1])
-            if mask_logits:
-                logits = logits + self.logit_mask[:, None, :]
-            loss = F.cross_entropy(logits.reshape(n * b, -1), y[step].reshape(-1), reduction="none")
-            loss = loss.view(n, b).mean(1)
-            grads = torch.autograd.grad(loss.sum(), params)
-            with torch.no_grad():
-                losses.append(loss)
-                correct.append((logits.argmax(-1) == y[step]).sum(1))
-                if self.optimizer == "sgd":
-                    self._sgd_step(grads, w_lr, b_lr, wd_t)
-                else:
-                    self._adamw_step(grads, w_lr, b_lr, decay, step_size[step], bc2_sqrt[step])
-        for p in params:
-            p.requires_grad_(False)
-        self.grads = list(grads)
+                acts.append(torch.baddbmm(biases[j][: rows[j], None], acts[j][: rows[j]],
+                                          weights[j][: rows[j]].transpose(1, 2)).relu_())
+            head_in = _head_input(acts, rows)
+            logits = torch.baddbmm(biases[depth][:, None], head_in, weights[depth].transpose(1, 2))
+            if logit_mask is not None:
+                logits = logits + logit_mask
+            log_p = torch.log_softmax(logits, -1)
+            all_logits.append(logits)
+            log_probs.append(log_p)
+            grad = torch.ops.aten._log_softmax_backward_data(target_grad[step], log_p, -1, torch.float32)
+            grads_w: list[torch.Tensor] = [grad] * (depth + 1)
+            grads_b: list[torch.Tensor] = [grad] * (depth + 1)
+            grads_w[depth] = torch.bmm(grad.transpose(1, 2), head_in)
+            grads_b[depth] = grad.sum(1)
+            from_head = torch.bmm(grad, weights[depth])
+            from_above = from_head[:0]
+            for j in range(depth - 1, -1, -1):  # hidden layer j: its output is acts[j + 1] (rows[j] rows)
+                grad_out = torch.cat([from_above, from_head[rows[j + 1]: rows[j]]]) if rows[j + 1] else \
+                    from_head[: rows[j]]
+                grad = torch.ops.aten.threshold_backward(grad_out, acts[j + 1], 0)
+                grads_w[j] = torch.bmm(grad.transpose(1, 2), acts[j][: rows[j]])
+                grads_b[j] = grad.sum(1)
+                if j:
+                    from_above = torch.bmm(grad, weights[j][: rows[j]])
+            grads = [*grads_w, *grads_b]
+            if self.optimizer == "sgd":
+                _sgd_step(params, grads, bufs, p_lr, p_wd, self.momentum)
+            else:
+                _adamw_step(params, grads, bufs, decay, step_size[step], bc2_sqrt[step])
+        if permuted:
+            for full, part in zip(self.params, [*weights, *biases]):
+                full.index_copy_(0, index, part)
+            for full_entry, part_entry in zip(self.state, state):
+                for full, part in zip(full_entry, part_entry):
+                    full.index_copy_(0, index, part)
+        # The last step's gradients at full stack shape, original row order (``store`` hands them to the module).
+        self.grads = []
+        for p, g in zip(self.params, grads):
+            full = torch.zeros_like(p)
+            full[: g.shape[0]] = g
+            self.grads.append(torch.zeros_like(p).index_copy_(0, index, full) if permuted else full)
         self.steps += k
         with torch.no_grad():
+            logits_k, log_p_k = torch.stack(all_logits), torch.stack(log_probs)  # (K, n, B, classes)
+            losses = -log_p_k.gather(-1, y[..., None]).squeeze(-1).mean(2)  # (K, n)
+            correct = (logits_k.argmax(-1) == y).sum(2)
+            if permuted:
+                inverse = torch.as_tensor(np.argsort(order), device=dev)
+                losses, correct = losses.index_select(1, inverse), correct.index_select(1, inverse)
+            active = self.active.to(dev)
             sq = sum(active[:, j] * (self.weights[j].square().sum((1, 2)) + self.biases[j].square().sum(1))
                      for j in range(depth + 1))
             # Each instance's K losses summed as one contiguous row: the same reduction whatever the number of
             # instances in the stack, so how sub-envs are grouped or split between processes changes nothing.
-            return torch.stack([torch.stack(losses, 1).sum(1) / k, torch.stack(correct).sum(0).float() / (k * b),
-                                sq.sqrt()])
-
-    # The updates use torch's ``_foreach`` ops (one call per op for all parameters instead of one per parameter):
-    # on the CPU they run the same per-tensor kernels, so results are bitwise those of the per-tensor ops.
-    def _sgd_step(self, grads: Sequence[torch.Tensor], w_lr: list[torch.Tensor], b_lr: list[torch.Tensor],
-                  wd: torch.Tensor) -> None:
-        layers = self.depth + 1
-        # Weight decay on weights only, as the env's parameter groups.
-        decayed = torch._foreach_addcmul(list(grads[:layers]), self.weights, [wd] * layers)
-        bufs = [entry[0] for entry in self.state]
-        # Fresh buffers are zero, so ``momentum * 0 + grad`` equals torch's ``buf = grad.clone()`` first step.
-        torch._foreach_mul_(bufs, self.momentum)
-        torch._foreach_add_(bufs, [*decayed, *grads[layers:]])
-        torch._foreach_addcmul_(self.params, bufs, [*w_lr, *b_lr], value=-1.0)
-
-    def _adamw_step(self, grads: Sequence[torch.Tensor], w_lr: list[torch.Tensor], b_lr: list[torch.Tensor],
-                    decay: torch.Tensor, step_size: torch.Tensor, bc2_sqrt: torch.Tensor) -> None:
-        beta1, beta2 = ADAM_BETAS
-        layers = self.depth + 1
-        weight_shape, bias_shape = (-1, 1, 1), (-1, 1)
-        shapes = [weight_shape] * layers + [bias_shape] * layers
-        exp_avgs, exp_avg_sqs = [entry[0] for entry in self.state], [entry[1] for entry in self.state]
-        # Decoupled weight decay, weights only.
-        torch._foreach_mul_(self.weights, [decay[:, j].view(weight_shape) for j in range(layers)])
-        torch._foreach_lerp_(exp_avgs, list(grads), 1 - beta1)
-        torch._foreach_mul_(exp_avg_sqs, beta2)
-        torch._foreach_addcmul_(exp_avg_sqs, list(grads), list(grads), value=1 - beta2)
-        denom = torch._foreach_sqrt(exp_avg_sqs)
-        torch._foreach_div_(denom, [bc2_sqrt.view(shape) for shape in shapes])
-        torch._foreach_add_(denom, ADAM_EPS)
-        # Identity layers have a zero learning rate: their step is masked to zero (frozen).
-        steps = [step_size.view(shape) * (lr != 0) for shape, lr in zip(shapes, [*w_lr, *b_lr])]
-        torch._foreach_addcdiv_(self.params, torch._foreach_mul(exp_avgs, steps), denom)
+            return torch.stack([losses.t().contiguous().sum(1) / k, correct.sum(0).float() / (k * b), sq.sqrt()])
 
 
-class BatchedLinear(torch.autograd.Function):
-    """``x @ W^T + b`` for stacks ``x`` ``(n, B, in)``, ``W`` ``(n, out, in)``, ``b`` ``(n, out)``.
+def _head_input(acts: list[torch.Tensor], rows: list[int]) -> torch.Tensor:
+    """The head's input, every row: a row of depth ``d`` contributes its layer-``d`` output ``acts[d]``; rows are
+    sorted deepest first, so depth ``d`` rows are ``rows[d]:rows[d - 1]`` (``rows[-1]`` = 0 past the deepest)."""
+    depth = len(acts) - 1
+    parts = [acts[d][rows[d]: rows[d - 1]] for d in range(depth, 0, -1) if rows[d] < rows[d - 1]]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
-    The backward is written out so that the weight gradient is ``g^T @ x`` in that operand order, the order
-    ``nn.Linear``'s backward uses: autograd's ``bmm`` backward computes ``x^T @ g`` and transposes, which rounds
-    differently, and over hundreds of SGD steps rounding differences grow into different validation errors.
-    """
 
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x, weight)
-        return torch.baddbmm(bias[:, None, :], x, weight.transpose(1, 2))
+# The updates use torch's ``_foreach`` ops (one call per op for all parameters instead of one per parameter): on
+# the CPU they run the same per-tensor kernels, so results are bitwise those of the per-tensor ops.
+def _sgd_step(params: list[torch.Tensor], grads: list[torch.Tensor], state: list[list[torch.Tensor]],
+              lr: list[torch.Tensor], wd: list[torch.Tensor], momentum: float) -> None:
+    layers = len(wd)
+    # Weight decay on weights only, as the env's parameter groups.
+    decayed = torch._foreach_addcmul(grads[:layers], params[:layers], wd)
+    bufs = [entry[0] for entry in state]
+    # Fresh buffers are zero, so ``momentum * 0 + grad`` equals torch's ``buf = grad.clone()`` first step.
+    torch._foreach_mul_(bufs, momentum)
+    torch._foreach_add_(bufs, [*decayed, *grads[layers:]])
+    torch._foreach_addcmul_(params, bufs, lr, value=-1.0)
 
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
-        x, weight = ctx.saved_tensors
-        grad_x = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None
-        return grad_x, torch.bmm(grad.transpose(1, 2), x), grad.sum(1)
+
+def _adamw_step(params: list[torch.Tensor], grads: list[torch.Tensor], state: list[list[torch.Tensor]],
+                decay: torch.Tensor, step_size: torch.Tensor, bc2_sqrt: torch.Tensor
+                ) -> None:
+    beta1, beta2 = ADAM_BETAS
+    layers = len(params) // 2
+    sizes = [p.shape[0] for p in params]
+    weight_shape, bias_shape = (-1, 1, 1), (-1, 1)
+    shapes = [weight_shape] * layers + [bias_shape] * layers
+    exp_avgs, exp_avg_sqs = [entry[0] for entry in state], [entry[1] for entry in state]
+    # Decoupled weight decay, weights only.
+    torch._foreach_mul_(params[:layers], [decay[:m].view(weight_shape) for m in sizes[:layers]])
+    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+    torch._foreach_mul_(exp_avg_sqs, beta2)
+    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
+    denom = torch._foreach_sqrt(exp_avg_sqs)
+    torch._foreach_div_(denom, [bc2_sqrt[:m].view(shape) for m, shape in zip(sizes, shapes)])
+    torch._foreach_add_(denom, ADAM_EPS)
+    steps = [step_size[:m].view(shape) for m, shape in zip(sizes, shapes)]
+    torch._foreach_addcdiv_(params, torch._foreach_mul(exp_avgs, steps), denom)
 
 
 def _copy_padded(dst: torch.Tensor, src: torch.Tensor) -> None:
