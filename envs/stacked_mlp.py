@@ -250,13 +250,20 @@ class StackedMLP:
         target_grad = F.one_hot(y, self.n_out).to(torch.float32) * scale  # (K, n, B, classes)
         all_logits: list[torch.Tensor] = []
         log_probs: list[torch.Tensor] = []
+        # Views made once: the optimizer updates the parameters in place, so they stay current.
+        w_in = [w.transpose(1, 2) for w in params[: depth + 1]]
+        b_in = [bias[:, None] for bias in params[depth + 1:]]
+        w_hidden, w_head = params[:depth], params[depth]
+        # Input of hidden layer j restricted to its rows (None: every row of the previous layer's output).
+        narrow = [rows[j] if rows[j] < (n if j == 0 else rows[j - 1]) else None for j in range(depth)]
+        weights_p, biases_p = params[: depth + 1], params[depth + 1:]
         for step in range(k):
             acts = [x[step]]  # acts[j]: input of hidden layer j (post-ReLU output of layer j - 1)
             for j in range(depth):
-                acts.append(torch.baddbmm(biases[j][: rows[j], None], acts[j][: rows[j]],
-                                          weights[j][: rows[j]].transpose(1, 2)).relu_())
+                h = acts[j] if narrow[j] is None else acts[j][: narrow[j]]
+                acts.append(torch.baddbmm(b_in[j], h, w_in[j]).relu_())
             head_in = _head_input(acts, rows)
-            logits = torch.baddbmm(biases[depth][:, None], head_in, weights[depth].transpose(1, 2))
+            logits = torch.baddbmm(b_in[depth], head_in, w_in[depth])
             if logit_mask is not None:
                 logits = logits + logit_mask
             log_p = torch.log_softmax(logits, -1)
@@ -267,21 +274,25 @@ class StackedMLP:
             grads_b: list[torch.Tensor] = [grad] * (depth + 1)
             grads_w[depth] = torch.bmm(grad.transpose(1, 2), head_in)
             grads_b[depth] = grad.sum(1)
-            from_head = torch.bmm(grad, weights[depth])
-            from_above = from_head[:0]
+            from_head = torch.bmm(grad, w_head)
+            from_above = from_head
             for j in range(depth - 1, -1, -1):  # hidden layer j: its output is acts[j + 1] (rows[j] rows)
-                grad_out = torch.cat([from_above, from_head[rows[j + 1]: rows[j]]]) if rows[j + 1] else \
-                    from_head[: rows[j]]
+                if j == depth - 1 or not rows[j + 1]:
+                    grad_out = from_head if rows[j] == n else from_head[: rows[j]]
+                elif rows[j + 1] == rows[j]:
+                    grad_out = from_above
+                else:
+                    grad_out = torch.cat([from_above, from_head[rows[j + 1]: rows[j]]])
                 grad = torch.ops.aten.threshold_backward(grad_out, acts[j + 1], 0)
-                grads_w[j] = torch.bmm(grad.transpose(1, 2), acts[j][: rows[j]])
+                grads_w[j] = torch.bmm(grad.transpose(1, 2), acts[j] if narrow[j] is None else acts[j][: narrow[j]])
                 grads_b[j] = grad.sum(1)
                 if j:
-                    from_above = torch.bmm(grad, weights[j][: rows[j]])
-            grads = [*grads_w, *grads_b]
+                    from_above = torch.bmm(grad, w_hidden[j])
             if self.optimizer == "sgd":
-                _sgd_step(params, grads, bufs, p_lr, p_wd, self.momentum)
+                _sgd_step(weights_p, biases_p, grads_w, grads_b, bufs, p_lr, p_wd, self.momentum)
             else:
-                _adamw_step(params, grads, bufs, decay, step_size[step], bc2_sqrt[step])
+                _adamw_step(params, [*grads_w, *grads_b], bufs, decay, step_size[step], bc2_sqrt[step])
+        grads = [*grads_w, *grads_b]
         if permuted:
             for full, part in zip(self.params, [*weights, *biases]):
                 full.index_copy_(0, index, part)
@@ -320,16 +331,16 @@ def _head_input(acts: list[torch.Tensor], rows: list[int]) -> torch.Tensor:
 
 # The updates use torch's ``_foreach`` ops (one call per op for all parameters instead of one per parameter): on
 # the CPU they run the same per-tensor kernels, so results are bitwise those of the per-tensor ops.
-def _sgd_step(params: list[torch.Tensor], grads: list[torch.Tensor], state: list[list[torch.Tensor]],
-              lr: list[torch.Tensor], wd: list[torch.Tensor], momentum: float) -> None:
-    layers = len(wd)
+def _sgd_step(weights: list[torch.Tensor], biases: list[torch.Tensor], grads_w: list[torch.Tensor],
+              grads_b: list[torch.Tensor], state: list[list[torch.Tensor]], lr: list[torch.Tensor],
+              wd: list[torch.Tensor], momentum: float) -> None:
     # Weight decay on weights only, as the env's parameter groups.
-    decayed = torch._foreach_addcmul(grads[:layers], params[:layers], wd)
+    decayed = torch._foreach_addcmul(grads_w, weights, wd)
     bufs = [entry[0] for entry in state]
     # Fresh buffers are zero, so ``momentum * 0 + grad`` equals torch's ``buf = grad.clone()`` first step.
     torch._foreach_mul_(bufs, momentum)
-    torch._foreach_add_(bufs, [*decayed, *grads[layers:]])
-    torch._foreach_addcmul_(params, bufs, lr, value=-1.0)
+    torch._foreach_add_(bufs, [*decayed, *grads_b])
+    torch._foreach_addcmul_([*weights, *biases], bufs, lr, value=-1.0)
 
 
 def _adamw_step(params: list[torch.Tensor], grads: list[torch.Tensor], state: list[list[torch.Tensor]],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,34 +61,64 @@ def draw_image_augmentation(b: int, level: int, shape: tuple[int, int, int], gen
 def apply_image_augmentations(x: torch.Tensor, draws: Sequence[ImageAugmentation], shape: tuple[int, int, int]
                               ) -> torch.Tensor:
     """Augment ``M`` batches ``x`` ``(M, B, C*H*W)`` with their draws (each its own level) in one computation;
-    equal, bit for bit, to augmenting each batch on its own."""
+    equal, bit for bit, to augmenting each batch on its own.
+
+    Shifts and cutouts are table lookups: every (row, column) shift has a row of source pixels and a 0/1 row of
+    pixels shifted in from outside, every cutout (size, top, left) a 0/1 row of kept pixels; one gather and a few
+    elementwise products then augment all ``M * B`` images (indexing with boolean masks costs several times more).
+    """
     m, b, device = x.shape[0], x.shape[1], x.device
     c, h, w = shape
-    img = x.reshape(m * b, c, h, w)
+    n = m * b
     levels = [d.level for d in draws]
-    pad = max(_max_shift(level, h) for level in levels)  # zero padding wide enough for every batch's shifts
-    shifts = torch.cat([d.shifts for d in draws], 1)
-    padded = torch.nn.functional.pad(img, (pad, pad, pad, pad))
-    rows = torch.arange(h, device=device)[None, :] + pad + shifts[0][:, None]  # (M*B, H)
-    cols = torch.arange(w, device=device)[None, :] + pad + shifts[1][:, None]  # (M*B, W)
-    batch = torch.arange(m * b, device=device)[:, None, None]
-    img = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    pad = max(_max_shift(level, h) for level in levels)  # every batch's shifts are within [-pad, pad]
+    source, inside = _shift_tables(h, w, pad, str(device))
+    shifts = torch.cat([d.shifts for d in draws], 1) + pad
+    combo = shifts[0] * (2 * pad + 1) + shifts[1]
+    img = x.reshape(n, c, h * w)
+    img = img.gather(2, source.index_select(0, combo)[:, None, :].expand(n, c, h * w))
+    img = img * inside.index_select(0, combo)[:, None, :]  # pixels in [0, 1]: x * 0 is +0, as zero padding
     scale = torch.tensor([0.05 * level for level in levels], dtype=img.dtype, device=device)
-    img = img + scale.repeat_interleave(b)[:, None, None, None] * torch.cat([d.noise for d in draws])
-    cut = [i for i, d in enumerate(draws) if d.top is not None]
-    if cut:
-        size = torch.tensor([_cutout_size(levels[i], h) if i in cut else 0 for i in range(m)],
-                            device=device).repeat_interleave(b)[:, None]
+    noise = torch.cat([d.noise for d in draws]).reshape(n, c, h * w)
+    img = img + scale.repeat_interleave(b)[:, None, None] * noise
+    sizes = [_cutout_size(d.level, h) if d.top is not None else 0 for d in draws]
+    if any(sizes):
+        keep, first = _cutout_tables(h, w, tuple(sorted(set(sizes) - {0})), str(device))
         zeros = torch.zeros(b, dtype=torch.int64, device=device)
-        top = torch.cat([d.top if d.top is not None else zeros for d in draws])[:, None]
-        left = torch.cat([d.left if d.left is not None else zeros for d in draws])[:, None]
-        r = torch.arange(h, device=device)[None, :]
-        q = torch.arange(w, device=device)[None, :]
-        in_rows = (r >= top) & (r < top + size)
-        in_cols = (q >= left) & (q < left + size)
-        hole = (in_rows[:, :, None] & in_cols[:, None, :])[:, None]
-        img = img.masked_fill(hole, 0.0)
+        top = torch.cat([d.top if d.top is not None else zeros for d in draws])
+        left = torch.cat([d.left if d.left is not None else zeros for d in draws])
+        base = torch.tensor([first[s] if s else 0 for s in sizes], device=device).repeat_interleave(b)
+        lefts = torch.tensor([w - s + 1 if s else 0 for s in sizes], device=device).repeat_interleave(b)
+        img = img * keep.index_select(0, base + top * lefts + left)[:, None, :]  # batches without cutout: row 0
     return img.reshape(x.shape)
+
+
+@functools.lru_cache(maxsize=16)
+def _shift_tables(h: int, w: int, pad: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per shift (row shift, column shift) in ``[-pad, pad]^2``, row-major: the flat source pixel of every output
+    pixel (clamped into the image), and 1.0 where that source is inside the image, else 0.0."""
+    d = torch.arange(-pad, pad + 1, device=device)
+    rows = torch.arange(h, device=device)[None, :] + d[:, None]  # (S, H)
+    cols = torch.arange(w, device=device)[None, :] + d[:, None]  # (S, W)
+    source = rows.clamp(0, h - 1)[:, None, :, None] * w + cols.clamp(0, w - 1)[None, :, None, :]  # (S, S, H, W)
+    inside = ((rows >= 0) & (rows < h))[:, None, :, None] & ((cols >= 0) & (cols < w))[None, :, None, :]
+    return source.reshape(-1, h * w), inside.reshape(-1, h * w).float()
+
+
+@functools.lru_cache(maxsize=16)
+def _cutout_tables(h: int, w: int, sizes: tuple[int, ...], device: str) -> tuple[torch.Tensor, dict[int, int]]:
+    """Row 0 keeps every pixel; then per cutout size, top and left (row-major) 0.0 inside the square, 1.0
+    elsewhere. Returns the table and each size's first row."""
+    r, q = torch.arange(h, device=device), torch.arange(w, device=device)
+    tables, first = [torch.ones(1, h * w, device=device)], {}
+    for size in sizes:
+        first[size] = sum(t.shape[0] for t in tables)
+        top, left = torch.arange(h - size + 1, device=device), torch.arange(w - size + 1, device=device)
+        in_rows = (r[None, :] >= top[:, None]) & (r[None, :] < top[:, None] + size)  # (T, H)
+        in_cols = (q[None, :] >= left[:, None]) & (q[None, :] < left[:, None] + size)  # (L, W)
+        hole = in_rows[:, None, :, None] & in_cols[None, :, None, :]  # (T, L, H, W)
+        tables.append((~hole).reshape(-1, h * w).float())
+    return torch.cat(tables), first
 
 
 def augment_features(x: torch.Tensor, level: int, generator: torch.Generator) -> torch.Tensor:
