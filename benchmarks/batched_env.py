@@ -10,8 +10,9 @@ the same block round. The target compares like with like: both sides use the sam
 
 FLOPs: forward matmul FLOPs of a training batch (``2 * B * sum(in * out)`` over the layers) times 3 for forward
 plus backward, times K, per env step: ``useful`` with each instance's own architecture, ``computed`` with the
-padded stack shape (what the batched env really multiplies). The achieved fraction is useful FLOP/s over a
-measured single-thread float32 ``torch.mm`` peak (1024 x 1024). ``train_share`` is the fraction of the batched
+stack's padded width, inputs and classes at the instance's own depth (what the batched env really multiplies).
+The achieved fraction is useful FLOP/s over a measured single-thread float32 ``torch.mm`` peak (1024 x 1024).
+``train_share`` is the fraction of the batched
 env's step time spent in :meth:`StackedMLP.train` (the rest: batch drawing and augmentation, validation, neuron
 log, observations, per-env Python).
 
@@ -94,9 +95,9 @@ def flops_per_env_step(env: BatchedTrainingEnv) -> dict[str, float]:
     k, b = config.steps_per_action, config.batch_size
     useful, computed = [], []
     for stack in env._groups.values():
-        padded = [stack.n_in, *[stack.width] * stack.depth, stack.n_out]
         for depth, width, n_in, n_out in stack.shapes:
             dims = [n_in, *[width] * depth, n_out]
+            padded = [stack.n_in, *[stack.width] * depth, stack.n_out]  # each row runs its own depth only
             useful.append(sum(2 * b * i * o for i, o in zip(dims, dims[1:])))
             computed.append(sum(2 * b * i * o for i, o in zip(padded, padded[1:])))
     return {"useful": 3 * k * float(np.mean(useful)), "computed": 3 * k * float(np.mean(computed))}

@@ -1,7 +1,8 @@
 """N MLPs of different depth and width trained as one batched computation (stacked, zero-padded parameters).
 
 Tiny target networks spend their training time in per-op framework overhead, not in arithmetic, so N instances
-are stacked into tensors ``(N, out, in)`` and every training step is a handful of ``baddbmm`` calls for all N.
+are stacked into tensors ``(N, out, in)`` and every training step is a handful of ``baddbmm``/``bmm`` calls for
+all N, with the backward pass written out (see :meth:`StackedMLP.train`).
 
 Padding is exact, not approximate:
 
@@ -9,10 +10,11 @@ Padding is exact, not approximate:
   ``relu(0) = 0`` and PyTorch's ``relu'(0) = 0``, so every gradient they receive or send is exactly 0 and they stay
   0 under SGD with momentum and AdamW (weight decay of 0 is 0).
 - Padded input features are zero in the data and have zero weights (same argument).
-- A missing hidden layer (an instance shallower than the stack) is an identity layer, ``W = I``, ``b = 0``, placed
-  after the instance's real layers: its input is post-ReLU, so ``relu(I h) = h`` exactly, and gradients pass
-  through it unchanged. It is frozen by a zero learning rate (which also zeroes AdamW's decoupled decay factor's
-  effect: ``1 - 0 * wd = 1``).
+- A missing hidden layer (an instance shallower than the stack) is stored as an identity layer, ``W = I``,
+  ``b = 0``, after the instance's real layers, but never computed: training sorts the rows by depth, runs hidden
+  layer ``j`` on the prefix of rows that own it, and feeds each row's own last hidden output to the head. (Were it
+  computed it would change nothing: its input is post-ReLU, so ``relu(I h) = h`` exactly; skipping it saves the
+  arithmetic.)
 - Padded classes get a ``-inf`` logit: zero probability, zero gradient, never the argmax.
 
 The optimizer update is written out (torch.optim takes one scalar learning rate per parameter group; here every

@@ -267,15 +267,18 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 self._optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self._optimizer.step()
-                losses.append(loss.detach())
-                outputs.append((logits.detach(), yb))
+                # Kept as they are (no per-step detach): their graph is freed by backward, and the metrics below
+                # are computed without grad.
+                losses.append(loss)
+                outputs.append((logits, yb))
                 if len(outputs) == METRIC_CHUNK:
                     correct += _count_correct(outputs)
-        if outputs:
-            correct += _count_correct(outputs)
-        weight_norm = torch.linalg.vector_norm(torch.stack([p.detach().norm() for p in model.parameters()]))
-        mean_loss, accuracy, norm = torch.stack(
-            [torch.stack(losses).sum() / k, correct.float() / batches.numel(), weight_norm]).tolist()  # one sync
+        with torch.no_grad():
+            if outputs:
+                correct += _count_correct(outputs)
+            weight_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(list(model.parameters()))))
+            mean_loss, accuracy, norm = torch.stack(
+                [torch.stack(losses).sum() / k, correct.float() / batches.numel(), weight_norm]).tolist()  # one sync
         return self._training_outcome(mean_loss, accuracy, norm)
 
     def _draw_batches(self) -> torch.Tensor:
@@ -354,6 +357,7 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 f"move={list(self._last_move)} reward={reward:+.3f}{' DIVERGED' if self._diverged else ''}")
 
 
+@torch.no_grad()
 def _count_correct(outputs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
     """Correct predictions in a non-empty list of ``(logits, labels)`` batches of equal size; empties the list."""
     logits, labels = (torch.stack(t) for t in zip(*outputs))

@@ -73,23 +73,31 @@ def apply_image_augmentations(x: torch.Tensor, draws: Sequence[ImageAugmentation
     levels = [d.level for d in draws]
     pad = max(_max_shift(level, h) for level in levels)  # every batch's shifts are within [-pad, pad]
     source, inside = _shift_tables(h, w, pad, str(device))
-    shifts = torch.cat([d.shifts for d in draws], 1) + pad
+    shifts = (torch.cat([d.shifts for d in draws], 1) if m > 1 else draws[0].shifts) + pad
     combo = shifts[0] * (2 * pad + 1) + shifts[1]
     img = x.reshape(n, c, h * w)
     img = img.gather(2, source.index_select(0, combo)[:, None, :].expand(n, c, h * w))
     img = img * inside.index_select(0, combo)[:, None, :]  # pixels in [0, 1]: x * 0 is +0, as zero padding
-    scale = torch.tensor([0.05 * level for level in levels], dtype=img.dtype, device=device)
-    noise = torch.cat([d.noise for d in draws]).reshape(n, c, h * w)
-    img = img + scale.repeat_interleave(b)[:, None, None] * noise
+    noise = torch.cat([d.noise for d in draws]).reshape(n, c, h * w) if m > 1 else draws[0].noise.reshape(n, c, -1)
+    uniform = len(set(levels)) == 1  # one level (always for a single batch): scalars instead of per-batch rows
+    if uniform:
+        img = img + 0.05 * levels[0] * noise
+    else:
+        scale = torch.tensor([0.05 * level for level in levels], dtype=img.dtype, device=device)
+        img = img + scale.repeat_interleave(b)[:, None, None] * noise
     sizes = [_cutout_size(d.level, h) if d.top is not None else 0 for d in draws]
     if any(sizes):
         keep, first = _cutout_tables(h, w, tuple(sorted(set(sizes) - {0})), str(device))
         zeros = torch.zeros(b, dtype=torch.int64, device=device)
-        top = torch.cat([d.top if d.top is not None else zeros for d in draws])
-        left = torch.cat([d.left if d.left is not None else zeros for d in draws])
-        base = torch.tensor([first[s] if s else 0 for s in sizes], device=device).repeat_interleave(b)
-        lefts = torch.tensor([w - s + 1 if s else 0 for s in sizes], device=device).repeat_interleave(b)
-        img = img * keep.index_select(0, base + top * lefts + left)[:, None, :]  # batches without cutout: row 0
+        top = torch.cat([d.top if d.top is not None else zeros for d in draws]) if m > 1 else draws[0].top
+        left = torch.cat([d.left if d.left is not None else zeros for d in draws]) if m > 1 else draws[0].left
+        if uniform:
+            row = top * (w - sizes[0] + 1) + left + first[sizes[0]]
+        else:
+            base = torch.tensor([first[s] if s else 0 for s in sizes], device=device).repeat_interleave(b)
+            lefts = torch.tensor([w - s + 1 if s else 0 for s in sizes], device=device).repeat_interleave(b)
+            row = base + top * lefts + left  # batches without cutout: row 0, which keeps every pixel
+        img = img * keep.index_select(0, row)[:, None, :]
     return img.reshape(x.shape)
 
 
