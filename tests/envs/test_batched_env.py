@@ -57,6 +57,29 @@ def test_padding_is_exact_identity_layers_stay_identity(optimizer: str) -> None:
         assert torch.equal(logits[0], models[0](x[0, 0]))
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_written_out_backward_matches_autograd_for_unsorted_depths(optimizer: str) -> None:
+    # Depths 1, 3, 2, 3 with widths 32 and 64 in one stack: training reorders the rows (deepest first) and runs
+    # each hidden layer on the rows that own it; the gradients it hands back must be each module's own autograd
+    # gradients bit for bit, in the original row order, and the parameters must not move with a zero learning rate.
+    gen = torch.Generator().manual_seed(3)
+    models = [build_mlp(64, hidden, 10, gen) for hidden in ([32], [64] * 3, [64, 64], [32] * 3)]
+    stack = StackedMLP(len(models), optimizer, 0.9, torch.device("cpu"))
+    for i, model in enumerate(models):
+        stack.load(i, model, reset_state=True)
+    x = torch.rand((1, len(models), 16, 64), generator=gen)
+    y = torch.randint(10, (1, len(models), 16), generator=gen)
+    before = [p.clone() for p in stack.params]
+    stack.train(x, y, lr=[0.0] * len(models), weight_decay=[0.0] * len(models))
+    assert all(torch.equal(a, b) for a, b in zip(before, stack.params))
+    for i, model in enumerate(models):
+        torch.nn.functional.cross_entropy(model(x[0, i]), y[0, i]).backward()
+        expected = {name: p.grad.clone() for name, p in model.named_parameters()}
+        stack.store(i, model)  # copies the stack's last-step gradients into .grad
+        for name, p in model.named_parameters():
+            assert torch.equal(p.grad, expected[name]), f"instance {i} {name}"
+
+
 @pytest.mark.parametrize(("optimizer", "grouping"), [("sgd", "none"), ("adam", "none"), ("sgd", "width"),
                                                      ("adam", "architecture")])
 def test_same_seeds_same_observations_as_single_envs(optimizer: str, grouping: str) -> None:
