@@ -142,6 +142,9 @@ class Args:
     """Optimizer steps of the target network per env step (K)."""
     normalize: bool = True
     """Normalise observations and rewards with VecNormalize (statistics saved with the model)."""
+    norm_obs_keys: StrTuple = ()
+    """Observation keys VecNormalize normalises (the others reach the policy as the env emits them, bounded to
+    [-10, 10]); empty: every observed key. Needs --normalize and --backend sb3."""
     learning_rate: float | None = None
     """Agent learning rate; None: the algorithm's default (PPO 1e-3, A2C 7e-4, DQN 1e-4)."""
     n_steps: int | None = None
@@ -212,6 +215,13 @@ class Args:
         if bad or len(set(self.obs_keys)) != len(self.obs_keys):
             raise ValueError(f"--obs-keys must be distinct values from {OBS_KEYS}, got {list(self.obs_keys)}")
         keys = self.resolved_obs_keys()
+        if self.norm_obs_keys:
+            norm = self.norm_obs_keys
+            if any(k not in keys for k in norm) or len(set(norm)) != len(norm):
+                raise ValueError(f"--norm-obs-keys must be distinct observed keys (--obs-keys: {list(keys)}), got "
+                                 f"{list(self.norm_obs_keys)}")
+            if not self.normalize or self.backend != "sb3":
+                raise ValueError("--norm-obs-keys needs --normalize and --backend sb3 (VecNormalize)")
         if self.advisor is not None and "diagnosis" not in keys:
             raise ValueError("--advisor only matters with the 'diagnosis' observation key; add it to --obs-keys")
         if self.advisor is not None:

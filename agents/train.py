@@ -109,7 +109,8 @@ def build_training_env(args: Args) -> tuple[VecEnv, VecNormalize | None]:
         venv = KnobSubsetVecEnv(venv, knobs)
     if not args.normalize:
         return venv, None
-    normalizer = VecNormalize(venv, norm_obs=True, norm_reward=True, clip_obs=10.0, gamma=args.gamma)
+    normalizer = VecNormalize(venv, norm_obs=True, norm_reward=True, clip_obs=10.0, gamma=args.gamma,
+                              norm_obs_keys=list(args.norm_obs_keys) or None)
     return normalizer, normalizer
 
 

@@ -63,6 +63,9 @@ def test_readme_smoke_command_end_to_end(tmp_path: Path) -> None:
     (["--resume", "--run-dir", "/nonexistent/run"], "cannot resume"),
     (["--seed", "abc"], "Error parsing --seed"),
     (["--obs-keys", "training_stats", "--advisor", "heuristic"], "--advisor only matters"),
+    (["--obs-keys", "training_stats", "--norm-obs-keys", "neurons"], "--norm-obs-keys must be distinct observed"),
+    (["--obs-keys", "training_stats", "neurons", "--norm-obs-keys", "neurons", "--no-normalize"],
+     "--norm-obs-keys needs --normalize"),
 ])
 def test_bad_arguments_are_one_clear_message(args: list[str], message: str) -> None:
     proc = _run(*args, timeout=120)
@@ -84,6 +87,21 @@ def test_default_observation_is_training_stats_and_empty_means_all_keys_with_the
     every = Args(obs_keys=())
     assert every.resolved_obs_keys() == ("training_stats", "neurons", "diagnosis")
     assert every.env_kwargs()["advisor"] == "heuristic"
+
+
+def test_norm_obs_keys_normalise_only_those_keys(tmp_path: Path) -> None:
+    import numpy as np
+    from traingym.agents.checkpoints import load_normalizer, normalizer_path
+
+    result = train(Args(run_dir=str(tmp_path / "run"), algo="ppo", obs_keys=("training_stats", "neurons"),
+                        norm_obs_keys=("training_stats",), **TINY))
+    normalizer = load_normalizer(normalizer_path(result.model_path))
+    assert normalizer.norm_obs_keys == ["training_stats"] and set(normalizer.obs_rms) == {"training_stats"}
+    obs = {"training_stats": np.full((1, 22), 3.0, dtype=np.float32),
+           "neurons": np.linspace(-2, 2, normalizer.observation_space["neurons"].shape[0], dtype=np.float32)[None]}
+    out = normalizer.normalize_obs(obs)
+    assert np.array_equal(out["neurons"], obs["neurons"]) and not np.array_equal(out["training_stats"],
+                                                                                 obs["training_stats"])
 
 
 def test_existing_run_is_not_overwritten(tmp_path: Path) -> None:
