@@ -4,7 +4,8 @@
     python -m traingym.agents.study ablation --seeds 0 1 2    # docs/results/ablation_digits_mlp.md
 
 ``default`` trains the agent of ``train_agent.py``'s defaults (:class:`traingym.agents.args.Args`) once per seed;
-``ablation`` does the same for each observation-key subset. Then every agent and the baselines run the same
+``ablation`` does the same for each observation-key subset (and for the neuron features without VecNormalize,
+``-raw``). Then every agent and the baselines run the same
 held-out instances (paired; baselines once, they do not depend on the agent seed except ``random``), and the page
 gives, per agent seed, the mean final test accuracy and the paired differences to each baseline with 95%
 bootstrap CIs over instances. Runs live under ``<out-dir>/<preset>/``; a run whose ``model.zip`` exists is reused,
@@ -36,6 +37,10 @@ PRESET_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "default": {"default": {}},
     "ablation": {"training_stats": {"obs_keys": ("training_stats",)},
                  "training_stats+neurons": {"obs_keys": ("training_stats", "neurons")},
+                 # The same keys with the neuron features left out of VecNormalize: whether normalising sparse,
+                 # bursty features (padded layer slots, rare events) is what costs the agent.
+                 "training_stats+neurons-raw": {"obs_keys": ("training_stats", "neurons"),
+                                                "norm_obs_keys": ("training_stats",)},
                  "training_stats+neurons+diagnosis": {"obs_keys": ("training_stats", "neurons", "diagnosis")}},
     "generalisation": {"digits_mlp+digits_cnn+tabular_mlp": {"train_envs": GENERALISATION_TRAIN_ENVS,
                                                               "vec_env": "subproc"}},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from traingym.agents.study import StudyArgs, main, run_study
+from traingym.agents.study import PRESET_VARIANTS, StudyArgs, main, run_study
 
 
 def test_study_args_reject_bad_input() -> None:
@@ -77,3 +77,13 @@ def test_generalisation_preset_trains_on_three_families_and_evaluates_on_mnist(t
     data = run_study(study)
     assert set(data["episodes"]) == {"digits_mlp+digits_cnn+tabular_mlp-seed0", "keep", "plateau", "steer"}
     assert set(data["rows"][0]["diff"]) == {"keep", "plateau", "steer"}
+
+
+def test_every_preset_variant_is_a_valid_training_run(tmp_path: Path) -> None:
+    for preset, variants in PRESET_VARIANTS.items():
+        study = StudyArgs(preset=preset, seeds=(0,), smoke=True, out_dir=str(tmp_path))  # type: ignore[arg-type]
+        for variant, overrides in variants.items():
+            args = study.agent_args(variant, 0)  # Args validates its fields
+            assert all(getattr(args, key) == value for key, value in overrides.items())
+    raw = StudyArgs(preset="ablation", smoke=True).agent_args("training_stats+neurons-raw", 0)
+    assert raw.norm_obs_keys == ("training_stats",) and raw.resolved_obs_keys() == ("training_stats", "neurons")
