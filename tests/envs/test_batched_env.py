@@ -286,3 +286,34 @@ def test_benchmark_smoke_reports_every_size_and_setting() -> None:
     in_process = [r for r in rows if r["workers"] == 1]  # stack shapes are only read in this process
     assert all(r["computed_gflop_per_step"] >= r["useful_gflop_per_step"] for r in in_process)
     assert all(r["computed_gflop_per_step"] is None and r["train_share"] is None for r in rows if r["workers"] > 1)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_stack_deeper_than_every_row_trains_like_torch_optim(optimizer: str) -> None:
+    # A depth-3 instance left the stack (its row now holds a depth-1 network): no row owns hidden layers 1 and 2,
+    # which run on zero rows. Three steps must equal torch.optim on each module, bit for bit.
+    gen = torch.Generator().manual_seed(0)
+    models = [build_mlp(64, [64], 10, gen) for _ in range(2)]
+    stack = StackedMLP(2, optimizer, 0.9, torch.device("cpu"))
+    stack.load(0, build_mlp(64, [64] * 3, 10, gen), reset_state=True)
+    stack.load(1, models[1], reset_state=True)
+    stack.load(0, models[0], reset_state=True)
+    assert stack.depth == 3
+    x = torch.rand((3, 2, 8, 64), generator=gen)
+    y = torch.randint(10, (3, 2, 8), generator=gen)
+    lrs = [0.1, 0.02] if optimizer == "sgd" else [1e-2, 3e-3]
+    stack.train(x, y, lr=lrs, weight_decay=[1e-3, 1e-2])
+    for i, (model, lr, wd) in enumerate(zip(models, lrs, [1e-3, 1e-2])):
+        reference = build_mlp(64, [64], 10, torch.Generator().manual_seed(0))
+        reference.load_state_dict(model.state_dict())
+        groups = [{"params": [p for n, p in reference.named_parameters() if n.endswith("weight")],
+                   "weight_decay": wd},
+                  {"params": [p for n, p in reference.named_parameters() if not n.endswith("weight")],
+                   "weight_decay": 0.0}]
+        opt = torch.optim.SGD(groups, lr=lr, momentum=0.9) if optimizer == "sgd" else torch.optim.AdamW(groups, lr=lr)
+        for step in range(3):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(reference(x[step, i]), y[step, i]).backward()
+            opt.step()
+        stack.store(i, model)
+        assert all(torch.equal(a, b) for a, b in zip(reference.parameters(), model.parameters())), f"instance {i}"
