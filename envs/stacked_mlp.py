@@ -274,6 +274,8 @@ class StackedMLP:
             grad = torch.ops.aten._log_softmax_backward_data(target_grad[step], log_p, -1, torch.float32)
             grads_w: list[torch.Tensor] = [grad] * (depth + 1)
             grads_b: list[torch.Tensor] = [grad] * (depth + 1)
+            # Weight gradients as g^T @ x, nn.Linear's backward operand order: (x^T @ g)^T, what autograd's bmm
+            # backward computes, rounds differently, and over hundreds of steps that grows into other episodes.
             grads_w[depth] = torch.bmm(grad.transpose(1, 2), head_in)
             grads_b[depth] = grad.sum(1)
             from_head = torch.bmm(grad, w_head)
@@ -308,19 +310,18 @@ class StackedMLP:
             full[: g.shape[0]] = g
             self.grads.append(torch.zeros_like(p).index_copy_(0, index, full) if permuted else full)
         self.steps += k
-        with torch.no_grad():
-            logits_k, log_p_k = torch.stack(all_logits), torch.stack(log_probs)  # (K, n, B, classes)
-            losses = -log_p_k.gather(-1, y[..., None]).squeeze(-1).mean(2)  # (K, n)
-            correct = (logits_k.argmax(-1) == y).sum(2)
-            if permuted:
-                inverse = torch.as_tensor(np.argsort(order), device=dev)
-                losses, correct = losses.index_select(1, inverse), correct.index_select(1, inverse)
-            active = self.active.to(dev)
-            sq = sum(active[:, j] * (self.weights[j].square().sum((1, 2)) + self.biases[j].square().sum(1))
-                     for j in range(depth + 1))
-            # Each instance's K losses summed as one contiguous row: the same reduction whatever the number of
-            # instances in the stack, so how sub-envs are grouped or split between processes changes nothing.
-            return torch.stack([losses.t().contiguous().sum(1) / k, correct.sum(0).float() / (k * b), sq.sqrt()])
+        logits_k, log_p_k = torch.stack(all_logits), torch.stack(log_probs)  # (K, n, B, classes)
+        losses = -log_p_k.gather(-1, y[..., None]).squeeze(-1).mean(2)  # (K, n)
+        correct = (logits_k.argmax(-1) == y).sum(2)
+        if permuted:
+            inverse = torch.as_tensor(np.argsort(order), device=dev)
+            losses, correct = losses.index_select(1, inverse), correct.index_select(1, inverse)
+        active = self.active.to(dev)
+        sq = sum(active[:, j] * (self.weights[j].square().sum((1, 2)) + self.biases[j].square().sum(1))
+                 for j in range(depth + 1))
+        # Each instance's K losses summed as one contiguous row: the same reduction whatever the number of
+        # instances in the stack, so how sub-envs are grouped or split between processes changes nothing.
+        return torch.stack([losses.t().contiguous().sum(1) / k, correct.sum(0).float() / (k * b), sq.sqrt()])
 
 
 def _head_input(acts: list[torch.Tensor], rows: list[int]) -> torch.Tensor:
