@@ -219,7 +219,7 @@ class Args:
             norm = self.norm_obs_keys
             if any(k not in keys for k in norm) or len(set(norm)) != len(norm):
                 raise ValueError(f"--norm-obs-keys must be distinct observed keys (--obs-keys: {list(keys)}), got "
-                                 f"{list(self.norm_obs_keys)}")
+                                 f"{list(norm)}")
             if not self.normalize or self.backend != "sb3":
                 raise ValueError("--norm-obs-keys needs --normalize and --backend sb3 (VecNormalize)")
         if self.advisor is not None and "diagnosis" not in keys:

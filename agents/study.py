@@ -5,11 +5,11 @@
 
 ``default`` trains the agent of ``train_agent.py``'s defaults (:class:`traingym.agents.args.Args`) once per seed;
 ``ablation`` does the same for each observation-key subset (and for the neuron features without VecNormalize,
-``-raw``). Then every agent and the baselines run the same
-held-out instances (paired; baselines once, they do not depend on the agent seed except ``random``), and the page
-gives, per agent seed, the mean final test accuracy and the paired differences to each baseline with 95%
-bootstrap CIs over instances. Runs live under ``<out-dir>/<preset>/``; a run whose ``model.zip`` exists is reused,
-so an interrupted study continues where it stopped.
+``-raw``). Then every agent and the baselines run the same held-out instances (paired; baselines once, they do
+not depend on the agent seed except ``random``), and the page gives, per agent seed, the mean final test accuracy
+and the paired differences to each baseline with 95% bootstrap CIs over instances. Runs live under
+``<out-dir>/<preset>/``; a run whose ``model.zip`` exists is reused, so an interrupted study continues where it
+stopped.
 """
 
 from __future__ import annotations

@@ -12,9 +12,8 @@ FLOPs: forward matmul FLOPs of a training batch (``2 * B * sum(in * out)`` over 
 plus backward, times K, per env step: ``useful`` with each instance's own architecture, ``computed`` with the
 stack's padded width, inputs and classes at the instance's own depth (what the batched env really multiplies).
 The achieved fraction is useful FLOP/s over a measured single-thread float32 ``torch.mm`` peak (1024 x 1024).
-``train_share`` is the fraction of the batched
-env's step time spent in :meth:`StackedMLP.train` (the rest: batch drawing and augmentation, validation, neuron
-log, observations, per-env Python).
+``train_share`` is the fraction of the batched env's step time spent in :meth:`StackedMLP.train` (the rest:
+batch drawing and augmentation, validation, neuron log, observations, per-env Python).
 
 Run: ``.venv/bin/python -m benchmarks.batched_env`` (``--smoke`` for a seconds-long check). Prints JSON and
 writes ``docs/results/batched_env.md``.

@@ -253,17 +253,17 @@ class StackedMLP:
         all_logits: list[torch.Tensor] = []
         log_probs: list[torch.Tensor] = []
         # Views made once: the optimizer updates the parameters in place, so they stay current.
-        w_in = [w.transpose(1, 2) for w in params[: depth + 1]]
-        b_in = [bias[:, None] for bias in params[depth + 1:]]
-        w_hidden, w_head = params[:depth], params[depth]
+        p_weights, p_biases = params[: depth + 1], params[depth + 1:]
+        w_in = [w.transpose(1, 2) for w in p_weights]
+        b_in = [bias[:, None] for bias in p_biases]
         # Input of hidden layer j restricted to its rows (None: every row of the previous layer's output).
         narrow = [rows[j] if rows[j] < (n if j == 0 else rows[j - 1]) else None for j in range(depth)]
-        weights_p, biases_p = params[: depth + 1], params[depth + 1:]
         for step in range(k):
-            acts = [x[step]]  # acts[j]: input of hidden layer j (post-ReLU output of layer j - 1)
+            acts = [x[step]]  # acts[j]: output of hidden layer j - 1 (post-ReLU), acts[0] the input
+            inputs = []  # inputs[j]: the rows of acts[j] that hidden layer j runs on
             for j in range(depth):
-                h = acts[j] if narrow[j] is None else acts[j][: narrow[j]]
-                acts.append(torch.baddbmm(b_in[j], h, w_in[j]).relu_())
+                inputs.append(acts[j] if narrow[j] is None else acts[j][: narrow[j]])
+                acts.append(torch.baddbmm(b_in[j], inputs[j], w_in[j]).relu_())
             head_in = _head_input(acts, rows)
             logits = torch.baddbmm(b_in[depth], head_in, w_in[depth])
             if logit_mask is not None:
@@ -278,7 +278,7 @@ class StackedMLP:
             # backward computes, rounds differently, and over hundreds of steps that grows into other episodes.
             grads_w[depth] = torch.bmm(grad.transpose(1, 2), head_in)
             grads_b[depth] = grad.sum(1)
-            from_head = torch.bmm(grad, w_head)
+            from_head = torch.bmm(grad, p_weights[depth])
             from_above = from_head
             for j in range(depth - 1, -1, -1):  # hidden layer j: its output is acts[j + 1] (rows[j] rows)
                 if j == depth - 1 or not rows[j + 1]:
@@ -288,12 +288,12 @@ class StackedMLP:
                 else:
                     grad_out = torch.cat([from_above, from_head[rows[j + 1]: rows[j]]])
                 grad = torch.ops.aten.threshold_backward(grad_out, acts[j + 1], 0)
-                grads_w[j] = torch.bmm(grad.transpose(1, 2), acts[j] if narrow[j] is None else acts[j][: narrow[j]])
+                grads_w[j] = torch.bmm(grad.transpose(1, 2), inputs[j])
                 grads_b[j] = grad.sum(1)
                 if j:
-                    from_above = torch.bmm(grad, w_hidden[j])
+                    from_above = torch.bmm(grad, p_weights[j])
             if self.optimizer == "sgd":
-                _sgd_step(weights_p, biases_p, grads_w, grads_b, bufs, p_lr, p_wd, self.momentum)
+                _sgd_step(p_weights, p_biases, grads_w, grads_b, bufs, p_lr, p_wd, self.momentum)
             else:
                 _adamw_step(params, [*grads_w, *grads_b], bufs, decay, step_size[step], bc2_sqrt[step])
         grads = [*grads_w, *grads_b]

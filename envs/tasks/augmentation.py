@@ -88,9 +88,12 @@ def apply_image_augmentations(x: torch.Tensor, draws: Sequence[ImageAugmentation
     sizes = [_cutout_size(d.level, h) if d.top is not None else 0 for d in draws]
     if any(sizes):
         keep, first = _cutout_tables(h, w, tuple(sorted(set(sizes) - {0})), str(device))
-        zeros = torch.zeros(b, dtype=torch.int64, device=device)
-        top = torch.cat([d.top if d.top is not None else zeros for d in draws]) if m > 1 else draws[0].top
-        left = torch.cat([d.left if d.left is not None else zeros for d in draws]) if m > 1 else draws[0].left
+        if m > 1:
+            zeros = torch.zeros(b, dtype=torch.int64, device=device)
+            top = torch.cat([d.top if d.top is not None else zeros for d in draws])
+            left = torch.cat([d.left if d.left is not None else zeros for d in draws])
+        else:  # one batch (every single-env step): its own draws, no concatenation
+            top, left = draws[0].top, draws[0].left
         if uniform:
             row = top * (w - sizes[0] + 1) + left + first[sizes[0]]
         else:
