@@ -38,9 +38,13 @@ def moved_hparams(lr: float, weight_decay: float, aug_level: int, move: Sequence
     """The hyperparameters after the first three entries of ``move`` (lr x/÷ 2, weight decay x/÷ 3, aug ±1),
     clipped to the env's bounds."""
     d_lr, d_wd, d_aug = move[0], move[1], move[2]
-    return (float(np.clip(lr * LR_FACTOR**d_lr, *LR_BOUNDS)),
-            float(np.clip(weight_decay * WD_FACTOR**d_wd, *WD_BOUNDS)),
-            int(np.clip(aug_level + d_aug, 0, AUG_LEVELS - 1)))
+    return (_clip(lr * LR_FACTOR**d_lr, *LR_BOUNDS), _clip(weight_decay * WD_FACTOR**d_wd, *WD_BOUNDS),
+            int(_clip(aug_level + d_aug, 0, AUG_LEVELS - 1)))
+
+
+def _clip(value: float, low: float, high: float) -> float:
+    """``np.clip`` for one Python number (a step calls it three times; numpy's scalar overhead dominated)."""
+    return float(min(max(value, low), high))
 
 
 def set_optimizer_hparams(optimizer: torch.optim.Optimizer, lr: float, weight_decay: float) -> None:

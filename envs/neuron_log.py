@@ -110,8 +110,8 @@ class NeuronLog:
             active = _fold_units(act > 0, layer.unit_dim).float().mean(0)  # fraction of activations > 0 per unit
             dead, saturated = torch.stack([active == 0, active > 0.99]).cpu()  # one device-to-host copy per layer
             self.dead_masks[i] = dead
-            self.summaries[i].dead_fraction = float(dead.float().mean())
-            self.summaries[i].saturation = float(saturated.float().mean())
+            summary = self.summaries[i]
+            summary.dead_fraction, summary.saturation = torch.stack([dead, saturated]).float().mean(1).tolist()
         return logits
 
     def record_errors(self, model: nn.Module, x_err: torch.Tensor, predicted: torch.Tensor) -> None:
@@ -141,14 +141,15 @@ class NeuronLog:
             importances.append(taylor.abs().mean(0))
         # Flagging works on a few numbers per layer: one device-to-host copy, the rest on the CPU.
         importances = list(torch.cat(importances).cpu().split([imp.numel() for imp in importances]))
-        total = float(sum(imp.sum() for imp in importances)) or 1.0
-        for i, imp in enumerate(importances):
+        sums = [imp.sum() for imp in importances]
+        total = float(sum(sums)) or 1.0  # summed in float32, layer by layer
+        for i, (imp, share) in enumerate(zip(importances, torch.stack(sums).tolist())):
             k = min(self.top_k, imp.numel())
             # Stable order: highest importance first, ties by lowest unit id.
             order = torch.argsort(-imp, stable=True)[:k]
             self.flagged[i] = order
             self.flagged_scores[i] = imp[order] / total
-            self.summaries[i].error_share = float(imp.sum()) / total
+            self.summaries[i].error_share = share / total
 
     def scale_flagged(self, factor: float) -> int:
         """Scale the incoming weights of every flagged neuron by ``factor``; returns how many were scaled."""
@@ -190,5 +191,7 @@ def _fold_units(t: torch.Tensor, unit_dim: int) -> torch.Tensor:
 
 def _per_sample_units(t: torch.Tensor, unit_dim: int) -> torch.Tensor:
     """``(B, units)``: summed over every axis but the batch and unit axes (conv positions, tokens)."""
+    if t.dim() == 2:  # already (B, units): nothing to sum
+        return t
     t = t.movedim(unit_dim, -1)
     return t.reshape(t.shape[0], -1, t.shape[-1]).sum(1)

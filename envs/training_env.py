@@ -116,6 +116,7 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._instances: list[Instance] | None = None
         self._closed = False
         self._model: torch.nn.Module | None = None
+        self._task_summary: dict[str, Any] = {}
         self._split: Split | None = None
 
     @property
@@ -143,6 +144,7 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._model = self.task.build_model(instance, split.n_classes, self._torch_gen).to(self.device)
         self._monitor.reset(self.task.hidden_layers(self._model))
         self._instance, self._instance_index = instance, index
+        self._task_summary = self._describe_task()
         self._lr, self._wd, self._aug = initial_hparams(instance)
         self._optimizer = make_optimizer(self._model, self._lr, self._wd, self.config.optimizer,
                                          self.config.momentum, self.task.fused_adam)
@@ -329,12 +331,16 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return RunStatus(self._t, self._horizon, self._lr, self._wd, self._aug, self._train_loss, self._train_acc,
                          self._val_loss, self._val_acc, self._diverged)
 
-    def _task_info(self) -> dict[str, Any]:
+    def _describe_task(self) -> dict[str, Any]:
         # No env id and a neutral family name: "ReviewsShortcut" would tell an advisor what to look for.
         assert self._model is not None and self._split is not None
         return {"family": self.task.report_name or self.task.name, "modality": self.task.modality,
                 "n_classes": self._split.n_classes, "model": self.task.describe(self._instance),
                 "n_params": int(sum(p.numel() for p in self._model.parameters()))}
+
+    def _task_info(self) -> dict[str, Any]:
+        """The report's task block: fixed for the episode (described once at reset), a fresh copy per report."""
+        return dict(self._task_summary)
 
     def report(self) -> dict[str, Any]:
         """The bounded JSON-able :ref:`TrainingReport <report>` of the current state, as advisors read it."""
