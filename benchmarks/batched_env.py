@@ -15,6 +15,12 @@ The achieved fraction is useful FLOP/s over a measured single-thread float32 ``t
 ``train_share`` is the fraction of the batched env's step time spent in :meth:`StackedMLP.train` (the rest:
 batch drawing and augmentation, validation, neuron log, observations, per-env Python).
 
+``ceiling``: how fast the target configuration (N=16 in 2 workers) could go if nothing but the training steps
+cost time. An in-process batched env holding one worker's share (N / workers sub-envs) is timed in the same
+blocks; its sub-env steps per second of :meth:`StackedMLP.train` alone, times the workers, over the block's
+SubprocVecEnv figure. The training steps are bit for bit the single env's (the equivalence the issue asks for
+rules out other kernels or roundings), so no change outside them can take the target past this ceiling.
+
 Run: ``.venv/bin/python -m benchmarks.batched_env`` (``--smoke`` for a seconds-long check). Prints JSON and
 writes ``docs/results/batched_env.md``.
 """
@@ -117,8 +123,11 @@ def measure(args: Args, obs_setting: str, env_kwargs: dict[str, Any]) -> dict[st
     configs = [(n, w) for n in args.sizes for w in args.workers if w <= n]
     sps: dict[Any, list[float]] = {"subproc2": [], **{c: [] for c in configs}}
     train_share: dict[int, list[float]] = {n: [] for n in args.sizes}
+    target = (16, TARGET_WORKERS) if (16, TARGET_WORKERS) in configs else None
+    share = 16 // TARGET_WORKERS  # sub-envs per worker in the target configuration
+    ceiling: list[float] = []
     try:
-        for n in args.sizes:
+        for n in sorted({*args.sizes, *([share] if target else [])}):
             env = BatchedTrainingEnv(n, grouping=args.grouping, **kwargs, device=args.device)
             clocks[n] = PhaseClock()
             env.reset(seed=args.seed)
@@ -151,8 +160,11 @@ def measure(args: Args, obs_setting: str, env_kwargs: dict[str, Any]) -> dict[st
                     batched[n].step(actions) if w == 1 else shards[n, w].step(actions)
                 elapsed = time.perf_counter() - started
                 sps[n, w].append(n * steps / elapsed)
-                if w == 1:
+                if w == 1 and n in train_share:
                     train_share[n].append(clocks[n].take().get("train", 0.0) / elapsed)
+            if target:
+                ceiling.append(TARGET_WORKERS * _training_only_sps(batched[share], clocks[share], args, rng)
+                               / sps["subproc2"][-1])
         flops = {n: flops_per_env_step(env) for n, env in batched.items()}
     finally:
         subproc.close()
@@ -172,7 +184,11 @@ def measure(args: Args, obs_setting: str, env_kwargs: dict[str, Any]) -> dict[st
                      "useful_gflop_per_step": rounded(flops[n]["useful"] / 1e9, 4),
                      "computed_gflop_per_step": rounded(flops[n]["computed"] / 1e9, 4) if in_process else None,
                      "useful_gflops": rounded(flops[n]["useful"] * steps_per_s / 1e9, 3)})
-    return {"obs": obs_setting, "subproc2_steps_per_s": rounded(subproc_sps, 2), "batched": rows}
+    out = {"obs": obs_setting, "subproc2_steps_per_s": rounded(subproc_sps, 2), "batched": rows}
+    if target:
+        out["ceiling"] = {"n": target[0], "workers": target[1], "sub_envs_per_worker": share,
+                          "speedup_vs_subproc2": rounded(median(ceiling), 2)}
+    return out
 
 
 def measure_batched(env_id: str, env_kwargs: dict[str, Any], sizes: tuple[int, ...], blocks: int,
@@ -185,6 +201,16 @@ def measure_batched(env_id: str, env_kwargs: dict[str, Any], sizes: tuple[int, .
     setting = measure(args, "default", {k: v for k, v in env_kwargs.items() if k != "device"})
     largest = setting["batched"][-1]
     return {**setting, f"speedup_n{largest['n']}": {"speedup": largest["speedup_vs_subproc2"]}}
+
+
+def _training_only_sps(env: BatchedTrainingEnv, clock: PhaseClock, args: Args, rng: np.random.Generator) -> float:
+    """Sub-env steps per second of ``env``'s training steps alone (``StackedMLP.train``), over one block."""
+    _time_training(env, clock)
+    clock.take()
+    steps = max(1, args.env_steps_per_block // env.num_envs)
+    for _ in range(steps):
+        env.step(rng.integers(0, 3, size=(env.num_envs, 4)))
+    return env.num_envs * steps / (clock.take().get("train", 0.0) or float("nan"))
 
 
 def _time_training(env: BatchedTrainingEnv, clock: PhaseClock) -> None:
@@ -234,6 +260,13 @@ def markdown(result: dict[str, Any]) -> str:
         lines += [f"| {r['n']} | {r['workers']} | {r['steps_per_s']} | {r['speedup_vs_subproc2']} | "
                   f"{r['train_share']} | {r['useful_gflop_per_step']} | {r['computed_gflop_per_step']} | "
                   f"{r['useful_gflops']} | {r['peak_fraction']} |" for r in setting["batched"]]
+        if "ceiling" in setting:
+            c = setting["ceiling"]
+            lines.append(f"Training-only ceiling of N={c['n']} in {c['workers']} workers: "
+                         f"**{c['speedup_vs_subproc2']}x** SubprocVecEnv(2), if batch drawing, augmentation, "
+                         "validation, neuron log and observation cost nothing (each worker's "
+                         f"{c['sub_envs_per_worker']} sub-envs' `StackedMLP.train` time alone, timed in the same "
+                         "blocks).")
         lines.append("")
     return "\n".join(lines)
 

@@ -286,6 +286,22 @@ def test_benchmark_smoke_reports_every_size_and_setting() -> None:
     in_process = [r for r in rows if r["workers"] == 1]  # stack shapes are only read in this process
     assert all(r["computed_gflop_per_step"] >= r["useful_gflop_per_step"] for r in in_process)
     assert all(r["computed_gflop_per_step"] is None and r["train_share"] is None for r in rows if r["workers"] > 1)
+    assert "ceiling" not in result["settings"][0]  # no N=16 in 2 workers: no target configuration to bound
+
+
+@pytest.mark.slow
+def test_benchmark_bounds_the_target_configuration_by_its_training_steps() -> None:
+    from benchmarks.batched_env import Args, markdown, run
+
+    args = Args(sizes=(16,), workers=(2,), obs_settings=("training_stats",), blocks=1, env_steps_per_block=16,
+                write=False)
+    result = run(args)
+    setting = result["settings"][0]
+    assert [(r["n"], r["workers"]) for r in setting["batched"]] == [(16, 2)]  # the ceiling's env is not a row
+    ceiling = setting["ceiling"]
+    assert (ceiling["n"], ceiling["workers"], ceiling["sub_envs_per_worker"]) == (16, 2, 8)
+    assert ceiling["speedup_vs_subproc2"] > 0
+    assert f"**{ceiling['speedup_vs_subproc2']}x** SubprocVecEnv(2)" in markdown(result)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
