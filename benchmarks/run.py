@@ -222,15 +222,19 @@ def main(argv: list[str] | None = None) -> int:
     if not args.smoke and args.figures == FIGURES:
         from traingym.agents.results import write_result
 
-        ceiling = result.get("batched_env", {}).get("ceiling")
-        bound = ("" if ceiling is None else f"\n\nTraining-only ceiling of the batched env (N={ceiling['n']} in "
-                 f"{ceiling['workers']} workers, if everything but `StackedMLP.train` cost nothing): "
-                 f"{ceiling['speedup_vs_subproc2']}x SubprocVecEnv(2); see batched_env.md.")
-        write_result("benchmarks", "Speed benchmarks (benchmarks/run.py)",
-                     f"{targets_table(result['targets'])}{bound}\n\nWhole suite: {result['elapsed_s']} s; load "
-                     f"average at the start {result['machine'].get('loadavg')}, at the end {result['loadavg_end']}. "
-                     "Raw figures: benchmarks.json next to this page.", data=result)
+        write_result("benchmarks", "Speed benchmarks (benchmarks/run.py)", page(result), data=result)
     return 0
+
+
+def page(result: dict[str, Any]) -> str:
+    """The Markdown body of docs/results/benchmarks.md for a full suite's ``result``."""
+    ceiling = result["figures"].get("batched_env", {}).get("ceiling")
+    bound = ("" if ceiling is None else f"\n\nTraining-only ceiling of the batched env (N={ceiling['n']} in "
+             f"{ceiling['workers']} workers, if everything but `StackedMLP.train` cost nothing): "
+             f"{ceiling['speedup_vs_subproc2']}x SubprocVecEnv(2); see batched_env.md.")
+    return (f"{targets_table(result['targets'])}{bound}\n\nWhole suite: {result['elapsed_s']} s; load average at "
+            f"the start {result['machine'].get('loadavg')}, at the end {result['loadavg_end']}. Raw figures: "
+            "benchmarks.json next to this page.")
 
 
 def targets_table(targets: dict[str, dict[str, Any]]) -> str:

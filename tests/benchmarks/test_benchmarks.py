@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.run import FIGURES, TARGETS, evaluate_targets  # noqa: E402
+from benchmarks.run import FIGURES, TARGETS, evaluate_targets, page, targets_table  # noqa: E402
 from benchmarks.step_overhead import COMPONENTS, FAMILIES, _Block, components  # noqa: E402
 from benchmarks.timing import median, quartiles  # noqa: E402
 
@@ -91,6 +91,17 @@ def test_targets_are_reported_for_every_measured_figure(smoke: tuple[dict, str])
     result = smoke[0]
     assert set(result["targets"]) == {name for name, _, _ in TARGETS}
     assert result["targets"] == evaluate_targets(result["figures"])  # the decisions on the figures written
+
+
+def test_the_page_shows_the_targets_and_the_batched_ceiling_when_measured(smoke: tuple[dict, str]) -> None:
+    result = smoke[0]
+    assert "ceiling" not in result["figures"]["batched_env"]  # the smoke run has no N=16 in 2 workers
+    assert page(result).startswith(targets_table(result["targets"])) and "ceiling" not in page(result)
+    batched = {**result["figures"]["batched_env"],
+               "ceiling": {"n": 16, "workers": 2, "sub_envs_per_worker": 8, "speedup_vs_subproc2": 4.5}}
+    with_ceiling = {**result, "figures": {**result["figures"], "batched_env": batched}}
+    assert "Training-only ceiling of the batched env (N=16 in 2 workers" in page(with_ceiling)
+    assert "4.5x SubprocVecEnv(2)" in page(with_ceiling)
 
 
 PHASES = {"train": 10.0, "log_training": 2.0, "moves": 1.0, "log_errors": 0.5, "features": 0.25,
