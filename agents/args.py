@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from traingym.advisors.encoders import MINILM_DIM
 from traingym.agents.cli_args import StrTuple
 from traingym.envs import BATCHED_ENV_IDS
 from traingym.envs.config import OBS_KEYS, TrainingEnvConfig
@@ -111,6 +112,9 @@ class Args:
     obs_keys: StrTuple = ("training_stats",)
     """Observation keys, a subset of training_stats, neurons, diagnosis; empty: all three. The default's evidence:
     docs/results/agent_default.md (3 seeds, held-out), written by ``python -m traingym.agents.study``."""
+    diagnosis_dim: int | None = None
+    """Dimensions of the diagnosis's text embedding: a fixed seeded random projection of MiniLM's 384 (the findings
+    and suggested-move one-hots are kept whole); None: all 384. Needs the diagnosis observation key."""
     total_timesteps: int = 10_000
     """Environment steps to train for (one step = K optimizer steps of the target network; 500 episodes at T=20)."""
     n_envs: int = 0
@@ -226,6 +230,12 @@ class Args:
             raise ValueError("--advisor only matters with the 'diagnosis' observation key; add it to --obs-keys")
         if self.advisor is not None:
             check_advisor_spec(self.advisor)
+        if self.diagnosis_dim is not None:
+            if "diagnosis" not in keys:
+                raise ValueError("--diagnosis-dim only matters with the 'diagnosis' observation key; add it to "
+                                 "--obs-keys")
+            if isinstance(self.diagnosis_dim, bool) or not 1 <= self.diagnosis_dim <= MINILM_DIM:
+                raise ValueError(f"--diagnosis-dim must be in [1, {MINILM_DIM}], got {self.diagnosis_dim}")
         unknown = [b for b in self.baselines if b not in BASELINES]
         if unknown:
             raise ValueError(f"--baselines must be names from {sorted(BASELINES)}, got {unknown}")
@@ -335,6 +345,8 @@ class Args:
         advisor = self.resolved_advisor()
         if advisor is not None:
             kwargs["advisor"] = advisor
+        if self.diagnosis_dim is not None:
+            kwargs["diagnosis_dim"] = self.diagnosis_dim
         return {**kwargs, **self.device_kwargs()}
 
     def device_kwargs(self) -> dict[str, str]:

@@ -63,13 +63,15 @@ class HeldOutEvalCallback(BaseCallback):
 
     def __init__(self, settings: EpisodeSettings, run_dir: str | Path, eval_freq: int, obs_keys: tuple[str, ...],
                  discrete_actions: bool, normalizer: VecNormalize | None = None, advisor: str | None = None,
-                 seed: int = 0, verbose: int = 0, knobs: Sequence[str] = KNOBS) -> None:
+                 seed: int = 0, verbose: int = 0, knobs: Sequence[str] = KNOBS, diagnosis_dim: int | None = None
+                 ) -> None:
         super().__init__(verbose)
         self.settings = settings
         self.run_dir = Path(run_dir)
         self.eval_freq = eval_freq
         self.obs_keys, self.discrete_actions, self.advisor = obs_keys, discrete_actions, advisor
         self.knobs = tuple(knobs)
+        self.diagnosis_dim = diagnosis_dim
         self.normalizer = normalizer
         self.seed = seed
         self.curve_path = self.run_dir / "learning_curve.csv"
@@ -81,7 +83,7 @@ class HeldOutEvalCallback(BaseCallback):
 
     def _init_callback(self) -> None:
         self._policy = AgentPolicy(self.model, self.normalizer, self.obs_keys, self.discrete_actions, self.advisor,
-                                   self.knobs)
+                                   self.knobs, self.diagnosis_dim)
         self._env = make_policy_env(self._policy, self.settings)
         best = self.run_dir / "best_model.json"
         self.best = json.loads(best.read_text())["test_accuracy"] if best.exists() else -np.inf

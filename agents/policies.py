@@ -33,7 +33,8 @@ class AgentPolicy:
     """A trained SB3 agent, with the observation normalisation it was trained with, for one env."""
 
     def __init__(self, model: BaseAlgorithm, normalizer: VecNormalize | None, obs_keys: tuple[str, ...],
-                 discrete_actions: bool, advisor: str | None = None, knobs: Sequence[str] = KNOBS) -> None:
+                 discrete_actions: bool, advisor: str | None = None, knobs: Sequence[str] = KNOBS,
+                 diagnosis_dim: int | None = None) -> None:
         self.model = model
         indices = knob_indices(knobs)
         self.knob_indices = None if indices == tuple(range(len(KNOBS))) else indices
@@ -41,9 +42,7 @@ class AgentPolicy:
         knobs), else None."""
         self.normalizer = normalizer
         self.discrete_actions = discrete_actions
-        self.env_overrides: dict[str, Any] = {"obs_keys": tuple(obs_keys)}
-        if advisor is not None:
-            self.env_overrides["advisor"] = advisor
+        self.env_overrides = observation_kwargs(obs_keys, advisor, diagnosis_dim)
 
     def predict(self, observation: dict[str, np.ndarray], state: Any = None, episode_start: Any = None,
                 deterministic: bool = True) -> tuple[np.ndarray, Any]:
@@ -117,9 +116,9 @@ def load_agent(path: str | Path, which: str = "final", device: str = "cpu") -> A
     model = algo_class(args["algo"]).load(model_path, device=device)
     stats = normalizer_path(model_path)
     normalizer = load_normalizer(stats) if stats.exists() else None
-    env_kwargs = config["env_kwargs"]  # the training env's resolved observation keys and advisor
+    env_kwargs = config["env_kwargs"]  # the training env's resolved observation keys, advisor, diagnosis size
     return AgentPolicy(model, normalizer, tuple(env_kwargs["obs_keys"]), uses_discrete_actions(args["algo"]),
-                       env_kwargs.get("advisor"), saved_run_knobs(args))
+                       env_kwargs.get("advisor"), saved_run_knobs(args), env_kwargs.get("diagnosis_dim"))
 
 
 
@@ -128,6 +127,18 @@ def resolve_policy(spec: PolicySpec, env_id: str, horizon: int, which: str = "fi
     if spec.target in BASELINES:
         return make_baseline(spec.target, env_id, spec.seed, horizon)
     return load_agent(spec.target, which)
+
+
+def observation_kwargs(obs_keys: Sequence[str], advisor: str | None = None, diagnosis_dim: int | None = None
+                       ) -> dict[str, Any]:
+    """The ``gym.make`` kwargs that shape an agent's observation, as its training env had them: the evaluation env
+    needs the same ones (another diagnosis size is another observation space)."""
+    kwargs: dict[str, Any] = {"obs_keys": tuple(obs_keys)}
+    if advisor is not None:
+        kwargs["advisor"] = advisor
+    if diagnosis_dim is not None:
+        kwargs["diagnosis_dim"] = diagnosis_dim
+    return kwargs
 
 
 def env_overrides(policy: Any) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from ray.rllib.utils.numpy import flatten_inputs_to_1d_tensor
 from traingym.agents.args import Args
 from traingym.agents.checkpoints import atomic_write_json
 from traingym.agents.env_factory import make_env
+from traingym.agents.policies import observation_kwargs
 from traingym.agents.ray_support import connect
 from traingym.agents.train import CHECKPOINT_DIR, RunError, TrainResult, default_run_dir, write_config
 
@@ -207,13 +208,12 @@ class RLlibPolicy:
 
     discrete_actions = False
 
-    def __init__(self, module: RLModule, obs_keys: tuple[str, ...], advisor: str | None = None) -> None:
+    def __init__(self, module: RLModule, obs_keys: tuple[str, ...], advisor: str | None = None,
+                 diagnosis_dim: int | None = None) -> None:
         self.module = module
         self.module.eval()
         self.action_dist = module.get_inference_action_dist_cls()
-        self.env_overrides: dict[str, Any] = {"obs_keys": tuple(obs_keys)}
-        if advisor is not None:
-            self.env_overrides["advisor"] = advisor
+        self.env_overrides = observation_kwargs(obs_keys, advisor, diagnosis_dim)
 
     @staticmethod
     def flatten(observation: dict[str, np.ndarray]) -> np.ndarray:
@@ -241,4 +241,5 @@ def load_rllib_policy(path: Path, config: dict[str, Any]) -> RLlibPolicy:
         raise FileNotFoundError(f"no RLlib checkpoint at {checkpoint} ({MODULE_PATH} missing)")
     module = RLModule.from_checkpoint(str(module_dir.resolve()))
     env_kwargs = config["env_kwargs"]
-    return RLlibPolicy(module, tuple(env_kwargs["obs_keys"]), env_kwargs.get("advisor"))
+    return RLlibPolicy(module, tuple(env_kwargs["obs_keys"]), env_kwargs.get("advisor"),
+                       env_kwargs.get("diagnosis_dim"))

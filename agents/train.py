@@ -165,7 +165,7 @@ def make_callbacks(args: Args, run_dir: Path, normalizer: VecNormalize | None) -
         callbacks.append(HeldOutEvalCallback(
             periodic_eval_settings(args), run_dir, args.eval_freq, args.resolved_obs_keys(),
             uses_discrete_actions(args.algo), normalizer, args.resolved_advisor(), args.seed, args.verbose,
-            args.resolved_knobs()))
+            args.resolved_knobs(), args.diagnosis_dim))
     if args.checkpoint_freq > 0:
         callbacks.append(AtomicCheckpointCallback(run_dir / CHECKPOINT_DIR, args.checkpoint_freq, normalizer,
                                                   verbose=args.verbose))

@@ -66,6 +66,9 @@ def test_readme_smoke_command_end_to_end(tmp_path: Path) -> None:
     (["--obs-keys", "training_stats", "--norm-obs-keys", "neurons"], "--norm-obs-keys must be distinct observed"),
     (["--obs-keys", "training_stats", "neurons", "--norm-obs-keys", "neurons", "--no-normalize"],
      "--norm-obs-keys needs --normalize"),
+    (["--obs-keys", "training_stats", "--diagnosis-dim", "8"], "--diagnosis-dim only matters"),
+    (["--obs-keys", "diagnosis", "--diagnosis-dim", "0"], "--diagnosis-dim must be in [1, 384], got 0"),
+    (["--obs-keys", "diagnosis", "--diagnosis-dim", "385"], "--diagnosis-dim must be in [1, 384], got 385"),
 ])
 def test_bad_arguments_are_one_clear_message(args: list[str], message: str) -> None:
     proc = _run(*args, timeout=120)
@@ -102,6 +105,26 @@ def test_norm_obs_keys_normalise_only_those_keys(tmp_path: Path) -> None:
     out = normalizer.normalize_obs(obs)
     assert np.array_equal(out["neurons"], obs["neurons"]) and not np.array_equal(out["training_stats"],
                                                                                  obs["training_stats"])
+
+
+def test_a_smaller_diagnosis_reaches_the_training_env_the_periodic_and_the_final_evaluation(tmp_path: Path) -> None:
+    from traingym.advisors.channel import MOVE_SLOTS
+    from traingym.advisors.findings import FINDINGS
+    from traingym.protocol.moves import KNOBS
+
+    run_dir = tmp_path / "run"
+    tiny = {**TINY, "eval_freq": 16, "eval_freq_episodes": 1, "eval_episodes": 1}
+    train(Args(run_dir=str(run_dir), obs_keys=("training_stats", "diagnosis"), diagnosis_dim=8, **tiny))
+    size = 8 + len(FINDINGS) + MOVE_SLOTS * len(KNOBS)  # the text projected to 8; the one-hots whole
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["env_kwargs"]["diagnosis_dim"] == 8 and config["args"]["diagnosis_dim"] == 8
+    assert (run_dir / "learning_curve.csv").read_text().count("\n") >= 2  # the periodic evaluation ran
+    policy = load_agent(run_dir)
+    assert policy.model.observation_space["diagnosis"].shape == (size,)
+    assert policy.env_overrides == {"obs_keys": ("training_stats", "diagnosis"), "advisor": "heuristic",
+                                    "diagnosis_dim": 8}
+    (episode,) = run_policy_object(policy, "ppo", EpisodeSettings("TrainGym/DigitsMLP-v0", 3, 5, (0,)))
+    assert episode.steps == 3
 
 
 def test_existing_run_is_not_overwritten(tmp_path: Path) -> None:
