@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -341,13 +342,9 @@ class Args:
 
     def env_kwargs(self) -> dict[str, Any]:
         """``gym.make`` keyword arguments of the training env (besides ``instance_set``)."""
-        kwargs: dict[str, Any] = {"steps_per_action": self.steps_per_action, "obs_keys": self.resolved_obs_keys()}
-        advisor = self.resolved_advisor()
-        if advisor is not None:
-            kwargs["advisor"] = advisor
-        if self.diagnosis_dim is not None:
-            kwargs["diagnosis_dim"] = self.diagnosis_dim
-        return {**kwargs, **self.device_kwargs()}
+        return {"steps_per_action": self.steps_per_action,
+                **observation_kwargs(self.resolved_obs_keys(), self.resolved_advisor(), self.diagnosis_dim),
+                **self.device_kwargs()}
 
     def device_kwargs(self) -> dict[str, str]:
         """The env's device kwargs that differ from the CPU default (so CPU runs keep their old config.json)."""
@@ -372,6 +369,18 @@ class Args:
         names = {f.name for f in fields(cls)}
         data = {**SAVED_BEFORE_FIELD, **data}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names})
+
+
+def observation_kwargs(obs_keys: Sequence[str], advisor: str | None = None, diagnosis_dim: int | None = None
+                       ) -> dict[str, Any]:
+    """The ``gym.make`` kwargs that shape an agent's observation: its training env's, and (another diagnosis size
+    is another observation space) its evaluation envs'."""
+    kwargs: dict[str, Any] = {"obs_keys": tuple(obs_keys)}
+    if advisor is not None:
+        kwargs["advisor"] = advisor
+    if diagnosis_dim is not None:
+        kwargs["diagnosis_dim"] = diagnosis_dim
+    return kwargs
 
 
 SMOKE_PRESET: dict[str, Any] = {

@@ -12,7 +12,7 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 from traingym.agents.algos import algo_class, uses_discrete_actions
-from traingym.agents.args import saved_run_knobs
+from traingym.agents.args import observation_kwargs, saved_run_knobs
 from traingym.agents.baselines import BASELINES, make_baseline
 from traingym.agents.checkpoints import load_normalizer, normalizer_path
 from traingym.agents.pretrained import resolve_agent_path
@@ -127,18 +127,6 @@ def resolve_policy(spec: PolicySpec, env_id: str, horizon: int, which: str = "fi
     if spec.target in BASELINES:
         return make_baseline(spec.target, env_id, spec.seed, horizon)
     return load_agent(spec.target, which)
-
-
-def observation_kwargs(obs_keys: Sequence[str], advisor: str | None = None, diagnosis_dim: int | None = None
-                       ) -> dict[str, Any]:
-    """The ``gym.make`` kwargs that shape an agent's observation, as its training env had them: the evaluation env
-    needs the same ones (another diagnosis size is another observation space)."""
-    kwargs: dict[str, Any] = {"obs_keys": tuple(obs_keys)}
-    if advisor is not None:
-        kwargs["advisor"] = advisor
-    if diagnosis_dim is not None:
-        kwargs["diagnosis_dim"] = diagnosis_dim
-    return kwargs
 
 
 def env_overrides(policy: Any) -> dict[str, Any]:

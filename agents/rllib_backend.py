@@ -30,10 +30,9 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.utils.numpy import flatten_inputs_to_1d_tensor
-from traingym.agents.args import Args
+from traingym.agents.args import Args, observation_kwargs
 from traingym.agents.checkpoints import atomic_write_json
 from traingym.agents.env_factory import make_env
-from traingym.agents.policies import observation_kwargs
 from traingym.agents.ray_support import connect
 from traingym.agents.train import CHECKPOINT_DIR, RunError, TrainResult, default_run_dir, write_config
 

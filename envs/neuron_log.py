@@ -108,10 +108,10 @@ class NeuronLog:
             if act is None:
                 continue
             active = _fold_units(act > 0, layer.unit_dim).float().mean(0)  # fraction of activations > 0 per unit
-            dead, saturated = torch.stack([active == 0, active > 0.99]).cpu()  # one device-to-host copy per layer
-            self.dead_masks[i] = dead
+            flags = torch.stack([active == 0, active > 0.99]).cpu()  # dead, saturated: one host copy per layer
+            self.dead_masks[i] = flags[0]
             summary = self.summaries[i]
-            summary.dead_fraction, summary.saturation = torch.stack([dead, saturated]).float().mean(1).tolist()
+            summary.dead_fraction, summary.saturation = flags.float().mean(1).tolist()
         return logits
 
     def record_errors(self, model: nn.Module, x_err: torch.Tensor, predicted: torch.Tensor) -> None:
