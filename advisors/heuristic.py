@@ -15,6 +15,8 @@ the newest history point, "n" the history length. Thresholds are the module cons
   ``GAP_GROWING`` while growing (``gap_loss`` slope > ``SLOPE_EPS`` or a ``gap_jump`` event in the last step).
 * ``shortcut_tokens`` (aug_level +1, the augmentation masks flagged tokens): a flagged token with
   z >= ``SHORTCUT_Z``.
+* ``shortcut_features`` (aug_level +1: the augmentation masks flagged input features first): a flagged input
+  feature with z >= ``SHORTCUT_Z``.
 * ``noisy_labels`` (weight_decay +1, so the network does not memorise the noise): n >= 4; train accuracy
   stalled (range of the last 4 < ``STALL_RANGE``) in [chance + 0.2, ``CONVERGED_ACC``); validation accuracy
   >= train accuracy + ``NOISY_MARGIN`` with aug_level 0 (augmentation cannot explain it). The network fits the
@@ -63,12 +65,12 @@ NOISY_MARGIN = 0.02
 WD_SIGNIFICANT = 1e-3
 
 _MOVE_PRIORITY: tuple[Finding, ...] = (
-    Finding.DIVERGING, Finding.DEAD_UNITS, Finding.OVERFITTING, Finding.SHORTCUT_TOKENS,
+    Finding.DIVERGING, Finding.DEAD_UNITS, Finding.OVERFITTING, Finding.SHORTCUT_TOKENS, Finding.SHORTCUT_FEATURES,
     Finding.NOISY_LABELS, Finding.UNDERFITTING, Finding.PLATEAU,
 )
 _CONFIDENCE: dict[Finding, float] = {
     Finding.DIVERGING: 0.8, Finding.DEAD_UNITS: 0.7, Finding.OVERFITTING: 0.6, Finding.SHORTCUT_TOKENS: 0.7,
-    Finding.NOISY_LABELS: 0.55, Finding.UNDERFITTING: 0.6, Finding.PLATEAU: 0.6, Finding.HEALTHY: 0.5,
+    Finding.SHORTCUT_FEATURES: 0.7,    Finding.NOISY_LABELS: 0.55, Finding.UNDERFITTING: 0.6, Finding.PLATEAU: 0.6, Finding.HEALTHY: 0.5,
 }
 _PHRASES: dict[tuple[int, int], str] = {
     (0, 1): "a higher learning rate", (0, -1): "a lower learning rate",
@@ -94,8 +96,8 @@ class HeuristicAdvisor:
     def diagnose_normalized(self, r: dict[str, Any]) -> Diagnosis:
         """:meth:`diagnose` for a report that is already :func:`normalize_report`'s output (no re-normalising)."""
         verdicts: dict[Finding, tuple[Move, str]] = {}
-        for rule in (_diverging, _dead_units, _overfitting, _shortcut_tokens, _noisy_labels, _underfitting,
-                     _plateau):
+        for rule in (_diverging, _dead_units, _overfitting, _shortcut_tokens, _shortcut_features, _noisy_labels,
+                     _underfitting, _plateau):
             found = rule(r)
             if found is not None:
                 verdicts[found[0]] = (_within_bounds(found[1], r), found[2])
@@ -189,6 +191,18 @@ def _shortcut_tokens(r: dict[str, Any]) -> Verdict | None:
     z = math.floor(tokens[0]["z"])
     return (Finding.SHORTCUT_TOKENS, (0, 0, 1, 0),
             f"shortcut tokens: {names} carry outlying relevance (z {z}-{z + 1}); augmentation masks them")
+
+
+def _shortcut_features(r: dict[str, Any]) -> Verdict | None:
+    features = sorted((x for x in r["flagged_inputs"] if math.isfinite(x["z"]) and x["z"] >= SHORTCUT_Z),
+                      key=lambda x: (-x["z"], x["feature"]))
+    if not features:
+        return None
+    names = ", ".join(json.dumps(x["feature"][:24]) for x in features[:3])
+    z = math.floor(features[0]["z"])
+    return (Finding.SHORTCUT_FEATURES, (0, 0, 1, 0),
+            f"shortcut features: {names} carry outlying relevance on the errors (z {z}-{z + 1}); augmentation "
+            f"masks them")
 
 
 def _noisy_labels(r: dict[str, Any]) -> Verdict | None:

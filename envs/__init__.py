@@ -26,6 +26,7 @@ ENV_TASKS: dict[str, str] = {
     "TrainGym/TabularMLP-v0": "tabular_mlp",
     "TrainGym/ReviewsBERT-v0": "reviews_bert",
     "TrainGym/ReviewsShortcut-v0": "reviews_shortcut",
+    "TrainGym/DigitsPathologies-v0": "digits_pathologies",
 }
 """Registered environment ids and the task family each one trains."""
 

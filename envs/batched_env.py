@@ -221,7 +221,7 @@ class BatchedTrainingEnv(VectorEnv):
             env = self.envs[i]
             assert env._split is not None
             batches = env._draw_batches()
-            per_env[i] = env._split.x_train[batches], env._split.y_train[batches]
+            per_env[i] = env.mask_flagged_inputs(env._split.x_train[batches]), env._split.y_train[batches]
             if env._aug > 0:
                 augmented.append(i)
         if augmented:

@@ -66,6 +66,10 @@ class NeuronLog:
         self.flagged: list[torch.Tensor] = [torch.zeros(0, dtype=torch.int64) for _ in self.layers]
         self.flagged_scores: list[torch.Tensor] = [torch.zeros(0) for _ in self.layers]
         self.n_errors = 0
+        self.input_relevance: torch.Tensor | None = None
+        """``(2, F)`` on the CPU, per input feature over the last error pass's errors: the summed share of each
+        error's gradient x input ``|x * g|`` that the feature carries, and the number of errors in which the
+        feature is non-zero (None when it was not asked for or there were no errors)."""
 
     def _capture(self, index: int, module: nn.Module, inputs: object, output: torch.Tensor) -> None:
         self._captured[index] = output
@@ -114,24 +118,38 @@ class NeuronLog:
             summary.dead_fraction, summary.saturation = flags.float().mean(1).tolist()
         return logits
 
-    def record_errors(self, model: nn.Module, x_err: torch.Tensor, predicted: torch.Tensor) -> None:
-        """Selective log: importance |a * g| of every unit on the validation errors; flags the top-k per layer."""
+    def record_errors(self, model: nn.Module, x_err: torch.Tensor, predicted: torch.Tensor, *,
+                      input_relevance: bool = False) -> None:
+        """Selective log: importance |a * g| of every unit on the validation errors; flags the top-k per layer.
+        With ``input_relevance``, the same backward pass also gives each input feature's gradient x input
+        (:attr:`input_relevance`), the image / table analogue of token relevance."""
         self.n_errors = int(x_err.shape[0])
-        if self.n_errors == 0 or not self.selective:
-            for i in range(len(self.layers)):
-                self.flagged[i] = torch.zeros(0, dtype=torch.int64)
-                self.flagged_scores[i] = torch.zeros(0)
-                self.summaries[i].error_share = 0.0
+        self.input_relevance = None
+        if self.n_errors == 0 or not (self.selective or input_relevance):
+            self._clear_flags()
             return
         x_err, predicted = x_err[: self.max_error_samples], predicted[: self.max_error_samples]
+        if input_relevance:
+            x_err = x_err.detach().requires_grad_(True)
         try:
             with self._capturing(), torch.enable_grad():
                 logits = model(x_err)
                 activations = [self._captured.pop(i) for i in range(len(self.layers))]
                 target = logits.gather(1, predicted[:, None]).sum()
-                grads = torch.autograd.grad(target, activations, allow_unused=True)
+                grads = torch.autograd.grad(target, [*activations, x_err] if input_relevance else activations,
+                                            allow_unused=True)
         finally:
             self._captured.clear()
+        if input_relevance:
+            grad_x = grads[-1] if grads[-1] is not None else torch.zeros_like(x_err)
+            x = x_err.detach().flatten(1)
+            relevance = (x * grad_x.flatten(1)).abs()
+            shares = relevance / relevance.sum(1, keepdim=True).clamp_min(1e-12)
+            self.input_relevance = torch.stack([shares.sum(0), (x != 0).sum(0).to(shares.dtype)]).cpu()
+            grads = grads[:-1]
+        if not self.selective:
+            self._clear_flags()
+            return
         importances = []
         for layer, act, grad in zip(self.layers, activations, grads):
             if grad is None:
@@ -150,6 +168,12 @@ class NeuronLog:
             self.flagged[i] = order
             self.flagged_scores[i] = imp[order] / total
             self.summaries[i].error_share = share / total
+
+    def _clear_flags(self) -> None:
+        for i in range(len(self.layers)):
+            self.flagged[i] = torch.zeros(0, dtype=torch.int64)
+            self.flagged_scores[i] = torch.zeros(0)
+            self.summaries[i].error_share = 0.0
 
     def scale_flagged(self, factor: float) -> int:
         """Scale the incoming weights of every flagged neuron by ``factor``; returns how many were scaled."""

@@ -132,6 +132,24 @@ def _cutout_tables(h: int, w: int, sizes: tuple[int, ...], device: str) -> tuple
     return torch.cat(tables), first
 
 
+FLAGGED_MASK_PROB: tuple[float, ...] = (0.0, 0.50, 0.75, 0.90, 1.00)
+"""Probability per augmentation level (0..4) that an over-relevant (flagged) input feature or token is masked."""
+
+
+def mask_inputs(x: torch.Tensor, flagged: Sequence[int], level: int, generator: torch.Generator) -> torch.Tensor:
+    """``x`` ``(..., F)`` with each flagged feature of each row zeroed with probability
+    :data:`FLAGGED_MASK_PROB` ``[level]``: the image / table analogue of masking flagged tokens first. Draws
+    ``x.shape[:-1] + (len(flagged),)`` uniforms from ``generator``; level 0 or no flagged feature returns ``x``
+    itself and draws nothing."""
+    if level == 0 or not flagged:
+        return x
+    columns = torch.as_tensor(list(flagged), dtype=torch.int64, device=x.device)
+    u = torch.rand((*x.shape[:-1], columns.numel()), generator=generator, device=generator.device).to(x.device)
+    x = x.clone()
+    x[..., columns] = x[..., columns] * (u >= FLAGGED_MASK_PROB[level]).to(x.dtype)
+    return x
+
+
 def augment_features(x: torch.Tensor, level: int, generator: torch.Generator) -> torch.Tensor:
     """Gaussian feature noise (0.15 std per level, features are standardised) and feature dropout (5% per level)."""
     noisy = x + 0.15 * level * torch.randn(x.shape, generator=generator, device=x.device)
