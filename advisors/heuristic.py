@@ -65,12 +65,13 @@ NOISY_MARGIN = 0.02
 WD_SIGNIFICANT = 1e-3
 
 _MOVE_PRIORITY: tuple[Finding, ...] = (
-    Finding.DIVERGING, Finding.DEAD_UNITS, Finding.OVERFITTING, Finding.SHORTCUT_TOKENS, Finding.SHORTCUT_FEATURES,
-    Finding.NOISY_LABELS, Finding.UNDERFITTING, Finding.PLATEAU,
+    Finding.DIVERGING, Finding.DEAD_UNITS, Finding.OVERFITTING, Finding.SHORTCUT_TOKENS,
+    Finding.SHORTCUT_FEATURES, Finding.NOISY_LABELS, Finding.UNDERFITTING, Finding.PLATEAU,
 )
 _CONFIDENCE: dict[Finding, float] = {
     Finding.DIVERGING: 0.8, Finding.DEAD_UNITS: 0.7, Finding.OVERFITTING: 0.6, Finding.SHORTCUT_TOKENS: 0.7,
-    Finding.SHORTCUT_FEATURES: 0.7,    Finding.NOISY_LABELS: 0.55, Finding.UNDERFITTING: 0.6, Finding.PLATEAU: 0.6, Finding.HEALTHY: 0.5,
+    Finding.SHORTCUT_FEATURES: 0.7, Finding.NOISY_LABELS: 0.55, Finding.UNDERFITTING: 0.6, Finding.PLATEAU: 0.6,
+    Finding.HEALTHY: 0.5,
 }
 _PHRASES: dict[tuple[int, int], str] = {
     (0, 1): "a higher learning rate", (0, -1): "a lower learning rate",

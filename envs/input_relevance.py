@@ -20,18 +20,19 @@ alone). A shortcut pixel is present in few errors but carries a large share of e
 in most errors with a small share; a blank pixel is never present and scores 0. Sums and counts are exponential
 moving sums over steps (:data:`DECAY`, as the token monitor's). Scores are compared across the features that occur
 with a robust z-score, ``(score - median) / (1.4826 * MAD)``, the MAD floored at :data:`MAD_FLOOR` of the median.
-Features with ``z >= SHORTCUT_Z`` on :data:`PERSISTENCE` consecutive updates are *flagged now* (a short-lived
-outlier is noise: on the nearly untrained network of the first steps, when almost every validation image is an
-error, stroke pixels of clean digits reach the threshold for an update or two and fall back, while a learned
-shortcut's z keeps rising; the rule was chosen on train instances, see ``docs/results/input_relevance.md``) (at most :data:`TOP_FEATURES`, highest first, in the report's
-``flagged_inputs``); every feature ever flagged in the episode stays *sticky* (at most :data:`STICKY_FEATURES`,
-newest kept), and augmentation masks the sticky ones first (:func:`~traingym.envs.tasks.augmentation.mask_inputs`),
-since a masked shortcut stops being relevant and would otherwise be relearned. A feature that becomes flagged emits
-an ``over_relevant_input`` event (``neuron_ids`` ``[feature]``, values ``z``, ``share``).
+Features with ``z >= SHORTCUT_Z`` on :data:`PERSISTENCE` consecutive updates are *flagged now* (at most
+:data:`TOP_FEATURES`, highest first, in the report's ``flagged_inputs``). A short-lived outlier is noise: on the
+nearly untrained network of the first steps, when almost every validation image is an error, stroke pixels of clean
+digits reach the threshold for an update or two and fall back, while a learned shortcut's z keeps rising (rates per
+pathology: ``docs/results/input_relevance.md``). Every feature ever flagged in the episode stays *sticky* (at most
+:data:`STICKY_FEATURES`, newest kept), and augmentation masks the sticky ones first
+(:func:`~traingym.envs.tasks.augmentation.mask_inputs`): a masked shortcut stops being relevant and would otherwise
+be relearned. A feature that becomes flagged emits an ``over_relevant_input`` event (``neuron_ids`` ``[feature]``,
+values ``z``, ``share``).
 
 ## Observation block (:data:`FEATURE_SIZE` = 12 floats, the size of the token block)
-The top :data:`TOP_FEATURES` features by z (flagged or not): ``z / 10`` and mean share per occurrence, interleaved; then the
-number flagged now / :data:`TOP_FEATURES` and the number of sticky features / :data:`STICKY_FEATURES`.
+The top :data:`TOP_FEATURES` features by z (flagged or not): ``z / 10`` and mean share per occurrence,
+interleaved; then the number flagged now / :data:`TOP_FEATURES` and the number of sticky features / :data:`STICKY_FEATURES`.
 """
 
 from __future__ import annotations

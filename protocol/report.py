@@ -74,8 +74,8 @@ def finite(value: float, bound: float = 1e6) -> float:
 def build_report(*, task: dict[str, Any], step: int, horizon: int, hparams: dict[str, float],
                  bounds: dict[str, list[float]], history: Mapping[str, Sequence[float]],
                  slopes: Mapping[str, float], layers: list[dict], flagged_neurons: list[dict],
-                 flagged_tokens: list[dict], flagged_inputs: list[dict], event_counts: dict[str, int], recent_events: list[dict],
-                 diverged: bool) -> dict[str, Any]:
+                 flagged_tokens: list[dict], flagged_inputs: list[dict], event_counts: dict[str, int],
+                 recent_events: list[dict], diverged: bool) -> dict[str, Any]:
     """Assemble a report; every list is capped so the size does not grow with the episode length.
 
     ``slopes`` is :func:`history_slopes` of ``history`` (passed in, so the caller computes it once per step).

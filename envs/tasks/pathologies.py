@@ -4,13 +4,17 @@ Each instance of a pathology family names its problem in ``instance["pathology"]
 ``instance["strength"]`` in [0, 1] (ground truth for scoring advisors; the agent, advisors and controllers see
 only what the env observes, and the report names the neutral base family):
 
-| pathology | what is planted (strength s) | literature | remedy that works |
-|---|---|---|---|
-| ``clean`` | nothing (s = 0) | | tune LR / WD |
-| ``spurious`` | SpuCoMNIST / Colored-MNIST style shortcut: two label-coded pixels on the outer ring of a training image with probability s; in validation and test the same pixels of a *random* class with probability s | Arjovsky et al. 2019; Joshi et al. 2023 | mask the over-relevant input features (augmentation) |
-| ``label_noise`` | a fraction 0.5 s of the training labels flipped to another class | Zhang et al. 2017 | more weight decay, a lower LR late |
-| ``small_data`` | only a fraction 1 - 0.9 s of the training split kept (about 100 images at s = 1) | | more weight decay and augmentation |
-| ``dying_relu`` | an initial learning rate 10^(0.3 s - 0.3) (0.7-1 with SGD momentum 0.9 at s in [0.5, 1]) that kills most hidden units in the first steps without diverging | Lu et al. 2019 | a lower LR at once |
+- ``clean``: nothing planted (s = 0). Remedy: tune LR / WD.
+- ``spurious``: a SpuCoMNIST / Colored-MNIST style shortcut (Arjovsky et al. 2019; Joshi et al. 2023): two
+  label-coded pixels on the outer ring of a training image with probability s; in validation and test the same
+  pixels of a *random* class with probability s (the correlation is broken there, as in those benchmarks).
+  Remedy: mask the over-relevant input features (augmentation).
+- ``label_noise``: a fraction 0.5 s of the training labels flipped to another class (Zhang et al. 2017). Remedy:
+  a lower learning rate and more weight decay, so the network does not memorise the flips.
+- ``small_data``: only a fraction 1 - 0.9 s of the training split kept (about 100 images at s = 1). Remedy: more
+  weight decay and augmentation.
+- ``dying_relu``: an initial learning rate 10^(0.3 s - 0.3) (0.7-1 with SGD momentum 0.9 for s in [0.5, 1]) that
+  kills most hidden units in the first steps without diverging (Lu et al. 2019). Remedy: a lower LR at once.
 
 The shortcut pixels are drawn per instance (from its split seed) among the image's outer ring, where the real
 digits are blank, so no fixed rule can know them: which pixels carry the shortcut is the input relevance's business
