@@ -32,7 +32,8 @@ values ``z``, ``share``).
 
 ## Observation block (:data:`FEATURE_SIZE` = 12 floats, the size of the token block)
 The top :data:`TOP_FEATURES` features by z (flagged or not): ``z / 10`` and mean share per occurrence,
-interleaved; then the number flagged now / :data:`TOP_FEATURES` and the number of sticky features / :data:`STICKY_FEATURES`.
+interleaved; then the number flagged now / :data:`TOP_FEATURES` and the number of sticky features /
+:data:`STICKY_FEATURES`.
 """
 
 from __future__ import annotations
