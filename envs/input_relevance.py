@@ -1,39 +1,43 @@
-"""Over-relevant input features of an image or table task: gradient x input on the validation errors.
+"""Over-relevant input features of an image or table task: contrastive gradient x input on the validation errors.
 
 The image / table analogue of the text families' token relevance (:mod:`traingym.envs.token_monitor`).
 
 ## Where the relevance comes from
-The neuron log's error pass (:meth:`~traingym.envs.neuron_log.NeuronLog.record_errors`) already runs one
-forward / backward of the predicted (wrong) class logit on the validation errors; with input relevance on, the same
-backward also returns the gradient with respect to the input. Feature ``j``'s relevance on one error is
-``|x_j * dlogit/dx_j|`` (gradient x input, the first-order Taylor term: the same rule as the neurons' importance,
-Shrikumar et al. 2016; for a ReLU MLP without biases it equals the LRP-0 rule of the Chefer-style rollouts). A
-shortcut shows there because validation images carry the planted pattern decorrelated from the label (see
-:mod:`traingym.envs.tasks.pathologies`): a model that relies on it errs exactly where the pattern points to another
-class, and the pattern's features carry those errors.
+After each step's validation pass (not at reset: an untrained network has learned no reliance) the neuron log
+explains the validation errors (:meth:`~traingym.envs.neuron_log.NeuronLog.record_input_relevance`): feature ``j``'s
+relevance on one error is ``max(0, x_j * d(logit_predicted - logit_true)/dx_j)``, the contrastive gradient x input
+(Shrikumar et al. 2016): what pushed the wrong class past the right one. A shortcut shows there because validation
+images carry the planted pattern decorrelated from the label (:mod:`traingym.envs.tasks.pathologies`): a model that
+relies on it errs where the pattern points to another class, and the pattern's features carry those errors. The
+plain gradient x input of the predicted logit (no contrast) spread the relevance over the strokes and flagged only
+1-7 of the 20 planted pixels.
 
 ## Aggregation and flags
-Each error's relevance is normalised to shares (they sum to 1 over the features), and a feature's score is its mean
+Each error's relevance is normalised to shares (summing to 1 over the features); a feature's score is its mean
 share *per occurrence*: the summed shares over the errors in which the feature is non-zero, divided by that count
-plus a prior of :data:`PRIOR_COUNT` occurrences (shrinkage, so a feature seen in two errors cannot flag on them
-alone). A shortcut pixel is present in few errors but carries a large share of each; a real stroke pixel is present
-in most errors with a small share; a blank pixel is never present and scores 0. Sums and counts are exponential
-moving sums over steps (:data:`DECAY`, as the token monitor's). Scores are compared across the features that occur
-with a robust z-score, ``(score - median) / (1.4826 * MAD)``, the MAD floored at :data:`MAD_FLOOR` of the median.
-Features with ``z >= SHORTCUT_Z`` on :data:`PERSISTENCE` consecutive updates are *flagged now* (at most
-:data:`TOP_FEATURES`, highest first, in the report's ``flagged_inputs``). A short-lived outlier is noise: on the
-nearly untrained network of the first steps, when almost every validation image is an error, stroke pixels of clean
-digits reach the threshold for an update or two and fall back, while a learned shortcut's z keeps rising (rates per
-pathology: ``docs/results/input_relevance.md``). Every feature ever flagged in the episode stays *sticky* (at most
-:data:`STICKY_FEATURES`, newest kept), and augmentation masks the sticky ones first
-(:func:`~traingym.envs.tasks.augmentation.mask_inputs`): a masked shortcut stops being relevant and would otherwise
-be relearned. A feature that becomes flagged emits an ``over_relevant_input`` event (``neuron_ids`` ``[feature]``,
-values ``z``, ``share``).
+plus a prior of :data:`PRIOR_COUNT` occurrences (shrinkage: a feature seen in two errors cannot flag on them alone).
+A shortcut pixel is present in few errors but carries a large share of each; a stroke pixel is present in most
+errors with a small share; a blank pixel is never present and scores 0. Sums and counts are exponential moving sums
+over steps (:data:`DECAY`, as the token monitor's). Scores are compared across the features that occur with a robust
+z-score, ``(score - median) / (1.4826 * MAD)``, the MAD floored at :data:`MAD_FLOOR` of the median.
+
+A feature is *flagged now* when its z stayed at or above :data:`ALARM_Z` on :data:`PERSISTENCE` consecutive updates,
+or, once some feature of the run has been flagged, at or above ``SHORTCUT_Z`` (hysteresis, as in event detectors:
+the high threshold raises the alarm, the lower one extends it to the rest of the pattern, whose pixels share the
+shortcut's relevance between them). A short-lived outlier is noise: on the nearly untrained network of the first
+steps, when almost every validation image is an error, stroke pixels of clean digits cross a threshold for an update
+or two and fall back, while a learned shortcut's z keeps rising. The thresholds were chosen on train instances; the
+rates per pathology are in ``docs/results/input_relevance.md``. The top :data:`TOP_FEATURES` flagged go to the
+report's ``flagged_inputs``, highest z first. Every feature ever flagged in the run stays *sticky* (at most
+:data:`STICKY_FEATURES`, newest kept), and augmentation decorrelates the sticky ones from the label
+(:func:`~traingym.envs.tasks.augmentation.decorrelate_inputs`): a decorrelated shortcut stops being relevant and
+would otherwise be relearned. A feature that becomes flagged emits an ``over_relevant_input`` event (``neuron_ids``
+``[feature]``, values ``z``, ``share``).
 
 ## Observation block (:data:`FEATURE_SIZE` = 12 floats, the size of the token block)
-The top :data:`TOP_FEATURES` features by z (flagged or not): ``z / 10`` and mean share per occurrence,
-interleaved; then the number flagged now / :data:`TOP_FEATURES` and the number of sticky features /
-:data:`STICKY_FEATURES`.
+The top :data:`TOP_FEATURES` features by z (flagged or not): ``z / 10`` and mean share per occurrence, interleaved;
+then the number flagged now (at most :data:`TOP_FEATURES`) / :data:`TOP_FEATURES` and the number of sticky features
+/ :data:`STICKY_FEATURES`.
 """
 
 from __future__ import annotations
@@ -55,7 +59,9 @@ MAD_FLOOR = 0.05
 PRIOR_COUNT = 10.0
 """Occurrences added to each feature's count (shrinks the score of rarely seen features toward 0)."""
 PERSISTENCE = 3
-"""Consecutive updates a feature's z must stay at or above the threshold before it is flagged."""
+"""Consecutive updates a feature's z must stay at or above a threshold before it is flagged."""
+ALARM_Z = 6.0
+"""Robust z from which a feature flags a run with nothing flagged yet (``SHORTCUT_Z`` extends the alarm)."""
 FEATURE_SIZE = 2 * TOP_FEATURES + 2
 """Length of :meth:`InputRelevanceMonitor.features`."""
 
@@ -84,7 +90,8 @@ class InputRelevanceMonitor:
         self._shares = np.zeros(len(self.feature_names), dtype=np.float64)
         self._counts = np.zeros(len(self.feature_names), dtype=np.float64)
         self._z = np.zeros(len(self.feature_names), dtype=np.float64)
-        self._streak = np.zeros(len(self.feature_names), dtype=np.int64)
+        self._streak = np.zeros((2, len(self.feature_names)), dtype=np.int64)
+        """Consecutive updates at or above :data:`ALARM_Z` (row 0) and ``z_threshold`` (row 1)."""
         self._flagged_now: list[int] = []
         self._sticky: list[int] = []
 
@@ -110,9 +117,12 @@ class InputRelevanceMonitor:
         self._shares = self.decay * self._shares + values[0]
         self._counts = self.decay * self._counts + values[1]
         self._z = robust_z(self.scores, self._counts > 0)
-        self._streak = np.where(self._z >= self.z_threshold, self._streak + 1, 0)
+        above = np.stack([self._z >= max(ALARM_Z, self.z_threshold), self._z >= self.z_threshold])
+        self._streak = np.where(above, self._streak + 1, 0)
+        persistent = self._streak >= PERSISTENCE
+        flagged = persistent[0] | persistent[1] if self._sticky else persistent[0]
         order = np.argsort(-self._z, kind="stable")
-        now = [int(j) for j in order if self._streak[j] >= PERSISTENCE][:TOP_FEATURES]
+        now = [int(j) for j in order if flagged[j]][:STICKY_FEATURES]
         previous = set(self._flagged_now)
         self._flagged_now = now
         self._sticky = ([j for j in self._sticky if j not in now] + now)[-STICKY_FEATURES:]
@@ -127,7 +137,7 @@ class InputRelevanceMonitor:
         """The flagged features in the TrainingReport's ``flagged_inputs`` shape: ``{"feature", "z", "share"}``."""
         scores = self.scores
         return [{"feature": self.feature_names[j], "z": round(float(self._z[j]), 3),
-                 "share": round(float(scores[j]), 4)} for j in self._flagged_now]
+                 "share": round(float(scores[j]), 4)} for j in self._flagged_now[:TOP_FEATURES]]
 
     def features(self) -> np.ndarray:
         """The ``(FEATURE_SIZE,)`` float32 observation block (module docstring)."""
@@ -136,7 +146,7 @@ class InputRelevanceMonitor:
             scores = self.scores
             for i, j in enumerate(np.argsort(-self._z, kind="stable")[:TOP_FEATURES]):
                 out[2 * i: 2 * i + 2] = (self._z[j] / 10.0, scores[j])
-        out[-2] = len(self._flagged_now) / TOP_FEATURES
+        out[-2] = min(len(self._flagged_now), TOP_FEATURES) / TOP_FEATURES
         out[-1] = len(self._sticky) / STICKY_FEATURES
         return out
 

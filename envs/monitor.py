@@ -167,8 +167,10 @@ class TrainingMonitor:
         errors = predicted != y_val
         # Not at step 0 (the env's reset): an untrained network has learned no reliance to diagnose.
         explain_inputs = self.inputs is not None and step > 0
-        self.log.record_errors(model, x_val[errors], predicted[errors], input_relevance=explain_inputs)
+        self.log.record_errors(model, x_val[errors], predicted[errors])
         if explain_inputs:
+            assert self.inputs is not None
+            self.log.record_input_relevance(model, x_val[errors], predicted[errors], y_val[errors])
             self.inputs.update(self.log.input_relevance, step)
         loss, acc = torch.stack([F.cross_entropy(logits, y_val), (~errors).float().mean()]).tolist()
         loss = min(loss, MAX_LOSS) if math.isfinite(loss) else MAX_LOSS

@@ -67,9 +67,9 @@ class NeuronLog:
         self.flagged_scores: list[torch.Tensor] = [torch.zeros(0) for _ in self.layers]
         self.n_errors = 0
         self.input_relevance: torch.Tensor | None = None
-        """``(2, F)`` on the CPU, per input feature over the last error pass's errors: the summed share of each
-        error's gradient x input ``|x * g|`` that the feature carries, and the number of errors in which the
-        feature is non-zero (None when it was not asked for or there were no errors)."""
+        """``(2, F)`` on the CPU, per input feature over the last :meth:`record_input_relevance`'s errors: the summed
+        share of each error's contrastive gradient x input that the feature carries, and the number of errors in
+        which the feature is non-zero (None when there were no errors)."""
 
     def _capture(self, index: int, module: nn.Module, inputs: object, output: torch.Tensor) -> None:
         self._captured[index] = output
@@ -118,38 +118,21 @@ class NeuronLog:
             summary.dead_fraction, summary.saturation = flags.float().mean(1).tolist()
         return logits
 
-    def record_errors(self, model: nn.Module, x_err: torch.Tensor, predicted: torch.Tensor, *,
-                      input_relevance: bool = False) -> None:
-        """Selective log: importance |a * g| of every unit on the validation errors; flags the top-k per layer.
-        With ``input_relevance``, the same backward pass also gives each input feature's gradient x input
-        (:attr:`input_relevance`), the image / table analogue of token relevance."""
+    def record_errors(self, model: nn.Module, x_err: torch.Tensor, predicted: torch.Tensor) -> None:
+        """Selective log: importance |a * g| of every unit on the validation errors; flags the top-k per layer."""
         self.n_errors = int(x_err.shape[0])
-        self.input_relevance = None
-        if self.n_errors == 0 or not (self.selective or input_relevance):
+        if self.n_errors == 0 or not self.selective:
             self._clear_flags()
             return
         x_err, predicted = x_err[: self.max_error_samples], predicted[: self.max_error_samples]
-        if input_relevance:
-            x_err = x_err.detach().requires_grad_(True)
         try:
             with self._capturing(), torch.enable_grad():
                 logits = model(x_err)
                 activations = [self._captured.pop(i) for i in range(len(self.layers))]
                 target = logits.gather(1, predicted[:, None]).sum()
-                grads = torch.autograd.grad(target, [*activations, x_err] if input_relevance else activations,
-                                            allow_unused=True)
+                grads = torch.autograd.grad(target, activations, allow_unused=True)
         finally:
             self._captured.clear()
-        if input_relevance:
-            grad_x = grads[-1] if grads[-1] is not None else torch.zeros_like(x_err)
-            x = x_err.detach().flatten(1)
-            relevance = (x * grad_x.flatten(1)).abs()
-            shares = relevance / relevance.sum(1, keepdim=True).clamp_min(1e-12)
-            self.input_relevance = torch.stack([shares.sum(0), (x != 0).sum(0).to(shares.dtype)]).cpu()
-            grads = grads[:-1]
-        if not self.selective:
-            self._clear_flags()
-            return
         importances = []
         for layer, act, grad in zip(self.layers, activations, grads):
             if grad is None:
@@ -168,6 +151,25 @@ class NeuronLog:
             self.flagged[i] = order
             self.flagged_scores[i] = imp[order] / total
             self.summaries[i].error_share = share / total
+
+    def record_input_relevance(self, model: nn.Module, x_err: torch.Tensor, predicted: torch.Tensor,
+                               labels: torch.Tensor) -> None:
+        """Input relevance on the validation errors (:attr:`input_relevance`): per error, the contrastive gradient x
+        input ``x * d(logit_predicted - logit_true)/dx``, positive part (the features that pushed the wrong class
+        past the right one), normalised to shares over the features."""
+        x = x_err[: self.max_error_samples].detach().requires_grad_(True)
+        if x.shape[0] == 0:
+            self.input_relevance = None
+            return
+        predicted, labels = predicted[: self.max_error_samples], labels[: self.max_error_samples]
+        with torch.enable_grad():
+            logits = model(x)
+            margin = (logits.gather(1, predicted[:, None]) - logits.gather(1, labels[:, None])).sum()
+            (grad,) = torch.autograd.grad(margin, [x])
+        flat = x.detach().flatten(1)
+        relevance = (flat * grad.flatten(1)).clamp_min(0)
+        shares = relevance / relevance.sum(1, keepdim=True).clamp_min(1e-12)
+        self.input_relevance = torch.stack([shares.sum(0), (flat != 0).sum(0).to(shares.dtype)]).cpu()
 
     def _clear_flags(self) -> None:
         for i in range(len(self.layers)):

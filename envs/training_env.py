@@ -13,7 +13,7 @@ from gymnasium import spaces
 from traingym.envs.config import TrainingEnvConfig, field_names
 from traingym.envs.hparams import initial_hparams, make_optimizer, moved_hparams, set_optimizer_hparams
 from traingym.envs.monitor import MAX_LOSS, OBS_BOUND, TRAINING_FIELDS, RunStatus, TrainingMonitor
-from traingym.envs.tasks.augmentation import mask_inputs
+from traingym.envs.tasks.augmentation import decorrelate_inputs
 from traingym.envs.tasks.base import Instance, Split, TaskFamily
 from traingym.envs.tasks.registry import make_task
 from traingym.protocol.moves import KNOBS, SCALE_DOWN, SCALE_UP, action_to_move
@@ -298,13 +298,14 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return torch.randint(self._split.x_train.shape[0], (k, b), generator=self._torch_gen).to(self.device)
 
     def mask_flagged_inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """The next K training batches ``(K, B, ...)`` with the over-relevant input features flagged so far masked at
-        the current augmentation level (:func:`~traingym.envs.tasks.augmentation.mask_inputs`; images and tables,
-        before the family's augmentation). Unchanged, with nothing drawn, at level 0 or with nothing flagged."""
+        """The next K training batches ``(K, B, ...)`` with the over-relevant input features flagged so far
+        decorrelated from the label at the current augmentation level
+        (:func:`~traingym.envs.tasks.augmentation.decorrelate_inputs`; images and tables, before the family's
+        augmentation). Unchanged, with nothing drawn, at level 0 or with nothing flagged."""
         inputs = self._monitor.inputs
         if inputs is None or not inputs.flagged_ids or self._aug == 0:
             return x
-        flat = mask_inputs(x.flatten(2), inputs.flagged_ids, self._aug, self._mask_gen)
+        flat = decorrelate_inputs(x.flatten(2), inputs.flagged_ids, self._aug, self._mask_gen)
         return flat.reshape(x.shape)
 
     def _training_batch(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
