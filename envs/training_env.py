@@ -41,6 +41,9 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     training data (same distribution as training: a planted shortcut token occurs there, never in validation or
     test). Over-relevant tokens are reported, emitted as ``over_relevant_token`` events, observed, and masked
     first by augmentation (see :mod:`traingym.envs.tasks.reviews` and :mod:`traingym.envs.token_monitor`).
+    Image and table tasks explain the validation errors with input relevance instead: over-relevant input features
+    are reported (``flagged_inputs``), emitted as ``over_relevant_input`` events, observed, and decorrelated from
+    the label first by augmentation (:mod:`traingym.envs.input_relevance`).
 
     ## Action Space
     ``MultiDiscrete([3, 3, 3, 3])``, one sub-action per knob, 0 = decrease, 1 = keep, 2 = increase:
@@ -62,9 +65,10 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
       least-squares slopes of val loss, val accuracy and loss gap over the last ``history_len`` steps, mean
       dead-unit fraction, log10 gradient norm and log10 weight-change norm of up to 4 hidden layers.
     - ``"neurons"``: the compressed neuron log (flagged-neuron importances per layer slot, per-layer summaries,
-      event counts); see :mod:`traingym.envs.neuron_features`. Text tasks append 12 token-relevance features
-      (top-5 tokens' z / 10 and relevance share, number flagged; zeros with ``relevance=False``); see
-      :mod:`traingym.envs.token_monitor`.
+      event counts); see :mod:`traingym.envs.neuron_features`. Then 12 relevance features (zeros with
+      ``relevance=False``): text tasks the top-5 tokens' z / 10 and relevance share and the numbers flagged
+      (:mod:`traingym.envs.token_monitor`); image and table tasks the same for input features
+      (:mod:`traingym.envs.input_relevance`).
     - ``"diagnosis"``: the advisor's diagnosis text encoded by a language model, plus one-hot findings and the
       one-hot suggested move; see :mod:`traingym.advisors`.
 
