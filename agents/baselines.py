@@ -203,10 +203,9 @@ def _good_defaults(env_id: str, seed: int, horizon: int) -> GoodDefaultsPolicy:
 
 
 def _diagnosis_aware(env_id: str, seed: int, horizon: int) -> Baseline:
-    from traingym.agents.diagnosis_aware import DiagnosisAwarePolicy
-    from traingym.agents.good_defaults import tuned_defaults
+    from traingym.agents.diagnosis_aware import DiagnosisAwarePolicy, controller_targets
 
-    return DiagnosisAwarePolicy(**tuned_defaults(env_id))
+    return DiagnosisAwarePolicy(**controller_targets(env_id))
 
 
 BASELINES: dict[str, Callable[[str, int, int], Baseline]] = {

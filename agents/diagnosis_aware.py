@@ -1,5 +1,10 @@
 """A hand controller that reads the advisor's diagnosis: steer, with targets that the findings move.
 
+Its base targets are its own, tuned on TRAIN instances like steer's (``python -m traingym.agents.information_gap
+--instance-set train --variants --write`` stores them in ``agents/tuned_defaults.json`` under
+``"diagnosis_aware"``; without them it starts from steer's): a controller that backs off when the advisor reports
+noisy labels can afford a higher base learning rate than one steering blind.
+
 The yardstick of the information gap (``docs/results/information_gap.md``): what a controller that *knows what is
 wrong* gains over the blind ones (steer, tuned static defaults, keep) on the same instances, before any agent
 learns it. It sees only what the env observes: the advisor's findings in ``info["advisor"]`` (the env calls the
@@ -8,6 +13,7 @@ advisor because :attr:`DiagnosisAwarePolicy.env_overrides` adds the ``diagnosis`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +58,25 @@ DEFAULT_RESPONSES: dict[Finding, Response] = {
 """The responses, chosen on TRAIN instances of ``TrainGym/DigitsPathologies-v0`` (``docs/results/information_gap.md``
 lists what was tried). ``dead_units`` has none: steer already lowers a too-high LR, and scaling the flagged units
 up on top of it lowered the test accuracy of dying-ReLU runs (0.72-0.78 against 0.97 with the LR halved alone)."""
+
+
+def controller_targets(env_id: str) -> dict[str, Any]:
+    """The controller's base targets for ``env_id`` (``lr``, ``weight_decay``, ``aug_level``): its own tuned entry,
+    else steer's tuned defaults."""
+    from traingym.agents.good_defaults import TUNED_DEFAULTS_PATH, tuned_defaults
+
+    own = json.loads(TUNED_DEFAULTS_PATH.read_text()).get(env_id, {}).get("diagnosis_aware")
+    return {k: own[k] for k in ("lr", "weight_decay", "aug_level")} if own else tuned_defaults(env_id)
+
+
+def store_controller_targets(env_id: str, targets: dict[str, Any], how: dict[str, Any]) -> None:
+    """Put the controller's chosen base targets (and how they were chosen) into ``tuned_defaults.json``."""
+    from traingym.agents.good_defaults import TUNED_DEFAULTS_PATH, tuned_defaults
+
+    tuned_defaults(env_id)  # steer's entry must exist: the controller's sits inside it
+    table = json.loads(TUNED_DEFAULTS_PATH.read_text())
+    table[env_id]["diagnosis_aware"] = {**{k: targets[k] for k in ("lr", "weight_decay", "aug_level")}, **how}
+    TUNED_DEFAULTS_PATH.write_text(json.dumps(table, indent=1) + "\n")
 
 
 class DiagnosisAwarePolicy(SteerPolicy):

@@ -7,8 +7,8 @@ ground truth, read only here, after the episodes)::
 
     python -m traingym.agents.information_gap --episodes 100 --write
 
-``--instance-set train --variants`` scores the controller's candidate responses on TRAIN instances instead (how the
-responses were chosen); the page keeps both tables.
+``--instance-set train --variants --write`` scores the controller at several base learning rates on TRAIN instances
+instead and stores the best (by final validation accuracy) as its base targets; the page keeps both tables.
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
-from traingym.advisors.findings import Finding
 from traingym.agents.baselines import Baseline, GoodDefaultsPolicy, KeepPolicy, SteerPolicy
 from traingym.agents.cli_args import parse_cli
-from traingym.agents.diagnosis_aware import DEFAULT_RESPONSES, DiagnosisAwarePolicy, Response
+from traingym.agents.diagnosis_aware import DiagnosisAwarePolicy, controller_targets, store_controller_targets
 from traingym.agents.episodes import EpisodeResult, EpisodeSettings, run_policy_object
 from traingym.agents.good_defaults import tuned_defaults
 from traingym.agents.results import write_result
@@ -36,32 +35,24 @@ GOAL_MARGIN = 0.03
 """The diagnosis-aware controller should beat the best blind controller by this much (issue 24)."""
 
 
+BASE_LRS = (0.01, 0.03, 0.1)
+"""Base learning-rate targets tried for the diagnosis-aware controller on TRAIN instances (steer's weight decay and
+augmentation targets); the best by final validation accuracy is stored."""
+
+
 def blind_and_aware(env_id: str) -> dict[str, Baseline]:
     """The compared controllers, by label: keep, good_defaults, steer (blind) and diagnosis_aware."""
     targets = tuned_defaults(env_id)
     return {"keep": KeepPolicy(), "good_defaults": GoodDefaultsPolicy(**targets), "steer": SteerPolicy(**targets),
-            "diagnosis_aware": DiagnosisAwarePolicy(**targets)}
+            "diagnosis_aware": DiagnosisAwarePolicy(**controller_targets(env_id))}
 
 
-def response_variants(env_id: str) -> dict[str, Baseline]:
-    """Candidate response tables tried on TRAIN instances (each differs from the default in one finding)."""
+def base_target_variants(env_id: str) -> dict[str, Baseline]:
+    """Steer and the diagnosis-aware controller at each base LR of :data:`BASE_LRS`."""
     targets = tuned_defaults(env_id)
-    changes: dict[str, dict[Finding, Response | None]] = {
-        "default": {},
-        "shortcut: aug 2": {Finding.SHORTCUT_FEATURES: Response(aug_level=2)},
-        "shortcut: aug 1 + scale down": {Finding.SHORTCUT_FEATURES: Response(aug_level=1, neuron_scale=-1)},
-        "shortcut: none": {Finding.SHORTCUT_FEATURES: None},
-        "noisy labels: lr x0.3": {Finding.NOISY_LABELS: Response(lr=0.3)},
-        "noisy labels: lr x0.1, wd x10": {Finding.NOISY_LABELS: Response(lr=0.1, weight_decay=10.0)},
-        "noisy labels: none": {Finding.NOISY_LABELS: None},
-        "overfitting: wd x10, aug 1": {Finding.OVERFITTING: Response(weight_decay=10.0, aug_level=1)},
-        "overfitting: none": {Finding.OVERFITTING: None},
-        "dead units: lr x0.5, scale up": {Finding.DEAD_UNITS: Response(lr=0.5, neuron_scale=1)},
-    }
     variants: dict[str, Baseline] = {"steer": SteerPolicy(**targets)}
-    for label, change in changes.items():
-        responses = {**DEFAULT_RESPONSES, **change}
-        variants[label] = DiagnosisAwarePolicy(**targets, responses={f: r for f, r in responses.items() if r})
+    for lr in BASE_LRS:
+        variants[f"diagnosis_aware lr {lr:g}"] = DiagnosisAwarePolicy(**{**targets, "lr": lr})
     return variants
 
 
@@ -133,7 +124,8 @@ class GapArgs:
     instance_set: Literal["test", "train"] = "test"
     """Held-out ``test`` instances for the figures; ``train`` for tuning the responses."""
     variants: bool = False
-    """Score the candidate response tables instead of the four controllers (use with --instance-set train)."""
+    """Score the controller's candidate base targets instead of the four controllers (--instance-set train only);
+    with --write, store the best."""
     advisor: str = "heuristic"
     """Advisor whose findings the controller reads."""
     workers: int = 2
@@ -150,13 +142,15 @@ class GapArgs:
             raise ValueError(f"--episodes must be in [1, {TEST_SET_SIZE}], got {self.episodes}")
         if not 1 <= self.workers <= 64:
             raise ValueError(f"--workers must be in [1, 64], got {self.workers}")
+        if self.variants and self.instance_set != "train":
+            raise ValueError("--variants tunes the controller: it needs --instance-set train")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_cli(GapArgs, argv, "python -m traingym.agents.information_gap")
     indices = tuple(range(args.episodes))
     settings = EpisodeSettings(args.env, 20, 50, indices, instance_set=args.instance_set, advisor=args.advisor)
-    policies = response_variants(args.env) if args.variants else blind_and_aware(args.env)
+    policies = base_target_variants(args.env) if args.variants else blind_and_aware(args.env)
     results = run_policies(policies, settings, args.workers)
     labels = pathologies(args.env, args.instance_set, indices)
     reference = "steer"
@@ -167,14 +161,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     verdict = ""
     if not args.variants:
         aware = np.array(data["diagnosis_aware"]["per_episode"])
-        best = np.array(data[blind]["per_episode"])
-        diff = paired_difference(aware, best)
+        diff = paired_difference(aware, np.array(data[blind]["per_episode"]))
         met = diff.mean >= GOAL_MARGIN and diff.low > 0
         verdict = (f"Diagnosis-aware minus the best blind controller ({blind}), paired over {len(aware)} held-out "
                    f"instances: {diff.format(signed=True)}. Goal (>= +{GOAL_MARGIN} with the CI above 0): "
                    f"{'met' if met else 'not met'}.\n")
         data["verdict"] = {"best_blind": blind, "diff": diff.__dict__, "goal_met": bool(met)}
         print(verdict)
+    if args.variants:
+        scores = {label: float(np.mean([e.val_accuracy[-1] for e in eps])) for label, eps in results.items()
+                  if label != "steer"}
+        best = max(scores, key=lambda label: scores[label])
+        chosen = policies[best].base_target  # type: ignore[attr-defined]
+        verdict = ("Final validation accuracy per base LR: "
+                   + ", ".join(f"{k.split()[-1]}: {v:.3f}" for k, v in scores.items())
+                   + f". Chosen: lr {chosen['lr']:g}.\n")
+        print(verdict)
+        if args.write:
+            store_controller_targets(args.env, chosen, {"chosen_on": f"TRAIN instances 0..{args.episodes - 1}",
+                                                        "val_accuracy": round(scores[best], 4)})
     if args.write:
         section = "tuning" if args.variants else "held_out"
         _write(args, section, table + "\n" + verdict, data)
@@ -191,7 +196,7 @@ def _write(args: GapArgs, section: str, body: str, data: dict) -> None:
     stored = json.loads(path.read_text()) if path.exists() else {}
     sections = stored.get("sections", {})
     sections[section] = {"args": args.__dict__, "body": body, "data": data}
-    titles = {"held_out": "Held-out instances", "tuning": "Tuning the responses (TRAIN instances)"}
+    titles = {"held_out": "Held-out instances", "tuning": "Choosing the controller's base targets (TRAIN instances)"}
     intro = ("The diagnosis-aware controller is steer whose targets the advisor's findings move "
              "(`traingym.agents.diagnosis_aware`); the blind controllers see the same env without reading the "
              "findings. Test accuracy after 20 steps of K=50; paired bootstrap CIs over instances. Per-pathology "

