@@ -50,6 +50,8 @@ class AblateArgs:
     """paper: the documented grid and budget; smoke: two tiny cells (seconds, for tests). Flags override it."""
     env: str = "TrainGym/DigitsMLP-v0"
     """Gymnasium id of the TrainGym environment."""
+    task: str | None = None
+    """Your own task family for --env TrainGym/Custom-v0 ('package.module:ClassName', as train_agent.py --task)."""
     algo: Literal["ppo", "a2c", "dqn", "recurrent_ppo"] = "ppo"
     """RL algorithm of every cell."""
     obs_key_sets: StrTuple = ("training_stats", "training_stats+neurons",
@@ -94,6 +96,9 @@ class AblateArgs:
 
         if self.env not in gym.registry or not self.env.startswith("TrainGym/"):
             raise ValueError(f"--env must be a registered TrainGym id, got {self.env!r}")
+        from traingym.envs.custom import check_task_option
+
+        check_task_option(self.env, self.task)
         for subset in self.obs_key_sets:
             keys = subset.split("+")
             if not keys or any(k not in OBS_KEYS for k in keys) or len(set(keys)) != len(keys):
@@ -154,8 +159,9 @@ def train_cell(args: AblateArgs, keys: tuple[str, ...], advisor: str, seed: int)
     resume = latest_checkpoint(run_dir / "checkpoints") is not None
     if not resume and run_dir.exists():
         shutil.rmtree(run_dir)  # an interrupted run of this ablation without a checkpoint: start it again
-    train(Args(env=args.env, algo=args.algo, obs_keys=keys, advisor=None if advisor == NO_ADVISOR else advisor,
-               total_timesteps=args.total_timesteps, n_envs=args.n_envs, seed=seed, run_dir=str(run_dir),
+    train(Args(env=args.env, task=args.task, algo=args.algo, obs_keys=keys,
+               advisor=None if advisor == NO_ADVISOR else advisor, total_timesteps=args.total_timesteps,
+               n_envs=args.n_envs, seed=seed, run_dir=str(run_dir),
                resume=resume, horizon=args.horizon, steps_per_action=args.steps_per_action, n_steps=args.n_steps,
                eval_freq=0, checkpoint_freq=max(1, args.total_timesteps // 4), baselines=(), progress_bar=False,
                eval_workers=1))
@@ -193,7 +199,8 @@ def run_ablation(args: AblateArgs) -> list[dict[str, Any]]:
         run_dirs = [train_cell(args, keys, advisor, seed) for keys, advisor, seed in grid_runs(args)]
     specs = [PolicySpec("keep", "keep")]
     specs += [PolicySpec(run_dir.name, str(run_dir), seed) for run_dir, (_, _, seed) in zip(run_dirs, grid_runs(args))]
-    settings = EpisodeSettings(args.env, args.horizon, args.steps_per_action, tuple(range(args.eval_episodes)))
+    settings = EpisodeSettings(args.env, args.horizon, args.steps_per_action, tuple(range(args.eval_episodes)),
+                               task=args.task)
     results = evaluate(specs, settings, args.workers)
     write_outputs(out / "eval", settings, results, summarize(results, "keep"), "keep", plot=False)
     rows = aggregate(args, results)

@@ -87,6 +87,14 @@ class Args:
 
     env: str = "TrainGym/DigitsMLP-v0"
     """Gymnasium id of the TrainGym environment (TrainGym/DigitsMLP-v0, DigitsCNN-v0, MNISTCNN-v0, TabularMLP-v0)."""
+    task: str | None = None
+    """Your own task family for --env TrainGym/Custom-v0, as 'package.module:ClassName' (a TaskFamily subclass; its
+    folder on PYTHONPATH so the env and evaluation processes import it); checked against the task contract before
+    training. None: the id's registered task (Custom-v0: the worked example)."""
+    tune_baselines: bool = True
+    """For a family without tuned defaults in the package (--task): sweep them for the steer and good_defaults
+    baselines on its TRAIN instances before training (short, cached in $TRAINGYM_CACHE_DIR/tuned_defaults);
+    False: leave those two baselines out (one line says so)."""
     train_envs: StrTuple = ()
     """Train on these TrainGym ids instead of --env (one SubprocVecEnv worker per id, cycling through them when
     --n-envs is larger; at least one worker per id), e.g. to test generalisation to a family never trained on;
@@ -208,6 +216,9 @@ class Args:
         if self.env not in gym.registry or not self.env.startswith("TrainGym/"):
             ids = sorted(k for k in gym.registry if k.startswith("TrainGym/"))
             raise ValueError(f"--env must be one of {ids}, got {self.env!r}")
+        from traingym.envs.custom import check_task_option
+
+        check_task_option(self.env, self.task)
         if self.knobs:
             knob_indices(self.knobs)  # distinct knob names
         if self.knobs not in ((), KNOBS) and (self.algo == "dqn" or self.backend == "rllib"):
@@ -342,7 +353,7 @@ class Args:
 
     def env_kwargs(self) -> dict[str, Any]:
         """``gym.make`` keyword arguments of the training env (besides ``instance_set``)."""
-        return {"steps_per_action": self.steps_per_action,
+        return {"steps_per_action": self.steps_per_action, **({"task": self.task} if self.task else {}),
                 **observation_kwargs(self.resolved_obs_keys(), self.resolved_advisor(), self.diagnosis_dim),
                 **self.device_kwargs()}
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from traingym.agents.tuned_defaults import TunedValues, tuned_defaults
 from traingym.protocol.moves import KEEP, LR_FACTOR, WD_FACTOR, Move, clip_move, move_to_action
 
 
@@ -152,7 +153,7 @@ class AdvisorGreedyPolicy(Baseline):
 
 class GoodDefaultsPolicy(KeepPolicy):
     """Reference, not a controller: re-runs the instance with tuned initial hyperparameters (picked by a sweep on
-    the TRAIN instances, see :mod:`traingym.agents.good_defaults`) and never moves."""
+    the TRAIN instances, see :mod:`traingym.agents.tuning`) and never moves."""
 
     def __init__(self, lr: float, weight_decay: float, aug_level: int) -> None:
         super().__init__()
@@ -191,14 +192,10 @@ def _toward(value: float, target: float, factor: float) -> int:
 
 
 def _steer(env_id: str, seed: int, horizon: int) -> SteerPolicy:
-    from traingym.agents.good_defaults import tuned_defaults
-
     return SteerPolicy(**tuned_defaults(env_id))
 
 
 def _good_defaults(env_id: str, seed: int, horizon: int) -> GoodDefaultsPolicy:
-    from traingym.agents.good_defaults import tuned_defaults
-
     return GoodDefaultsPolicy(**tuned_defaults(env_id))
 
 
@@ -214,8 +211,17 @@ BASELINES: dict[str, Callable[[str, int, int], Baseline]] = {
 """Baselines by name: ``factory(env_id, seed, horizon)``."""
 
 
-def make_baseline(name: str, env_id: str, seed: int = 0, horizon: int = 20) -> Baseline:
-    """A baseline by name (see :data:`BASELINES`)."""
+_TUNED_CLASSES: dict[str, Callable[..., Baseline]] = {"steer": SteerPolicy, "good_defaults": GoodDefaultsPolicy}
+"""The classes of :data:`~traingym.agents.tuned_defaults.TUNED_BASELINES`, built from explicit tuned values."""
+
+
+def make_baseline(name: str, env_id: str, seed: int = 0, horizon: int = 20, tuned: TunedValues | None = None
+                  ) -> Baseline:
+    """A baseline by name (see :data:`BASELINES`). ``tuned``: the tuned defaults of the env's family when they
+    are not in the package table (a user's family, :func:`traingym.agents.tuning.tune_family`); used by the
+    baselines in :data:`~traingym.agents.tuned_defaults.TUNED_BASELINES` only."""
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; choose from {sorted(BASELINES)}")
+    if tuned is not None and name in _TUNED_CLASSES:
+        return _TUNED_CLASSES[name](**dict(tuned))
     return BASELINES[name](env_id, seed, horizon)

@@ -16,6 +16,7 @@ from traingym.agents.args import observation_kwargs, saved_run_knobs
 from traingym.agents.baselines import BASELINES, make_baseline
 from traingym.agents.checkpoints import load_normalizer, normalizer_path
 from traingym.agents.pretrained import resolve_agent_path
+from traingym.agents.tuned_defaults import TunedValues
 from traingym.protocol.moves import KNOBS, expand_actions, knob_indices
 
 MIN_OBS_KEYS: tuple[str, ...] = ("training_stats",)
@@ -122,10 +123,12 @@ def load_agent(path: str | Path, which: str = "final", device: str = "cpu") -> A
 
 
 
-def resolve_policy(spec: PolicySpec, env_id: str, horizon: int, which: str = "final") -> Any:
-    """Build the policy a spec names (a fresh object: safe to call in worker processes)."""
+def resolve_policy(spec: PolicySpec, env_id: str, horizon: int, which: str = "final",
+                   tuned: TunedValues | None = None) -> Any:
+    """Build the policy a spec names (a fresh object: safe to call in worker processes); ``tuned``: see
+    :func:`~traingym.agents.baselines.make_baseline`."""
     if spec.target in BASELINES:
-        return make_baseline(spec.target, env_id, spec.seed, horizon)
+        return make_baseline(spec.target, env_id, spec.seed, horizon, tuned)
     return load_agent(spec.target, which)
 
 

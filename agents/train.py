@@ -24,6 +24,8 @@ from traingym.agents.episodes import EpisodeSettings
 from traingym.agents.evaluate import PolicySummary, evaluate, run_evaluation, summarize
 from traingym.agents.knob_subset import KnobSubsetVecEnv
 from traingym.agents.policies import PolicySpec
+from traingym.agents.tuning import EvaluationBaselines
+from traingym.agents.tuning import prepare_baselines as prepare_tuned_baselines
 from traingym.envs.batched_sb3 import make_batched_vec_env
 from traingym.envs.tasks.base import TEST_SET_SIZE
 from traingym.protocol.moves import KNOBS
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
     from traingym.report.live import WatchServer
 
 CHECKPOINT_DIR = "checkpoints"
+TUNED_DEFAULTS_FILE = "tuned_defaults.json"
+"""The tuned defaults a user's family got for the steer / good_defaults baselines (in the run directory)."""
 
 
 class RunError(ValueError):
@@ -155,7 +159,8 @@ def periodic_eval_settings(args: Args) -> EpisodeSettings:
     best model does not bias the final table (disjoint while both counts add up to at most 128)."""
     first = TEST_SET_SIZE - args.eval_freq_episodes
     return EpisodeSettings(args.env, args.horizon, args.steps_per_action, tuple(range(first, TEST_SET_SIZE)),
-                           advisor=args.resolved_advisor(), devices=tuple(args.device_kwargs().items()))
+                           advisor=args.resolved_advisor(), devices=tuple(args.device_kwargs().items()),
+                           task=args.task)
 
 
 def make_callbacks(args: Args, run_dir: Path, normalizer: VecNormalize | None) -> list[BaseCallback]:
@@ -227,21 +232,33 @@ def train(args: Args) -> TrainResult:
     return TrainResult(run_dir, model_path, model.num_timesteps, resumed_from, seconds)
 
 
-def final_evaluation(args: Args, result: TrainResult) -> TrainResult:
+def prepare_baselines(args: Args) -> EvaluationBaselines:
+    """The baselines the final evaluation runs, with the tuned defaults a user's family needs (swept now, or
+    cached; see :func:`~traingym.agents.tuning.prepare_baselines`). Called before training, so a family whose
+    sweep fails costs no training; the baselines it cannot serve are left out with one line."""
+    return prepare_tuned_baselines(args.baselines, args.env, args.task, args.horizon, args.steps_per_action,
+                                   args.eval_workers, args.tune_baselines)
+
+
+def final_evaluation(args: Args, result: TrainResult, baselines: EvaluationBaselines | None = None) -> TrainResult:
     """Evaluate the agent and the baselines on the first ``eval_episodes`` held-out instances (paired), write
     eval.csv/json, the plots, the learning curve, the trajectory export (default ``<run-dir>/trajectories.jsonl``)
-    and the run report ``report.html``."""
+    and the run report ``report.html``. ``baselines``: from :func:`prepare_baselines` (default: prepared now)."""
     from traingym.report import write_report
     from traingym.report.run_data import TRAJECTORIES_FILE
 
     start = time.perf_counter()
     run_dir = result.run_dir
+    prepared = baselines if baselines is not None else prepare_baselines(args)
+    if prepared.tuning is not None:
+        atomic_write_json(run_dir / TUNED_DEFAULTS_FILE, prepared.tuning.to_json())
     export = args.export_trajectories or str(run_dir / TRAJECTORIES_FILE)
-    specs = [PolicySpec(args.algo, str(run_dir), args.seed)] + [PolicySpec(b, b, args.seed) for b in args.baselines]
-    reference = "keep" if "keep" in args.baselines else specs[-1].label
+    specs = [PolicySpec(args.algo, str(run_dir), args.seed)] + [PolicySpec(b, b, args.seed) for b in prepared.names]
+    reference = "keep" if "keep" in prepared.names else specs[-1].label
     settings = EpisodeSettings(args.env, args.horizon, args.steps_per_action, tuple(range(args.eval_episodes)),
                                advisor=args.resolved_advisor(), devices=tuple(args.device_kwargs().items()),
-                               record_trajectories=True, agent_model=args.eval_model)
+                               record_trajectories=True, agent_model=args.eval_model, task=args.task,
+                               tuned=prepared.tuned)
     _, summaries = run_evaluation(specs, settings, run_dir, reference, args.eval_workers, args.seed, export,
                                   title=f"{args.algo} vs baselines on {args.env}, held-out instances")
     plot_learning_curve(args, run_dir)
