@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import sys
 import traceback
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
@@ -81,6 +82,27 @@ def _serve(vec: Any, command: str, data: Any) -> Any:
     raise NotImplementedError(f"unknown command {command!r}")
 
 
+MAIN_GUARD_ADVICE = (
+    "the batched env's worker processes (workers > 1) start by importing your script again, so the code that "
+    "creates the env must run only in the main process: put it under `if __name__ == \"__main__\":` in a script "
+    "file (code read from stdin cannot be re-imported), or pass workers=1")
+
+
+def _check_main(start_method: str) -> None:
+    """Fail early, with one clear message, where the workers could never start.
+
+    Raises:
+        SystemExit: in a worker that is re-running the user's script (no ``__main__`` guard): it ends quietly, and
+            the parent, left without an answer, raises :data:`MAIN_GUARD_ADVICE`.
+        RuntimeError: in the parent when its ``__main__`` is code read from stdin, which workers cannot re-import.
+    """
+    if getattr(mp.current_process(), "_inheriting", False):  # multiprocessing's own "still bootstrapping" flag
+        raise SystemExit(1)
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if start_method != "fork" and isinstance(main_file, str) and main_file.startswith("<"):
+        raise RuntimeError(f"cannot start worker processes from {main_file}: {MAIN_GUARD_ADVICE}")
+
+
 def _receive(remotes: Sequence[Connection]) -> list[Any]:
     """Every worker's answer, in order; the first failure is raised once all have answered (so no answer is left
     in a pipe to be read as the answer to a later command)."""
@@ -109,6 +131,7 @@ class BatchedShardsVecEnv(VecEnv):
         """Shard ``w`` holds sub-envs ``offsets[w]`` to ``offsets[w + 1] - 1``."""
         if start_method is None:
             start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+        _check_main(start_method)
         ctx = mp.get_context(start_method)
         self.remotes: list[Connection] = []
         self.processes = []
@@ -126,6 +149,11 @@ class BatchedShardsVecEnv(VecEnv):
         except RuntimeError:
             self.close()
             raise
+        except (EOFError, ConnectionError):  # a worker died before its first answer
+            codes = [p.join(5) or p.exitcode for p in self.processes]
+            self.close()
+            raise RuntimeError(f"batched env workers exited before answering (exit codes {codes}); when this runs "
+                               f"from a script, the usual cause: {MAIN_GUARD_ADVICE}") from None
         super().__init__(num_envs, observation_space, action_space)
 
     def _shards(self) -> list[tuple[Connection, int, int]]:
