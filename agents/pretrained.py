@@ -47,6 +47,17 @@ def resolve_agent_path(target: str | Path) -> Path:
     return PRETRAINED_DIR / name
 
 
+def shipped_agent_for(env_id: str) -> str | None:
+    """``pretrained:<name>`` of a shipped agent trained on ``env_id`` (the first by name), None when none is."""
+    import json
+
+    for name in pretrained_names():
+        config = json.loads((PRETRAINED_DIR / name / "config.json").read_text())
+        if config.get("args", {}).get("env") == env_id:
+            return PREFIX + name
+    return None
+
+
 def export_pretrained(run_dir: Path, name: str, card: str = "") -> Path:
     """Copy a finished run's final agent (``config.json``, ``model.zip``, VecNormalize statistics) and a card into
     ``agents/pretrained/<name>/``; the card is the run's ``eval.csv`` table unless given."""
