@@ -10,11 +10,11 @@ from typing import Any, Literal
 
 import torch
 from traingym.advisors.encoders import MINILM_DIM
-from traingym.agents.cli_args import StrTuple
 from traingym.envs import BATCHED_ENV_IDS
 from traingym.envs.config import OBS_KEYS, TrainingEnvConfig
 from traingym.envs.tasks.base import TEST_SET_SIZE
 from traingym.protocol.choices import check_device
+from traingym.protocol.cli import StrTuple
 from traingym.protocol.moves import KNOBS, knob_indices
 
 Algo = Literal["ppo", "a2c", "dqn", "recurrent_ppo"]
@@ -120,7 +120,7 @@ class Args:
     env's default (heuristic)."""
     obs_keys: StrTuple = ("training_stats",)
     """Observation keys, a subset of training_stats, neurons, diagnosis; empty: all three. The default's evidence:
-    docs/results/agent_default.md (3 seeds, held-out), written by ``python -m traingym.agents.study``."""
+    docs/results/agent_default.md (3 seeds, held-out), written by ``python -m traingym.experiments.study``."""
     diagnosis_dim: int | None = None
     """Dimensions of the diagnosis's text embedding: a fixed seeded random projection of MiniLM's 384 (the findings
     and suggested-move one-hots are kept whole); None: all 384. Needs the diagnosis observation key."""

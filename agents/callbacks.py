@@ -16,6 +16,7 @@ from traingym.agents.episodes import EpisodeSettings, make_policy_env, run_polic
 from traingym.agents.policies import AgentPolicy
 from traingym.agents.stats import bootstrap_mean
 from traingym.protocol.moves import KNOBS
+from traingym.protocol.run_files import BEST_MODEL_INFO, LEARNING_CURVE_CSV
 
 MOVE_NAMES = {-1: "dec", 0: "keep", 1: "inc"}
 LEARNING_CURVE_FIELDS = ("timesteps", "test_accuracy", "ci_low", "ci_high", "val_auc", "divergence_rate")
@@ -74,7 +75,7 @@ class HeldOutEvalCallback(BaseCallback):
         self.diagnosis_dim = diagnosis_dim
         self.normalizer = normalizer
         self.seed = seed
-        self.curve_path = self.run_dir / "learning_curve.csv"
+        self.curve_path = self.run_dir / LEARNING_CURVE_CSV
         self.best_path = self.run_dir / "best_model.zip"
         self._next = 0
         self._last_eval = -1
@@ -85,7 +86,7 @@ class HeldOutEvalCallback(BaseCallback):
         self._policy = AgentPolicy(self.model, self.normalizer, self.obs_keys, self.discrete_actions, self.advisor,
                                    self.knobs, self.diagnosis_dim)
         self._env = make_policy_env(self._policy, self.settings)
-        best = self.run_dir / "best_model.json"
+        best = self.run_dir / BEST_MODEL_INFO
         self.best = json.loads(best.read_text())["test_accuracy"] if best.exists() else -np.inf
         self._next = (self.model.num_timesteps // self.eval_freq + 1) * self.eval_freq
         if self.model.num_timesteps == 0:
@@ -121,7 +122,7 @@ class HeldOutEvalCallback(BaseCallback):
         if test.mean > self.best:
             self.best = test.mean
             save_agent(self.model, self.normalizer, self.best_path)
-            atomic_write_json(self.run_dir / "best_model.json", {"timesteps": step, "test_accuracy": test.mean})
+            atomic_write_json(self.run_dir / BEST_MODEL_INFO, {"timesteps": step, "test_accuracy": test.mean})
         if self.verbose:
             print(f"eval at {step}: test accuracy {test.format()} (best {self.best:.3f})")
         self._last_eval = step

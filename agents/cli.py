@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from traingym.agents.args import SMOKE_PRESET, Args
-from traingym.agents.cli_args import parse_cli, usage_error
+from traingym.protocol.cli import parse_cli, usage_error
 
 PROG = "train_agent.py"
 

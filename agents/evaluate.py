@@ -24,13 +24,14 @@ from typing import Any, Literal
 
 import numpy as np
 from traingym.agents.baselines import BASELINES
-from traingym.agents.cli_args import StrTuple, parse_cli, usage_error
 from traingym.agents.episodes import EpisodeResult, EpisodeSettings, run_policy
 from traingym.agents.policies import PolicySpec
 from traingym.agents.stats import Interval, bootstrap_mean, paired_difference
 from traingym.agents.tuned_defaults import TunedValues
 from traingym.envs.config import TrainingEnvConfig
 from traingym.envs.tasks.base import TEST_SET_SIZE
+from traingym.protocol.cli import StrTuple, parse_cli, usage_error
+from traingym.protocol.run_files import EPISODES_FILE, EVAL_CSV, EVAL_JSON
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ def write_outputs(out_dir: str | Path, settings: EpisodeSettings, results: dict[
     ``move_frequencies.png``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"csv": out / "eval.csv", "json": out / "eval.json", "episodes": out / "episodes.jsonl"}
+    paths = {"csv": out / EVAL_CSV, "json": out / EVAL_JSON, "episodes": out / EPISODES_FILE}
     rows = [s.row() for s in summaries]
     with open(paths["csv"], "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

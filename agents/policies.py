@@ -18,6 +18,7 @@ from traingym.agents.checkpoints import load_normalizer, normalizer_path
 from traingym.agents.pretrained import resolve_agent_path
 from traingym.agents.tuned_defaults import TunedValues
 from traingym.protocol.moves import KNOBS, expand_actions, knob_indices
+from traingym.protocol.run_files import BEST_MODEL_FILE, CONFIG_FILE, MODEL_FILE
 
 MIN_OBS_KEYS: tuple[str, ...] = ("training_stats",)
 """Observation keys of the env a baseline runs in (baselines read ``info``, not the observation)."""
@@ -87,7 +88,7 @@ def find_run_config(path: Path) -> dict[str, Any]:
     """The ``config.json`` of the run a saved agent belongs to (the run directory or up to two parents)."""
     start = path if path.is_dir() else path.parent
     for directory in (start, start.parent, start.parent.parent):
-        config = directory / "config.json"
+        config = directory / CONFIG_FILE
         if config.exists():
             return json.loads(config.read_text())
     raise FileNotFoundError(f"no config.json found for the agent at {path} (looked in {start} and its parents)")
@@ -96,8 +97,8 @@ def find_run_config(path: Path) -> dict[str, Any]:
 def agent_model_path(path: Path, which: str = "final") -> Path:
     """The model file of a run directory (``model.zip`` or ``best_model.zip``) or ``path`` itself."""
     if path.is_dir():
-        best = path / "best_model.zip"
-        return best if which == "best" and best.exists() else path / "model.zip"
+        best = path / BEST_MODEL_FILE
+        return best if which == "best" and best.exists() else path / MODEL_FILE
     return path
 
 
@@ -110,7 +111,7 @@ def load_agent(path: str | Path, which: str = "final", device: str = "cpu") -> A
     config = find_run_config(path)
     args = config["args"]
     if args.get("backend") == "rllib":  # a --backend rllib run: its RLModule (imports Ray only here)
-        from traingym.agents.rllib_backend import load_rllib_policy
+        from traingym.agents.rllib_policy import load_rllib_policy
 
         return load_rllib_policy(path, config)  # type: ignore[return-value]
     model_path = agent_model_path(path, which)

@@ -29,13 +29,20 @@ from traingym.agents.tuning import prepare_baselines as prepare_tuned_baselines
 from traingym.envs.batched_sb3 import make_batched_vec_env
 from traingym.envs.tasks.base import TEST_SET_SIZE
 from traingym.protocol.moves import KNOBS
+from traingym.protocol.run_files import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    LEARNING_CURVE_BASELINES,
+    LEARNING_CURVE_CSV,
+    MODEL_FILE,
+    TIMING_FILE,
+    TRAJECTORIES_FILE,
+    TUNED_DEFAULTS_FILE,
+)
 
 if TYPE_CHECKING:
     from traingym.report.live import WatchServer
 
-CHECKPOINT_DIR = "checkpoints"
-TUNED_DEFAULTS_FILE = "tuned_defaults.json"
-"""The tuned defaults a user's family got for the steer / good_defaults baselines (in the run directory)."""
 
 
 class RunError(ValueError):
@@ -63,7 +70,7 @@ def default_run_dir(args: Args) -> Path:
 
 def load_run_args(run_dir: str | Path) -> dict[str, Any]:
     """The saved arguments of a run (``config.json``)."""
-    path = Path(run_dir) / "config.json"
+    path = Path(run_dir) / CONFIG_FILE
     if not path.exists():
         raise RunError(f"cannot resume: {path} does not exist")
     return json.loads(path.read_text())["args"]
@@ -78,7 +85,7 @@ def write_config(run_dir: Path, args: Args, resumed_from: int | None = None, alg
     import stable_baselines3
     import torch
 
-    path = run_dir / "config.json"
+    path = run_dir / CONFIG_FILE
     previous = json.loads(path.read_text()) if path.exists() else {}
     config = {
         "args": args.to_json(), "obs_keys": list(args.resolved_obs_keys()),
@@ -191,7 +198,7 @@ def start_watch(args: Args, run_dir: Path) -> WatchServer | None:
 def train(args: Args) -> TrainResult:
     """Train (or resume) the agent; saves ``model.zip`` (+ VecNormalize statistics) into the run directory."""
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args)
-    if not args.resume and (run_dir / "config.json").exists():
+    if not args.resume and (run_dir / CONFIG_FILE).exists():
         raise RunError(f"{run_dir} already holds a run; use --resume to continue it or another --run-dir")
     if args.eval_freq > 0 and args.eval_freq_episodes + args.eval_episodes > TEST_SET_SIZE:
         warnings.warn(f"--eval-freq-episodes {args.eval_freq_episodes} + --eval-episodes {args.eval_episodes} > "
@@ -223,7 +230,7 @@ def train(args: Args) -> TrainResult:
             model.learn(remaining, callback=CallbackList(callbacks),
                         progress_bar=args.progress_bar, reset_num_timesteps=resumed_from is None, tb_log_name="tb")
         seconds = time.perf_counter() - start
-        model_path = save_agent(model, normalizer, run_dir / "model.zip")
+        model_path = save_agent(model, normalizer, run_dir / MODEL_FILE)
     finally:
         venv.close()
         if watch is not None:
@@ -245,7 +252,6 @@ def final_evaluation(args: Args, result: TrainResult, baselines: EvaluationBasel
     eval.csv/json, the plots, the learning curve, the trajectory export (default ``<run-dir>/trajectories.jsonl``)
     and the run report ``report.html``. ``baselines``: from :func:`prepare_baselines` (default: prepared now)."""
     from traingym.report import write_report
-    from traingym.report.run_data import TRAJECTORIES_FILE
 
     start = time.perf_counter()
     run_dir = result.run_dir
@@ -264,7 +270,7 @@ def final_evaluation(args: Args, result: TrainResult, baselines: EvaluationBasel
     plot_learning_curve(args, run_dir)
     print(f"run report: {write_report(run_dir)}")
     result = replace(result, eval_seconds=time.perf_counter() - start, summaries=summaries)
-    atomic_write_json(run_dir / "timing.json", {"train_seconds": result.train_seconds,
+    atomic_write_json(run_dir / TIMING_FILE, {"train_seconds": result.train_seconds,
                                                 "eval_seconds": result.eval_seconds,
                                                 "num_timesteps": result.num_timesteps})
     return result
@@ -274,7 +280,7 @@ def plot_learning_curve(args: Args, run_dir: Path) -> Path | None:
     """``learning_curve.png`` with the keep and random baselines on the same periodic-evaluation instances."""
     from traingym.agents.plots import plot_learning_curve as plot
 
-    rows = read_learning_curve(run_dir / "learning_curve.csv")
+    rows = read_learning_curve(run_dir / LEARNING_CURVE_CSV)
     if not rows:
         return None
     settings = periodic_eval_settings(args)
@@ -282,5 +288,5 @@ def plot_learning_curve(args: Args, run_dir: Path) -> Path | None:
     baselines = summarize(evaluate([PolicySpec(b, b, args.seed) for b in names], settings, args.eval_workers),
                           seed=args.seed) if names else []
     lines = {s.policy: s.test_accuracy.mean for s in baselines}
-    atomic_write_json(run_dir / "learning_curve_baselines.json", lines)
+    atomic_write_json(run_dir / LEARNING_CURVE_BASELINES, lines)
     return plot(rows, run_dir / "learning_curve.png", lines)

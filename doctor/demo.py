@@ -174,7 +174,7 @@ def run(args: DemoArgs) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from traingym.agents.cli_args import parse_cli, usage_error
+    from traingym.protocol.cli import parse_cli, usage_error
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] != "demo":

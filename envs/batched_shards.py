@@ -13,7 +13,7 @@ import contextlib
 import multiprocessing as mp
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -29,14 +29,14 @@ def shard_sizes(num_envs: int, workers: int) -> list[int]:
     return [num_envs // workers + (1 if w < num_envs % workers else 0) for w in range(workers)]
 
 
-def _worker(remote: Connection, parent: Connection, env_id: str, num_envs: int, env_kwargs: dict[str, Any]) -> None:
+def _worker(remote: Connection, parent: Connection, make_shard: Callable[..., VecEnv], env_id: str, num_envs: int,
+            env_kwargs: dict[str, Any]) -> None:
     import torch
-    from traingym.envs.batched_sb3 import make_batched_vec_env
 
     parent.close()
     torch.set_num_threads(1)  # one core per shard (tiny ops: more threads only contend)
     try:
-        vec = make_batched_vec_env(env_id, num_envs, **env_kwargs)
+        vec = make_shard(env_id, num_envs, **env_kwargs)
     except Exception:  # noqa: BLE001  (e.g. a bad config field: the answer to the parent's first command)
         error = traceback.format_exc()
         try:
@@ -121,8 +121,8 @@ class BatchedShardsVecEnv(VecEnv):
     ``TrainingEnvConfig`` fields. Workers start with ``forkserver`` (``spawn`` where it is missing), as SB3.
     """
 
-    def __init__(self, env_id: str, num_envs: int, workers: int, start_method: str | None = None,
-                 **env_kwargs: Any) -> None:
+    def __init__(self, env_id: str, num_envs: int, workers: int, make_shard: Callable[..., VecEnv],
+                 start_method: str | None = None, **env_kwargs: Any) -> None:
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be an int >= 1, got {workers!r}")
         self.closed, self.waiting = False, False
@@ -137,7 +137,8 @@ class BatchedShardsVecEnv(VecEnv):
         self.processes = []
         for size in sizes:
             remote, work_remote = ctx.Pipe()
-            process = ctx.Process(target=_worker, args=(work_remote, remote, env_id, size, env_kwargs), daemon=True)
+            process = ctx.Process(target=_worker, args=(work_remote, remote, make_shard, env_id, size, env_kwargs),
+                                  daemon=True)
             process.start()
             work_remote.close()
             self.remotes.append(remote)

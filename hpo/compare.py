@@ -35,13 +35,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from traingym.agents.cli_args import IntTuple, StrTuple
 from traingym.agents.episodes import EpisodeSettings, run_policy
 from traingym.agents.policies import PolicySpec, find_run_config
 from traingym.agents.stats import Interval, bootstrap_mean
 from traingym.envs.config import OPTIMIZERS, TrainingEnvConfig
 from traingym.envs.tasks.base import TEST_SET_SIZE
 from traingym.hpo.study import HPOConfig, keep_run, run_study
+from traingym.protocol.cli import IntTuple, StrTuple
 
 METHODS = ("keep", "good_defaults", "rl_policy", "tpe", "llm_tpe")
 """Methods the comparison can run."""

@@ -13,7 +13,7 @@ from traingym.agents.episodes import EpisodeSettings
 from traingym.agents.evaluate import evaluate, run_evaluation, summarize
 from traingym.agents.policies import PolicySpec
 from traingym.agents.stats import bootstrap_mean, paired_difference
-from traingym.agents.trajectories import SCHEMA_VERSION, read_trajectories
+from traingym.protocol.trajectory_format import SCHEMA_VERSION, read_trajectories
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"

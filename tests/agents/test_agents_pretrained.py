@@ -24,7 +24,9 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_an_exported_run_loads_by_name_and_acts_like_the_run(smoke_run: Path, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path)
-    out = pretrained.export_pretrained(smoke_run, "tiny")
+    from traingym.experiments.export_pretrained import export_pretrained
+
+    out = export_pretrained(smoke_run, "tiny")
     assert {"config.json", "model.zip", "card.md"} <= {p.name for p in out.iterdir()}
     assert "eval.csv" in (out / "card.md").read_text()
     assert pretrained.pretrained_names() == ["tiny"]

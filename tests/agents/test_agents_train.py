@@ -14,7 +14,7 @@ from traingym.agents.cli import parse_args
 from traingym.agents.episodes import EpisodeSettings, run_policy_object
 from traingym.agents.policies import load_agent
 from traingym.agents.train import train
-from traingym.agents.trajectories import read_trajectories
+from traingym.protocol.trajectory_format import read_trajectories
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 from doctor_testkit import TinyNet, plain_loop, setup_run
-from traingym.agents.trajectories import read_trajectories
 from traingym.doctor import TrainingDoctor, find_hidden_layers
 from traingym.envs.monitor import TRAINING_FIELDS
 from traingym.protocol.moves import KEEP, LR_FACTOR, SCALE_UP, WD_FACTOR
 from traingym.protocol.proposals import DecidedBy, Decision, Proposal
+from traingym.protocol.trajectory_format import read_trajectories
 
 
 def test_hidden_layers_found_automatically_head_excluded() -> None:

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from doctor_testkit import TinyNet, digits
-from traingym.agents.trajectories import read_trajectories
 from traingym.protocol.moves import LR_FACTOR
+from traingym.protocol.trajectory_format import read_trajectories
 
 lightning = pytest.importorskip("lightning.pytorch", reason="the [lightning] extra is not installed")
 

@@ -279,6 +279,6 @@ def test_train_agent_main_rejects_bad_arguments_with_one_line(args: list[str], p
     "  ----------------------------\n  For full helptext, see p --help  \n",  # rich's ASCII box (some streams)
 ])
 def test_tyro_error_boxes_become_their_message(box: str) -> None:
-    from traingym.agents.cli_args import _one_line
+    from traingym.protocol.cli import _one_line
 
     assert _one_line(box) == "--x must be in [1, 2]"

@@ -4,7 +4,7 @@ The sweep runs the keep policy with each grid point's (lr, weight_decay, aug_lev
 initial values on the first ``n_instances`` TRAIN instances (never the held-out ones) and picks the grid point with
 the best mean final validation accuracy::
 
-    python -m traingym.agents.good_defaults --env TrainGym/DigitsMLP-v0 --n-instances 24
+    python -m traingym.experiments.good_defaults --env TrainGym/DigitsMLP-v0 --n-instances 24
 
 It writes its full table to ``docs/results/good_defaults_<family>.md`` and stores the chosen values, with the
 sweep's settings and score, in the package's ``tuned_defaults.json``, which ``steer`` and ``good_defaults`` read,
@@ -53,11 +53,11 @@ class SweepArgs:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m traingym.agents.good_defaults``."""
-    from traingym.agents.cli_args import parse_cli
-    from traingym.agents.results import write_result
+    """``python -m traingym.experiments.good_defaults``."""
+    from traingym.experiments.results import write_result
+    from traingym.protocol.cli import parse_cli
 
-    args = parse_cli(SweepArgs, argv, "python -m traingym.agents.good_defaults")
+    args = parse_cli(SweepArgs, argv, "python -m traingym.experiments.good_defaults")
     grid = GRIDS[env_optimizer(args.env)]
     rows = sweep(args.env, args.n_instances, args.horizon, args.steps_per_action, args.workers, grid)
     for row in rows:
