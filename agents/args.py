@@ -13,6 +13,7 @@ from traingym.advisors.encoders import MINILM_DIM
 from traingym.envs import BATCHED_ENV_IDS
 from traingym.envs.config import OBS_KEYS, TrainingEnvConfig
 from traingym.envs.tasks.base import TEST_SET_SIZE
+from traingym.protocol.checks import check_range
 from traingym.protocol.choices import check_device
 from traingym.protocol.cli import StrTuple
 from traingym.protocol.moves import KNOBS, knob_indices
@@ -246,8 +247,7 @@ class Args:
             if "diagnosis" not in keys:
                 raise ValueError("--diagnosis-dim only matters with the 'diagnosis' observation key; add it to "
                                  "--obs-keys")
-            if isinstance(self.diagnosis_dim, bool) or not 1 <= self.diagnosis_dim <= MINILM_DIM:
-                raise ValueError(f"--diagnosis-dim must be in [1, {MINILM_DIM}], got {self.diagnosis_dim}")
+            check_range("--diagnosis-dim", self.diagnosis_dim, 1, MINILM_DIM, integer=True)
         unknown = [b for b in self.baselines if b not in BASELINES]
         if unknown:
             raise ValueError(f"--baselines must be names from {sorted(BASELINES)}, got {unknown}")
@@ -257,9 +257,7 @@ class Args:
                                 ("eval_freq_episodes", 1, TEST_SET_SIZE),
                                 ("eval_episodes", 1, TEST_SET_SIZE), ("eval_workers", 0, 64),
                                 ("checkpoint_freq", 0, 10**9), ("verbose", 0, 2)):
-            value = getattr(self, name)
-            if not low <= value <= high:
-                raise ValueError(f"--{name.replace('_', '-')} must be in [{low}, {high}], got {value}")
+            check_range(f"--{name.replace('_', '-')}", getattr(self, name), low, high, integer=True)
         if self.backend == "rllib":
             self._check_rllib()
         if self.n_steps is not None and self.n_steps < 2:
@@ -268,10 +266,8 @@ class Args:
             raise ValueError(f"--learning-rate must be in (0, 1), got {self.learning_rate}")
         if not 0 < self.gamma <= 1:
             raise ValueError(f"--gamma must be in (0, 1], got {self.gamma}")
-        if not 0 <= self.gae_lambda <= 1:
-            raise ValueError(f"--gae-lambda must be in [0, 1], got {self.gae_lambda}")
-        if not 1 <= self.n_epochs <= 100:
-            raise ValueError(f"--n-epochs must be in [1, 100], got {self.n_epochs}")
+        check_range("--gae-lambda", self.gae_lambda, 0, 1)
+        check_range("--n-epochs", self.n_epochs, 1, 100, integer=True)
         if self.batch_size is not None and self.batch_size < 2:
             raise ValueError(f"--batch-size must be >= 2, got {self.batch_size}")
         if any(not 1 <= width <= 4096 for width in self.net_arch):

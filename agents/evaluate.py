@@ -30,6 +30,7 @@ from traingym.agents.stats import Interval, bootstrap_mean, paired_difference
 from traingym.agents.tuned_defaults import TunedValues
 from traingym.envs.config import TrainingEnvConfig
 from traingym.envs.tasks.base import TEST_SET_SIZE
+from traingym.protocol.checks import check_range
 from traingym.protocol.cli import StrTuple, parse_cli, usage_error
 from traingym.protocol.run_files import EPISODES_FILE, EVAL_CSV, EVAL_JSON
 
@@ -215,8 +216,7 @@ class EvalArgs:
                                        ("horizon", self.horizon, 1, 10_000),
                                        ("steps-per-action", self.steps_per_action, 1, 10_000),
                                        ("workers", self.workers, 0, 64)):
-            if not low <= value <= high:
-                raise ValueError(f"--{name} must be in [{low}, {high}], got {value}")
+            check_range(f"--{name}", value, low, high, integer=True)
         specs = self.specs()
         labels = [s.label for s in specs]
         if self.reference not in labels:

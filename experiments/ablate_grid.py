@@ -14,6 +14,7 @@ from typing import Any, Literal
 from traingym.agents.args import Args
 from traingym.envs.config import TrainingEnvConfig
 from traingym.envs.tasks.base import TEST_SET_SIZE
+from traingym.protocol.checks import check_range
 from traingym.protocol.cli import IntTuple, StrTuple
 
 NO_ADVISOR = "none"
@@ -91,13 +92,11 @@ class AblateArgs:
                                  f"got {subset!r}")
         if not self.seeds:
             raise ValueError("--seeds needs at least one seed")
-        if not 1 <= self.eval_episodes <= TEST_SET_SIZE:
-            raise ValueError(f"--eval-episodes must be in [1, {TEST_SET_SIZE}], got {self.eval_episodes}")
+        check_range("--eval-episodes", self.eval_episodes, 1, TEST_SET_SIZE, integer=True)
         if self.total_timesteps < 1:
             raise ValueError(f"--total-timesteps must be >= 1, got {self.total_timesteps}")
         for name in ("cpus_per_trial", "max_concurrent_trials"):
-            if not 0 <= getattr(self, name) <= 1024:
-                raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1024], got {getattr(self, name)}")
+            check_range(f"--{name.replace('_', '-')}", getattr(self, name), 0, 1024, integer=True)
         if self.backend == "ray":
             from traingym.agents.ray_support import check_ray_address, require_ray
 

@@ -21,6 +21,7 @@ import gymnasium as gym
 from traingym.agents.tuned_defaults import TUNED_DEFAULTS_PATH, store_tuned
 from traingym.agents.tuning import GRIDS, env_optimizer, sweep, sweep_table
 from traingym.envs.tasks.base import TRAIN_SET_SIZE
+from traingym.protocol.checks import check_range
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,8 @@ class SweepArgs:
 
         if self.env not in gym.registry or not self.env.startswith("TrainGym/"):
             raise ValueError(f"--env must be a registered TrainGym id, got {self.env!r}")
-        if not 1 <= self.n_instances <= TRAIN_SET_SIZE:
-            raise ValueError(f"--n-instances must be in [1, {TRAIN_SET_SIZE}], got {self.n_instances}")
-        if not 1 <= self.workers <= 64:
-            raise ValueError(f"--workers must be in [1, 64], got {self.workers}")
+        check_range("--n-instances", self.n_instances, 1, TRAIN_SET_SIZE, integer=True)
+        check_range("--workers", self.workers, 1, 64, integer=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,6 +28,8 @@ from traingym.agents.episodes import EpisodeResult, EpisodeSettings
 from traingym.agents.evaluate import evaluate, print_table, summarize
 from traingym.agents.policies import PolicySpec
 from traingym.agents.stats import bootstrap_mean, paired_difference
+from traingym.envs.tasks.base import TEST_SET_SIZE
+from traingym.protocol.checks import check_range
 from traingym.protocol.cli import IntTuple, StrTuple
 
 Preset = Literal["default", "ablation", "generalisation"]
@@ -115,8 +117,7 @@ class StudyArgs:
                 self.preset, ("keep", "random", "step_decay", "plateau", "steer")))
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"--seeds must be distinct and non-empty, got {list(self.seeds)}")
-        if not 1 <= self.eval_episodes <= 128:
-            raise ValueError(f"--eval-episodes must be in [1, 128], got {self.eval_episodes}")
+        check_range("--eval-episodes", self.eval_episodes, 1, TEST_SET_SIZE, integer=True)
         if self.total_timesteps is not None and self.total_timesteps < 1:
             raise ValueError(f"--total-timesteps must be >= 1, got {self.total_timesteps}")
         if "keep" not in self.baselines:

@@ -41,6 +41,7 @@ from traingym.agents.stats import Interval, bootstrap_mean
 from traingym.envs.config import OPTIMIZERS, TrainingEnvConfig
 from traingym.envs.tasks.base import TEST_SET_SIZE
 from traingym.hpo.study import HPOConfig, keep_run, run_study
+from traingym.protocol.checks import check_range
 from traingym.protocol.cli import IntTuple, StrTuple
 
 METHODS = ("keep", "good_defaults", "rl_policy", "tpe", "llm_tpe")
@@ -99,9 +100,7 @@ class CompareConfig:
         for name, low, high in (("n_instances", 1, TEST_SET_SIZE), ("first_instance", 0, TEST_SET_SIZE - 1),
                                 ("horizon", 1, 10_000), ("steps_per_action", 1, 10_000), ("val_size", 16, 100_000),
                                 ("n_bootstrap", 100, 1_000_000)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise ValueError(f"{name} must be an int in [{low}, {high}], got {value!r}")
+            check_range(name, getattr(self, name), low, high, integer=True)
         if self.first_instance + self.n_instances > TEST_SET_SIZE:
             raise ValueError(f"first_instance + n_instances must be <= {TEST_SET_SIZE} (test instances), got "
                              f"{self.first_instance + self.n_instances}")
