@@ -47,6 +47,7 @@ from traingym.envs.event_log import EventLog
 from traingym.envs.relevance import TokenRelevanceStats, token_relevance
 from traingym.envs.tasks.reviews_data import PAD_ID, PROTECTED_IDS
 from traingym.protocol.events import EventType
+from traingym.protocol.report import SHORTCUT_Z
 
 TOP_TOKENS = 5
 """Tokens in the observation block and the most flagged at once."""
@@ -70,7 +71,7 @@ class TokenRelevanceMonitor:
     """
 
     def __init__(self, id_to_token: Sequence[str], max_error_samples: int, *, events: EventLog | None = None,
-                 decay: float = DECAY, z_threshold: float = 4.0, min_count: int = 5) -> None:
+                 decay: float = DECAY, z_threshold: float = SHORTCUT_Z, min_count: int = 5) -> None:
         if not 0.0 <= decay <= 1.0:
             raise ValueError(f"decay must be in [0, 1], got {decay}")
         if max_error_samples < 1:

@@ -28,7 +28,10 @@ LAYER_FIELDS: tuple[str, ...] = (
 HPARAM_KEYS: tuple[str, ...] = ("lr", "weight_decay", "aug_level")
 MAX_HISTORY = 8
 """History points kept per series (the newest)."""
-MAX_LAYERS = 8
+MAX_LAYERS = 4
+"""Hidden layers a report (and the observation's per-layer slots) describes: the first ones in forward order."""
+SHORTCUT_Z = 4.0
+"""Relevance z-score above which a token is over-relevant: flagged in the report, a shortcut candidate."""
 MAX_FLAGGED_TOKENS = 5
 MAX_RECENT_EVENTS = 8
 MAX_NAME_CHARS = 64
