@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from traingym.advisors.encoders import MINILM_DIM
+from traingym.agents.observation_spec import ObservationSpec
 from traingym.envs import BATCHED_ENV_IDS
 from traingym.envs.config import OBS_KEYS, TrainingEnvConfig
 from traingym.envs.tasks.base import TEST_SET_SIZE
@@ -347,10 +347,15 @@ class Args:
             return None
         return self.advisor or TrainingEnvConfig.advisor
 
+    def observation_spec(self) -> ObservationSpec:
+        """What the agent observes (saved in ``config.json``, passed whole to its policy and evaluations)."""
+        return ObservationSpec(self.resolved_obs_keys(), self.resolved_advisor(), self.diagnosis_dim,
+                               self.norm_obs_keys)
+
     def env_kwargs(self) -> dict[str, Any]:
         """``gym.make`` keyword arguments of the training env (besides ``instance_set``)."""
         return {"steps_per_action": self.steps_per_action, **({"task": self.task} if self.task else {}),
-                **observation_kwargs(self.resolved_obs_keys(), self.resolved_advisor(), self.diagnosis_dim),
+                **self.observation_spec().env_kwargs(),
                 **self.device_kwargs()}
 
     def device_kwargs(self) -> dict[str, str]:
@@ -376,18 +381,6 @@ class Args:
         names = {f.name for f in fields(cls)}
         data = {**SAVED_BEFORE_FIELD, **data}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names})
-
-
-def observation_kwargs(obs_keys: Sequence[str], advisor: str | None = None, diagnosis_dim: int | None = None
-                       ) -> dict[str, Any]:
-    """The ``gym.make`` kwargs that shape an agent's observation: its training env's, and (another diagnosis size
-    is another observation space) its evaluation envs'."""
-    kwargs: dict[str, Any] = {"obs_keys": tuple(obs_keys)}
-    if advisor is not None:
-        kwargs["advisor"] = advisor
-    if diagnosis_dim is not None:
-        kwargs["diagnosis_dim"] = diagnosis_dim
-    return kwargs
 
 
 SMOKE_PRESET: dict[str, Any] = {

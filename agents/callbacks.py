@@ -13,6 +13,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecNormalize
 from traingym.agents.checkpoints import atomic_write_json, save_agent
 from traingym.agents.episodes import EpisodeSettings, make_policy_env, run_policy_object
+from traingym.agents.observation_spec import ObservationSpec
 from traingym.agents.policies import AgentPolicy
 from traingym.agents.stats import bootstrap_mean
 from traingym.protocol.moves import KNOBS
@@ -62,17 +63,15 @@ class HeldOutEvalCallback(BaseCallback):
     mean test accuracy improves. The best score lives in ``best_model.json``, so it survives a resume.
     """
 
-    def __init__(self, settings: EpisodeSettings, run_dir: str | Path, eval_freq: int, obs_keys: tuple[str, ...],
-                 discrete_actions: bool, normalizer: VecNormalize | None = None, advisor: str | None = None,
-                 seed: int = 0, verbose: int = 0, knobs: Sequence[str] = KNOBS, diagnosis_dim: int | None = None
-                 ) -> None:
+    def __init__(self, settings: EpisodeSettings, run_dir: str | Path, eval_freq: int, observation: ObservationSpec,
+                 discrete_actions: bool, normalizer: VecNormalize | None = None, seed: int = 0, verbose: int = 0,
+                 knobs: Sequence[str] = KNOBS) -> None:
         super().__init__(verbose)
         self.settings = settings
         self.run_dir = Path(run_dir)
         self.eval_freq = eval_freq
-        self.obs_keys, self.discrete_actions, self.advisor = obs_keys, discrete_actions, advisor
+        self.observation, self.discrete_actions = observation, discrete_actions
         self.knobs = tuple(knobs)
-        self.diagnosis_dim = diagnosis_dim
         self.normalizer = normalizer
         self.seed = seed
         self.curve_path = self.run_dir / LEARNING_CURVE_CSV
@@ -83,8 +82,7 @@ class HeldOutEvalCallback(BaseCallback):
         self._policy: AgentPolicy | None = None
 
     def _init_callback(self) -> None:
-        self._policy = AgentPolicy(self.model, self.normalizer, self.obs_keys, self.discrete_actions, self.advisor,
-                                   self.knobs, self.diagnosis_dim)
+        self._policy = AgentPolicy(self.model, self.normalizer, self.observation, self.discrete_actions, self.knobs)
         self._env = make_policy_env(self._policy, self.settings)
         best = self.run_dir / BEST_MODEL_INFO
         self.best = json.loads(best.read_text())["test_accuracy"] if best.exists() else -np.inf

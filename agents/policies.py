@@ -12,9 +12,10 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 from traingym.agents.algos import algo_class, uses_discrete_actions
-from traingym.agents.args import observation_kwargs, saved_run_knobs
+from traingym.agents.args import saved_run_knobs
 from traingym.agents.baselines import BASELINES, make_baseline
 from traingym.agents.checkpoints import load_normalizer, normalizer_path
+from traingym.agents.observation_spec import ObservationSpec
 from traingym.agents.pretrained import resolve_agent_path
 from traingym.agents.tuned_defaults import TunedValues
 from traingym.protocol.moves import KNOBS, expand_actions, knob_indices
@@ -34,9 +35,8 @@ class Policy(Protocol):
 class AgentPolicy:
     """A trained SB3 agent, with the observation normalisation it was trained with, for one env."""
 
-    def __init__(self, model: BaseAlgorithm, normalizer: VecNormalize | None, obs_keys: tuple[str, ...],
-                 discrete_actions: bool, advisor: str | None = None, knobs: Sequence[str] = KNOBS,
-                 diagnosis_dim: int | None = None) -> None:
+    def __init__(self, model: BaseAlgorithm, normalizer: VecNormalize | None, observation: ObservationSpec,
+                 discrete_actions: bool, knobs: Sequence[str] = KNOBS) -> None:
         self.model = model
         indices = knob_indices(knobs)
         self.knob_indices = None if indices == tuple(range(len(KNOBS))) else indices
@@ -44,7 +44,8 @@ class AgentPolicy:
         knobs), else None."""
         self.normalizer = normalizer
         self.discrete_actions = discrete_actions
-        self.env_overrides = observation_kwargs(obs_keys, advisor, diagnosis_dim)
+        self.observation = observation
+        self.env_overrides = observation.env_kwargs()
 
     def predict(self, observation: dict[str, np.ndarray], state: Any = None, episode_start: Any = None,
                 deterministic: bool = True) -> tuple[np.ndarray, Any]:
@@ -118,9 +119,8 @@ def load_agent(path: str | Path, which: str = "final", device: str = "cpu") -> A
     model = algo_class(args["algo"]).load(model_path, device=device)
     stats = normalizer_path(model_path)
     normalizer = load_normalizer(stats) if stats.exists() else None
-    env_kwargs = config["env_kwargs"]  # the training env's resolved observation keys, advisor, diagnosis size
-    return AgentPolicy(model, normalizer, tuple(env_kwargs["obs_keys"]), uses_discrete_actions(args["algo"]),
-                       env_kwargs.get("advisor"), saved_run_knobs(args), env_kwargs.get("diagnosis_dim"))
+    return AgentPolicy(model, normalizer, ObservationSpec.from_run_config(config), uses_discrete_actions(args["algo"]),
+                       saved_run_knobs(args))
 
 
 

@@ -14,7 +14,7 @@ import torch
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.utils.numpy import flatten_inputs_to_1d_tensor
-from traingym.agents.args import observation_kwargs
+from traingym.agents.observation_spec import ObservationSpec
 
 MODEL_DIR = "rllib_model"
 """The final algorithm checkpoint inside the run directory (the evaluated agent)."""
@@ -29,12 +29,12 @@ class RLlibPolicy:
 
     discrete_actions = False
 
-    def __init__(self, module: RLModule, obs_keys: tuple[str, ...], advisor: str | None = None,
-                 diagnosis_dim: int | None = None) -> None:
+    def __init__(self, module: RLModule, observation: ObservationSpec) -> None:
         self.module = module
         self.module.eval()
         self.action_dist = module.get_inference_action_dist_cls()
-        self.env_overrides = observation_kwargs(obs_keys, advisor, diagnosis_dim)
+        self.observation = observation
+        self.env_overrides = observation.env_kwargs()
 
     @staticmethod
     def flatten(observation: dict[str, np.ndarray]) -> np.ndarray:
@@ -61,6 +61,4 @@ def load_rllib_policy(path: Path, config: dict[str, Any]) -> RLlibPolicy:
     if not module_dir.is_dir():
         raise FileNotFoundError(f"no RLlib checkpoint at {checkpoint} ({MODULE_PATH} missing)")
     module = RLModule.from_checkpoint(str(module_dir.resolve()))
-    env_kwargs = config["env_kwargs"]
-    return RLlibPolicy(module, tuple(env_kwargs["obs_keys"]), env_kwargs.get("advisor"),
-                       env_kwargs.get("diagnosis_dim"))
+    return RLlibPolicy(module, ObservationSpec.from_run_config(config))

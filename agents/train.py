@@ -88,7 +88,7 @@ def write_config(run_dir: Path, args: Args, resumed_from: int | None = None, alg
     path = run_dir / CONFIG_FILE
     previous = json.loads(path.read_text()) if path.exists() else {}
     config = {
-        "args": args.to_json(), "obs_keys": list(args.resolved_obs_keys()),
+        "args": args.to_json(), "observation": args.observation_spec().to_json(),
         "env_kwargs": {k: list(v) if isinstance(v, tuple) else v for k, v in args.env_kwargs().items()},
         "algo_kwargs": args.algo_kwargs() if algo_kwargs is None else algo_kwargs,
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
@@ -121,7 +121,7 @@ def build_training_env(args: Args) -> tuple[VecEnv, VecNormalize | None]:
     if not args.normalize:
         return venv, None
     normalizer = VecNormalize(venv, norm_obs=True, norm_reward=True, clip_obs=10.0, gamma=args.gamma,
-                              norm_obs_keys=list(args.norm_obs_keys) or None)
+                              norm_obs_keys=list(args.observation_spec().normalized_keys) or None)
     return normalizer, normalizer
 
 
@@ -175,9 +175,8 @@ def make_callbacks(args: Args, run_dir: Path, normalizer: VecNormalize | None) -
     callbacks: list[BaseCallback] = [TrainGymMetricsCallback()]
     if args.eval_freq > 0:
         callbacks.append(HeldOutEvalCallback(
-            periodic_eval_settings(args), run_dir, args.eval_freq, args.resolved_obs_keys(),
-            uses_discrete_actions(args.algo), normalizer, args.resolved_advisor(), args.seed, args.verbose,
-            args.resolved_knobs(), args.diagnosis_dim))
+            periodic_eval_settings(args), run_dir, args.eval_freq, args.observation_spec(),
+            uses_discrete_actions(args.algo), normalizer, args.seed, args.verbose, args.resolved_knobs()))
     if args.checkpoint_freq > 0:
         callbacks.append(AtomicCheckpointCallback(run_dir / CHECKPOINT_DIR, args.checkpoint_freq, normalizer,
                                                   verbose=args.verbose))
