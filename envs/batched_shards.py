@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -28,14 +29,14 @@ def shard_sizes(num_envs: int, workers: int) -> list[int]:
     return [num_envs // workers + (1 if w < num_envs % workers else 0) for w in range(workers)]
 
 
-def _worker(remote: Connection, parent: Connection, env_id: str, num_envs: int, env_kwargs: dict[str, Any]) -> None:
+def _worker(remote: Connection, parent: Connection, make_shard: Callable[..., VecEnv], env_id: str, num_envs: int,
+            env_kwargs: dict[str, Any]) -> None:
     import torch
-    from traingym.envs.batched_sb3 import make_batched_vec_env
 
     parent.close()
     torch.set_num_threads(1)  # one core per shard (tiny ops: more threads only contend)
     try:
-        vec = make_batched_vec_env(env_id, num_envs, **env_kwargs)
+        vec = make_shard(env_id, num_envs, **env_kwargs)
     except Exception:  # noqa: BLE001  (e.g. a bad config field: the answer to the parent's first command)
         error = traceback.format_exc()
         try:
@@ -81,6 +82,27 @@ def _serve(vec: Any, command: str, data: Any) -> Any:
     raise NotImplementedError(f"unknown command {command!r}")
 
 
+MAIN_GUARD_ADVICE = (
+    "the batched env's worker processes (workers > 1) start by importing your script again, so the code that "
+    "creates the env must run only in the main process: put it under `if __name__ == \"__main__\":` in a script "
+    "file (code read from stdin cannot be re-imported), or pass workers=1")
+
+
+def _check_main(start_method: str) -> None:
+    """Fail early, with one clear message, where the workers could never start.
+
+    Raises:
+        SystemExit: in a worker that is re-running the user's script (no ``__main__`` guard): it ends quietly, and
+            the parent, left without an answer, raises :data:`MAIN_GUARD_ADVICE`.
+        RuntimeError: in the parent when its ``__main__`` is code read from stdin, which workers cannot re-import.
+    """
+    if getattr(mp.current_process(), "_inheriting", False):  # multiprocessing's own "still bootstrapping" flag
+        raise SystemExit(1)
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if start_method != "fork" and isinstance(main_file, str) and main_file.startswith("<"):
+        raise RuntimeError(f"cannot start worker processes from {main_file}: {MAIN_GUARD_ADVICE}")
+
+
 def _receive(remotes: Sequence[Connection]) -> list[Any]:
     """Every worker's answer, in order; the first failure is raised once all have answered (so no answer is left
     in a pipe to be read as the answer to a later command)."""
@@ -99,8 +121,8 @@ class BatchedShardsVecEnv(VecEnv):
     ``TrainingEnvConfig`` fields. Workers start with ``forkserver`` (``spawn`` where it is missing), as SB3.
     """
 
-    def __init__(self, env_id: str, num_envs: int, workers: int, start_method: str | None = None,
-                 **env_kwargs: Any) -> None:
+    def __init__(self, env_id: str, num_envs: int, workers: int, make_shard: Callable[..., VecEnv],
+                 start_method: str | None = None, **env_kwargs: Any) -> None:
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be an int >= 1, got {workers!r}")
         self.closed, self.waiting = False, False
@@ -109,12 +131,14 @@ class BatchedShardsVecEnv(VecEnv):
         """Shard ``w`` holds sub-envs ``offsets[w]`` to ``offsets[w + 1] - 1``."""
         if start_method is None:
             start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+        _check_main(start_method)
         ctx = mp.get_context(start_method)
         self.remotes: list[Connection] = []
         self.processes = []
         for size in sizes:
             remote, work_remote = ctx.Pipe()
-            process = ctx.Process(target=_worker, args=(work_remote, remote, env_id, size, env_kwargs), daemon=True)
+            process = ctx.Process(target=_worker, args=(work_remote, remote, make_shard, env_id, size, env_kwargs),
+                                  daemon=True)
             process.start()
             work_remote.close()
             self.remotes.append(remote)
@@ -126,6 +150,11 @@ class BatchedShardsVecEnv(VecEnv):
         except RuntimeError:
             self.close()
             raise
+        except (EOFError, ConnectionError):  # a worker died before its first answer
+            codes = [p.join(5) or p.exitcode for p in self.processes]
+            self.close()
+            raise RuntimeError(f"batched env workers exited before answering (exit codes {codes}); when this runs "
+                               f"from a script, the usual cause: {MAIN_GUARD_ADVICE}") from None
         super().__init__(num_envs, observation_space, action_space)
 
     def _shards(self) -> list[tuple[Connection, int, int]]:

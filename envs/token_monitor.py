@@ -22,7 +22,7 @@ errors for stable scores (the planted token occurs in only a few errors per step
 
 ## Flagged tokens
 * *Flagged now*: the top :data:`TOP_TOKENS` tokens with z above the threshold
-  (:data:`~traingym.protocol.decision.SHORTCUT_Z`). They go to the report's ``flagged_tokens`` (:meth:`report`).
+  (:data:`~traingym.protocol.report.SHORTCUT_Z`). They go to the report's ``flagged_tokens`` (:meth:`report`).
 * *Sticky*: the last :data:`STICKY_TOKENS` tokens ever flagged in the episode, newest last
   (:attr:`flagged_ids`). Augmentation masks these first: once masking removes a shortcut's relevance it is no
   longer flagged now, but it must stay masked or the model relearns it.
@@ -46,8 +46,8 @@ from torch import nn
 from traingym.envs.event_log import EventLog
 from traingym.envs.relevance import TokenRelevanceStats, token_relevance
 from traingym.envs.tasks.reviews_data import PAD_ID, PROTECTED_IDS
-from traingym.protocol.decision import SHORTCUT_Z
 from traingym.protocol.events import EventType
+from traingym.protocol.report import SHORTCUT_Z
 
 TOP_TOKENS = 5
 """Tokens in the observation block and the most flagged at once."""

