@@ -16,8 +16,9 @@ differences grow over an episode, so beyond the first step equivalence is statis
 the same held-out instances reach the same final test accuracy on average (slow test).
 
 ## Token relevance cadence
-The sub-envs' token relevance runs on the cadence of :class:`~traingym.envs.token_monitor.RelevanceCadence`
-(every step while the flagged tokens change, then every 2nd and 4th step while they stay the same), not every step.
+The sub-envs' token relevance runs on the cadence of :class:`~traingym.envs.token_monitor.RelevanceCadence`:
+every step while augmentation is on (it masks the flagged tokens) or the flagged tokens changed; with augmentation
+off and stable flags, every 2nd and then every 4th step.
 
 ## Determinism
 Sub-env ``i``'s episode depends only on its seed and actions: its randomness comes from its own generators, and
@@ -67,8 +68,8 @@ class BatchedTextEnv(BatchedVectorEnv):
         self.device = self.envs[0].device
         if relevance_cadence:
             for env in self.envs:
-                if env._relevance is not None:
-                    env._relevance.cadence = RelevanceCadence()
+                if env._relevance is not None:  # the flagged tokens act while augmentation masks them
+                    env._relevance.cadence = RelevanceCadence(acting=lambda env=env: env._aug > 0)
         self._groups: dict[ArchitectureKey, StackedReviewBert] = {}
         """One stack per architecture; members in sub-env order."""
 

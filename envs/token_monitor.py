@@ -32,14 +32,18 @@ errors for stable scores (the planted token occurs in only a few errors per step
 
 ## Cadence (optional)
 With a :class:`RelevanceCadence` in :attr:`TokenRelevanceMonitor.cadence` (the batched text env sets one), an
-update computes only when the cadence says it is due: every step while the flagged tokens change, then every 2nd
-and every 4th step while they stay the same; a change resets it to every step. A computed update after a gap of
-``g`` steps decays the statistics by ``decay ** g``, so they keep the every-step time scale. Why this rule: the
-flagged tokens are what acts on the run (augmentation masks them, events report them); while they do not change
-a recomputation changes nothing that acts, and with ``decay`` 0.8 (half-life ~3 steps) a gap of at most 4 keeps
-0.8**4 = 41 % of the previous evidence in every update, so a newly learned shortcut is flagged at most 3 steps
-later than with every-step relevance. In a 20-step episode whose flagged set settles, relevance runs on 6-8 steps
-instead of 20. Without a cadence (the single env) every step computes, as before.
+update computes only when it is due: at every step while the flagged tokens act on training (augmentation on: it
+masks them) or changed at the last computation; otherwise (augmentation off, flags unchanged) the interval doubles
+to every 2nd, then every 4th step. A computed update after a gap of ``g`` steps decays the statistics by
+``decay ** g``, so they keep the every-step time scale. Why this rule: the flagged tokens act on the run only
+through the masking (and, for an agent, through the token features of the ``neurons`` observation, stale between
+computations); while masking is off and the flags are stable a recomputation changes nothing that acts on
+training, and with ``decay`` 0.8 (half-life ~3 steps) a gap of at most 4 keeps 0.8**4 = 41 % of the previous
+evidence in every update, so a shortcut learned while augmentation is off is flagged at most 3 steps later
+than with every-step relevance (and at once when augmentation is switched on). A first version that backed off
+whenever the flags were stable, augmentation on or not, delayed the masking of the planted shortcut and cost
+held-out test accuracy (paired difference -0.010 +- 0.013 over 36 episodes against the single env, see
+``tests/envs/test_batched_text.py``). Without a cadence (the single env) every step computes, as before.
 
 ## Observation block (:data:`FEATURE_SIZE` = 12 floats, :meth:`features`)
 The top :data:`TOP_TOKENS` tokens by z (flagged or not; zero padded): ``z / 10`` and mean relevance share per
@@ -49,7 +53,7 @@ occurrence, interleaved; then the number flagged now / :data:`TOP_TOKENS` and th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -70,12 +74,14 @@ FEATURE_SIZE = 2 * TOP_TOKENS + 2
 
 
 class RelevanceCadence:
-    """When token relevance is due (module doc, "Cadence"): the interval doubles, up to ``max_interval`` steps,
-    after each computed update that left the flagged tokens unchanged, and returns to 1 when they change."""
+    """When token relevance is due (module doc, "Cadence"): every step while ``acting()`` (the flagged tokens act
+    on training: augmentation is on); otherwise the interval doubles, up to ``max_interval`` steps, after each
+    computed update that left the flagged tokens unchanged, and returns to 1 when they change."""
 
-    def __init__(self, max_interval: int = 4) -> None:
+    def __init__(self, acting: Callable[[], bool], max_interval: int = 4) -> None:
         if max_interval < 1:
             raise ValueError(f"max_interval must be >= 1, got {max_interval}")
+        self.acting = acting
         self.max_interval = max_interval
         self.reset()
 
@@ -87,7 +93,7 @@ class RelevanceCadence:
     def tick(self) -> bool:
         """Count one step; whether relevance is due at it."""
         self.since += 1
-        return self.since >= self.interval
+        return self.since >= self.interval or self.acting()
 
     def computed(self, changed: bool) -> None:
         """Record a computed update and whether it changed the flagged tokens."""

@@ -187,25 +187,27 @@ def test_front_door_arguments_and_default_workers() -> None:
 
 
 # ------------------------------------------------------------------------------------------ relevance cadence
-def test_cadence_doubles_while_flags_stay_and_resets_on_change() -> None:
-    cadence = RelevanceCadence(max_interval=4)
+def test_cadence_doubles_while_flags_stay_and_resets_on_change_or_augmentation() -> None:
+    augmenting = {"on": False}
+    cadence = RelevanceCadence(acting=lambda: augmenting["on"], max_interval=4)
     due = []
     changes = iter([False, False, False, True, False])
-    for _ in range(14):
+    for step in range(1, 18):
+        augmenting["on"] = step >= 16  # augmentation switched on at step 16: due at every step from then on
         if cadence.tick():
-            due.append(cadence.since)
+            due.append((step, cadence.since))
             cadence.computed(changed=next(changes, False))
-    # computed at steps 1 (gap 1), 3 (2), 7 (4), 11 (4, the flags change), 12 (back to 1), 14 (2)
-    assert due == [1, 2, 4, 4, 1, 2]
+    # computed at steps 1 (gap 1), 3 (2), 7 (4), 11 (4, the flags change), 12 (back to 1), 14 (2), then 16 and 17
+    assert due == [(1, 1), (3, 2), (7, 4), (11, 4), (12, 1), (14, 2), (16, 2), (17, 1)]
     with pytest.raises(ValueError, match="max_interval"):
-        RelevanceCadence(0)
+        RelevanceCadence(lambda: False, 0)
 
 
 @pytest.mark.slow
 def test_cadence_flags_the_same_top_token_as_every_step_relevance() -> None:
-    """ReviewsShortcut, 3 seeds, an instance that learns the shortcut (1 layer, hidden 32, AdamW 1e-3, aug 0, K=40,
-    10 steps): the batched env with the cadence ends with the same top token as single envs computing relevance
-    every step (the planted ``zqx``), having run relevance on fewer steps."""
+    """ReviewsShortcut, 3 seeds, an instance that learns the shortcut (1 layer, hidden 32, AdamW 1e-3, aug 0: the
+    cadence backs off; K=40, 10 steps): the batched env with the cadence ends with the same top token as single
+    envs computing relevance every step (the planted ``zqx``), having run relevance on fewer steps."""
     kwargs = {"task": "reviews_shortcut", "optimizer": "adam", "batch_size": 32, "steps_per_action": 40,
               "horizon": 10, "obs_keys": ("training_stats",), "neuron_log": ()}
     instance = {"n_layers": 1, "hidden": 32, "lr": 1e-3, "weight_decay": 1e-4, "aug_level": 0, "label_noise": 0.0}
