@@ -103,7 +103,7 @@ def _check_main(start_method: str) -> None:
         raise RuntimeError(f"cannot start worker processes from {main_file}: {MAIN_GUARD_ADVICE}")
 
 
-def _receive(remotes: Sequence[Connection]) -> list[Any]:
+def receive_answers(remotes: Sequence[Connection]) -> list[Any]:
     """Every worker's answer, in order; the first failure is raised once all have answered (so no answer is left
     in a pipe to be read as the answer to a later command)."""
     answers = [remote.recv() for remote in remotes]
@@ -146,7 +146,7 @@ class BatchedShardsVecEnv(VecEnv):
         for remote in self.remotes:
             remote.send(("spaces", None))
         try:
-            (observation_space, action_space), *_ = _receive(self.remotes)
+            (observation_space, action_space), *_ = receive_answers(self.remotes)
         except RuntimeError:
             self.close()
             raise
@@ -163,7 +163,7 @@ class BatchedShardsVecEnv(VecEnv):
     def reset(self) -> VecEnvObs:
         for remote, start, stop in self._shards():
             remote.send(("reset", (self._seeds[start:stop], self._options[start:stop])))
-        results = _receive(self.remotes)
+        results = receive_answers(self.remotes)
         self.reset_infos = [info for _, infos in results for info in infos]
         self._reset_seeds()
         self._reset_options()
@@ -177,7 +177,7 @@ class BatchedShardsVecEnv(VecEnv):
 
     def step_wait(self) -> VecEnvStepReturn:
         self.waiting = False
-        results = _receive(self.remotes)
+        results = receive_answers(self.remotes)
         obs, rewards, dones, infos = zip(*results)
         return (_concat_obs(list(obs)), np.concatenate(rewards), np.concatenate(dones),
                 [info for shard in infos for info in shard])
@@ -207,20 +207,20 @@ class BatchedShardsVecEnv(VecEnv):
         shards = self._by_shard(indices)
         for remote, local in shards:
             remote.send(("get_attr", (attr_name, local)))
-        return [value for answer in _receive([remote for remote, _ in shards]) for value in answer]
+        return [value for answer in receive_answers([remote for remote, _ in shards]) for value in answer]
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         shards = self._by_shard(indices)
         for remote, local in shards:
             remote.send(("set_attr", (attr_name, value, local)))
-        _receive([remote for remote, _ in shards])
+        receive_answers([remote for remote, _ in shards])
 
     def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
                    **method_kwargs: Any) -> list[Any]:
         shards = self._by_shard(indices)
         for remote, local in shards:
             remote.send(("env_method", (method_name, method_args, method_kwargs, local)))
-        return [value for answer in _receive([remote for remote, _ in shards]) for value in answer]
+        return [value for answer in receive_answers([remote for remote, _ in shards]) for value in answer]
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
         return [False for _ in self._get_indices(indices)]  # sub-envs are bare TrainingEnvs
