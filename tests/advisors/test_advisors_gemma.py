@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from advisors_testkit import SCENARIOS, observe_merged
 from guided_testkit import assert_decided_by_the_model
-from traingym.advisors import DiagnosisChannel, DiagnosisConfig, make_advisor
+from traingym.advisors import DiagnosisChannel, DiagnosisConfig, LLMOptions, make_advisor, make_chat_backend
 from traingym.advisors.gemma import GEMMA
 from traingym.advisors.guided import GuidedLLMAdvisor
 from traingym.advisors.hf_backend import chat_prompt, load_causal_lm
@@ -94,6 +94,14 @@ def test_gemma_channel_uses_the_model_without_fallback() -> None:
     assert info["used"] == "gemma" and info["fallback_reason"] is None
     assert info["tokens"]["prompt"] > 100 and info["tokens"]["completion"] > 0
     channel.close()
+
+
+def test_gemma_chat_backend_is_greedy_bounded_and_stops_after_the_json_object() -> None:
+    """The plain transport (LLM-TPE's): the forced prefix is kept, the budget holds, the answer is reproducible."""
+    backend = make_chat_backend("gemma", LLMOptions(max_new_tokens=24), answer_prefix='{"lr": ')
+    completion = backend.complete("Answer with one JSON object.", 'Return {"lr": 0.1} as JSON.')
+    assert completion.text.startswith('{"lr": ') and 0 < completion.completion_tokens <= 24
+    assert backend.complete("Answer with one JSON object.", 'Return {"lr": 0.1} as JSON.') == completion
 
 
 def test_gemma_diagnoses_a_real_training_report_end_to_end() -> None:
