@@ -21,7 +21,7 @@ class DiagnosisConfig:
     """How the env's :class:`~traingym.advisors.channel.DiagnosisChannel` diagnoses and encodes reports."""
 
     advisor: str | Advisor = "heuristic"
-    """Advisor spec (``"heuristic"``, ``"smollm"``, ``"hf:<path>"``, ``"openai:<model>"``,
+    """Advisor spec (``"heuristic"``, ``"smollm"``, ``"gemma"``, ``"hf:<path>"``, ``"openai:<model>"``,
     ``"module:Class"``) or an advisor object. Every advisor but the heuristic is wrapped in a fallback to it."""
     advisor_call: CallPolicy | str = CallPolicy.ON_EVENT
     """When to call the advisor (see :class:`~traingym.protocol.choices.CallPolicy`)."""

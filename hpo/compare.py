@@ -71,7 +71,7 @@ class CompareConfig:
     val_size: int = TrainingEnvConfig.val_size
     """Validation buffer size, 16..100000."""
     advisor: str = "heuristic"
-    """LLM-TPE advisor: heuristic, smollm, hf:<path>, openai:<model>."""
+    """LLM-TPE advisor: heuristic, smollm, gemma, hf:<path>, openai:<model>."""
     p_llm: float = 0.5
     """LLM-TPE coin probability, in [0, 1]."""
     sampler_seed: int = 0

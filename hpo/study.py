@@ -85,7 +85,7 @@ class HPOConfig:
     sampler: str = "tpe"
     """``tpe`` or ``llm_tpe``."""
     advisor: str = "heuristic"
-    """LLM-TPE advisor: heuristic, smollm, hf:<path>, openai:<model>."""
+    """LLM-TPE advisor: heuristic, smollm, gemma, hf:<path>, openai:<model>."""
     p_llm: float = 0.5
     """LLM-TPE: probability that a trial is proposed by the advisor, in [0, 1]."""
     history_k: int = 5

@@ -12,17 +12,19 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 torch.set_num_threads(1)
 if "TRAINGYM_CACHE_DIR" not in os.environ:
     # Each test session starts with an empty cache (text vectors, tuned defaults): tests never depend on what
-    # earlier runs cached. Only the converted SmolLM2 copy (~45 s to make, read-only once made) is reused.
+    # earlier runs cached. Only the converted local LLM copies (1-2 minutes each to make, read-only once made) are
+    # reused.
     import tempfile
     from pathlib import Path
 
-    from traingym.advisors.smollm import SMOLLM_CACHE_NAME, is_converted
-    from traingym.protocol.cache_dir import cache_root
+    from traingym.advisors.gemma import GEMMA
+    from traingym.advisors.smollm import SMOLLM
 
-    converted = cache_root() / SMOLLM_CACHE_NAME
+    converted = {model.cache_name: model.cache_dir() for model in (SMOLLM, GEMMA)}
     os.environ["TRAINGYM_CACHE_DIR"] = session_cache = tempfile.mkdtemp(prefix="traingym-test-cache-")
-    if is_converted(converted):
-        (Path(session_cache) / SMOLLM_CACHE_NAME).symlink_to(converted, target_is_directory=True)
+    for name, directory in converted.items():
+        if SMOLLM.is_converted(directory):
+            (Path(session_cache) / name).symlink_to(directory, target_is_directory=True)
 
 import traingym.envs  # noqa: E402,F401  (registers the environments)
 

@@ -28,12 +28,12 @@ def test_the_old_name_still_works_with_a_warning(monkeypatch: pytest.MonkeyPatch
 
 def test_every_cache_user_reads_the_one_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from traingym.advisors.embedding_store import default_store_path
-    from traingym.advisors.smollm import smollm_cache_dir
+    from traingym.advisors.smollm import SMOLLM
     from traingym.agents.tuning import family_cache_path
 
     monkeypatch.setenv("TRAINGYM_CACHE_DIR", str(tmp_path))
     assert default_store_path() == tmp_path / "embeddings.sqlite3"
-    assert smollm_cache_dir().parent == tmp_path
+    assert SMOLLM.cache_dir().parent == tmp_path
     assert family_cache_path("my_pkg.tasks:Fam", {"horizon": 4}).parent == tmp_path / "tuned_defaults"
     monkeypatch.setenv("TRAINGYM_CACHE_DIR", "off")
     assert default_store_path() is None
