@@ -13,7 +13,7 @@ def test_smoke_pairs_the_arms_and_tables_them(capsys: pytest.CaptureFixture[str]
 
     assert main(["--smoke"]) == 0
     out = capsys.readouterr().out
-    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith('{"setting"')]
     assert [(r["setting"], r["start"], r["policy"]) for r in rows[:3]] == [
         ("trainer", "bad", "no doctor"), ("trainer", "bad", "advisor_greedy"),
         ("trainer", "bad", "pretrained:digits-mlp")]
