@@ -217,6 +217,25 @@ def test_demo_cli_runs_end_to_end_and_rejects_bad_flags(tmp_path, capsys) -> Non
     assert exit_info.value.code == 2 and "every must be >= 1" in capsys.readouterr().err
 
 
+def test_demo_trains_a_users_task_family(tmp_path, capsys) -> None:
+    """``demo --task module:Class``: the family's own model, data split and hidden layers under the doctor."""
+    from traingym.doctor.demo import main
+    from traingym.envs.custom import EXAMPLE_TASK
+
+    log = tmp_path / "demo.jsonl"
+    assert main(["demo", "--task", EXAMPLE_TASK, "--steps", "80", "--every", "40", "--lr", "0.01",
+                 "--log-path", str(log)]) == 0
+    out = capsys.readouterr().out
+    assert f"training blobs ({EXAMPLE_TASK}), TRAIN instance 0" in out and "final test accuracy" in out
+    records = read_trajectories(log)
+    assert len(records) == 3
+    assert records[0]["report"]["task"]["family"] == "blobs"
+    assert [layer["name"] for layer in records[0]["report"]["layers"]] == ["fc"]  # the family's hidden layers
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--task", "no_such_pkg.tasks:Fam"])
+    assert exit_info.value.code == 2 and "cannot import task family" in capsys.readouterr().err
+
+
 def test_decision_log_is_bounded_and_rotated_once(tmp_path) -> None:
     from traingym.doctor.decision_log import DecisionLog
 

@@ -44,6 +44,16 @@ def test_advisor_only_varies_where_the_diagnosis_key_is() -> None:
         AblateArgs(obs_key_sets=("training_stats+bogus",))
 
 
+def test_ablate_takes_a_users_family_on_custom_only() -> None:
+    from traingym.envs.custom import EXAMPLE_TASK
+
+    assert AblateArgs(env="TrainGym/Custom-v0", task=EXAMPLE_TASK).task == EXAMPLE_TASK
+    with pytest.raises(ValueError, match="--task picks the family of --env TrainGym/Custom-v0"):
+        AblateArgs(task=EXAMPLE_TASK)
+    with pytest.raises(ValueError, match="cannot import task family"):
+        AblateArgs(env="TrainGym/Custom-v0", task="no_such_pkg.tasks:Fam")
+
+
 def test_good_defaults_sweep_ranks_a_working_lr_above_a_useless_one() -> None:
     """Grid points override the instance's hyperparameters: LR 1e-4 barely moves the net in 40 SGD steps, 0.1
     trains it, so 0.1 must come first (listed second in the grid, so the ranking is the sweep's doing)."""
