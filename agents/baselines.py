@@ -289,6 +289,14 @@ class DiagnosisAwarePolicy(SteerPolicy):
         return (d_lr, d_wd, d_aug, d_scale)
 
 
+class DiagnosisAwareDefaultsPolicy(DiagnosisAwarePolicy):
+    """:class:`DiagnosisAwarePolicy` that also re-runs the instance from its base targets, as ``good_defaults``
+    does: the same start as that static reference, so the two differ only by reading the diagnosis."""
+
+    def override_instance(self, instance: dict[str, Any]) -> dict[str, Any]:
+        return {**instance, **self.base_target}
+
+
 def _toward(value: float, target: float, factor: float) -> int:
     """+1 / -1 when ``value`` is more than half a multiplicative step of ``factor`` below / above ``target``."""
     steps = np.log(target / value) / np.log(factor)
@@ -307,6 +315,10 @@ def _diagnosis_aware(env_id: str, seed: int, horizon: int) -> Baseline:
     return DiagnosisAwarePolicy(**controller_targets(env_id))
 
 
+def _diagnosis_aware_defaults(env_id: str, seed: int, horizon: int) -> Baseline:
+    return DiagnosisAwareDefaultsPolicy(**controller_targets(env_id))
+
+
 BASELINES: dict[str, Callable[[str, int, int], Baseline]] = {
     "keep": lambda env_id, seed, horizon: KeepPolicy(),
     "random": lambda env_id, seed, horizon: RandomPolicy(seed),
@@ -316,6 +328,7 @@ BASELINES: dict[str, Callable[[str, int, int], Baseline]] = {
     "good_defaults": _good_defaults,
     "steer": _steer,
     "diagnosis_aware": _diagnosis_aware,
+    "diagnosis_aware_defaults": _diagnosis_aware_defaults,
 }
 """Baselines by name: ``factory(env_id, seed, horizon)``."""
 
