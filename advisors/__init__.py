@@ -3,8 +3,8 @@
 Public API:
 
 * :class:`Finding`, :class:`Diagnosis` — the verdict and its closed vocabulary.
-* :class:`Advisor` (protocol), :func:`make_advisor` — ``"heuristic"``, ``"smollm"``, ``"hf:<path>"``,
-  ``"openai:<model>"``, ``"module:Class"`` or an object.
+* :class:`Advisor` (protocol), :func:`make_advisor` — ``"heuristic"``, ``"smollm"``, ``"gemma"``,
+  ``"hf:<path>"``, ``"openai:<model>"``, ``"module:Class"`` or an object.
 * :class:`HeuristicAdvisor`, :class:`LLMAdvisor` (JSON answers, e.g. over HTTP), :class:`GuidedLLMAdvisor`
   (local models under a JSON grammar), :class:`FallbackAdvisor` (never raises; accounts calls).
 * :class:`ChatBackend`, :class:`Completion`, :class:`HFChatBackend`, :class:`OpenAIChatBackend` — the reusable

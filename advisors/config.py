@@ -12,6 +12,7 @@ from enum import Enum
 
 from traingym.advisors.advisor import Advisor
 from traingym.advisors.factory import LLMOptions
+from traingym.protocol.checks import check_range
 from traingym.protocol.choices import CallPolicy, EncoderName, choice_values
 
 
@@ -20,7 +21,7 @@ class DiagnosisConfig:
     """How the env's :class:`~traingym.advisors.channel.DiagnosisChannel` diagnoses and encodes reports."""
 
     advisor: str | Advisor = "heuristic"
-    """Advisor spec (``"heuristic"``, ``"smollm"``, ``"hf:<path>"``, ``"openai:<model>"``,
+    """Advisor spec (``"heuristic"``, ``"smollm"``, ``"gemma"``, ``"hf:<path>"``, ``"openai:<model>"``,
     ``"module:Class"``) or an advisor object. Every advisor but the heuristic is wrapped in a fallback to it."""
     advisor_call: CallPolicy | str = CallPolicy.ON_EVENT
     """When to call the advisor (see :class:`~traingym.protocol.choices.CallPolicy`)."""
@@ -57,9 +58,7 @@ class DiagnosisConfig:
         if not _is_int(self.projection_seed) or self.projection_seed < 0:
             raise ValueError(f"projection_seed must be an int >= 0, got {self.projection_seed!r}")
         for name in ("diagnosis_cache_size", "encoder_cache_size"):
-            value = getattr(self, name)
-            if not _is_int(value) or not 0 <= value <= 1_000_000:
-                raise ValueError(f"{name} must be an int in [0, 1000000], got {value!r}")
+            check_range(name, getattr(self, name), 0, 1_000_000, integer=True)
         if not isinstance(self.llm, LLMOptions):
             raise ValueError(f"llm must be an LLMOptions, got {type(self.llm).__name__}")
 

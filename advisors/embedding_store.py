@@ -9,26 +9,19 @@ one warning and the encoder simply computes every vector.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 import warnings
 from pathlib import Path
 
 import numpy as np
-
-CACHE_DIR_ENV = "TRAINGYM_CACHE_DIR"
-"""Environment variable naming the cache directory (default ``~/.cache/traingym``); set it to ``off`` to
-disable the store."""
+from traingym.protocol.cache_dir import cache_root, optional_caches_enabled
 
 
 def default_store_path() -> Path | None:
-    """``$TRAINGYM_CACHE_DIR/embeddings.sqlite3`` (default ``~/.cache/traingym/``); None when set to ``off``."""
-    root = os.environ.get(CACHE_DIR_ENV)
-    if root is not None and root.strip().lower() == "off":
-        return None
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "traingym"
-    return base / "embeddings.sqlite3"
+    """``$TRAINGYM_CACHE_DIR/embeddings.sqlite3`` (default ``~/.cache/traingym/``); None when set to ``off``
+    (:mod:`traingym.protocol.cache_dir`)."""
+    return cache_root() / "embeddings.sqlite3" if optional_caches_enabled() else None
 
 
 class EmbeddingStore:

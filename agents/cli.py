@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from traingym.agents.args import SMOKE_PRESET, Args
-from traingym.agents.cli_args import parse_cli, usage_error
+from traingym.protocol.cli import parse_cli, usage_error
 
 PROG = "train_agent.py"
 
@@ -39,8 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from traingym.advisors.errors import AdvisorUnavailableError
     from traingym.agents.ray_support import RayAddressError
-    from traingym.agents.train import RunError, final_evaluation, train
+    from traingym.agents.train import RunError, final_evaluation, prepare_baselines, train
 
+    baselines = prepare_baselines(args)  # a sweep for a family of your own runs before any training is paid for
     try:
         if args.backend == "rllib":
             from traingym.agents.rllib_backend import train_rllib
@@ -50,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = train(args)
     except (RunError, AdvisorUnavailableError, RayAddressError) as error:  # say what to install or start
         usage_error(PROG, str(error))
-    result = final_evaluation(args, result)
+    result = final_evaluation(args, result, baselines)
     print(f"run directory: {result.run_dir} (train {result.train_seconds:.0f} s, "
           f"evaluation {result.eval_seconds:.0f} s)")
     return 0

@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 from traingym.agents.env_factory import make_env
 from traingym.agents.policies import PolicySpec, env_overrides, resolve_policy
+from traingym.agents.tuned_defaults import TunedValues
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,15 @@ class EpisodeSettings:
     """Which model of a run directory to evaluate: final or best."""
     devices: tuple[tuple[str, str], ...] = ()
     """Env device kwargs, e.g. ``(("device", "cuda"),)`` (see ``Args.device_kwargs``); empty: CPU."""
+    task: str | None = None
+    """The task family of ``TrainGym/Custom-v0`` (``module:Class``); None: the id's registered task."""
+    tuned: TunedValues | None = None
+    """Tuned defaults for the steer / good_defaults baselines when the family has none in the package table."""
 
     def env_kwargs(self, overrides: dict[str, Any]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"steps_per_action": self.steps_per_action, "instance_set": self.instance_set}
+        if self.task is not None:
+            kwargs["task"] = self.task
         if self.advisor is not None:
             kwargs["advisor"] = self.advisor
         kwargs.update(self.devices)
@@ -140,7 +147,7 @@ def run_policy(spec: PolicySpec, settings: EpisodeSettings, indices: tuple[int, 
 
     A module-level function of picklable arguments, so a process pool can run it.
     """
-    policy = resolve_policy(spec, settings.env_id, settings.horizon, settings.agent_model)
+    policy = resolve_policy(spec, settings.env_id, settings.horizon, settings.agent_model, settings.tuned)
     return run_policy_object(policy, spec.label, settings, indices)
 
 

@@ -23,12 +23,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from traingym.agents.cli_args import StrTuple, parse_cli
+from traingym.agents.baselines import BASELINES
 from traingym.agents.episodes import EpisodeResult, EpisodeSettings, run_policy
 from traingym.agents.policies import PolicySpec
 from traingym.agents.stats import Interval, bootstrap_mean, paired_difference
+from traingym.agents.tuned_defaults import TunedValues
 from traingym.envs.config import TrainingEnvConfig
 from traingym.envs.tasks.base import TEST_SET_SIZE
+from traingym.protocol.checks import check_range
+from traingym.protocol.cli import StrTuple, parse_cli, usage_error
+from traingym.protocol.run_files import EPISODES_FILE, EVAL_CSV, EVAL_JSON
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,7 @@ def write_outputs(out_dir: str | Path, settings: EpisodeSettings, results: dict[
     ``move_frequencies.png``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"csv": out / "eval.csv", "json": out / "eval.json", "episodes": out / "episodes.jsonl"}
+    paths = {"csv": out / EVAL_CSV, "json": out / EVAL_JSON, "episodes": out / EPISODES_FILE}
     rows = [s.row() for s in summaries]
     with open(paths["csv"], "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -163,12 +167,17 @@ class EvalArgs:
     """Evaluate agents and baselines on the same held-out instances (paired), with bootstrap CIs."""
 
     policies: StrTuple = ("keep", "random", "step_decay", "plateau")
-    """Policies: baseline names (keep, random, step_decay, plateau, advisor_greedy, good_defaults) and/or saved
+    """Policies: baseline names (keep, random, step_decay, plateau, advisor_greedy, steer, good_defaults) and/or saved
     agents (run directory or model .zip), optionally labelled as label=target."""
     reference: str = "keep"
     """Label of the reference policy for paired differences."""
     env: str = "TrainGym/DigitsMLP-v0"
     """Gymnasium id of the TrainGym environment."""
+    task: str | None = None
+    """Your own task family for --env TrainGym/Custom-v0 ('package.module:ClassName', as train_agent.py --task)."""
+    tune_baselines: bool = True
+    """For a family without tuned defaults in the package: sweep them for steer / good_defaults (short, cached);
+    False: leave those two out."""
     episodes: int = 64
     """Held-out instances 0..episodes-1 (at most the 128 of the held-out set)."""
     horizon: int = TrainingEnvConfig.horizon
@@ -198,20 +207,20 @@ class EvalArgs:
 
         if self.env not in gym.registry:
             raise ValueError(f"--env must be a registered TrainGym id, got {self.env!r}")
+        from traingym.envs.custom import check_task_option
+
+        check_task_option(self.env, self.task)
         if not self.policies:
             raise ValueError("--policies needs at least one policy")
         for name, value, low, high in (("episodes", self.episodes, 1, TEST_SET_SIZE),
                                        ("horizon", self.horizon, 1, 10_000),
                                        ("steps-per-action", self.steps_per_action, 1, 10_000),
                                        ("workers", self.workers, 0, 64)):
-            if not low <= value <= high:
-                raise ValueError(f"--{name} must be in [{low}, {high}], got {value}")
+            check_range(f"--{name}", value, low, high, integer=True)
         specs = self.specs()
         labels = [s.label for s in specs]
         if self.reference not in labels:
             raise ValueError(f"--reference must be one of the policy labels {labels}, got {self.reference!r}")
-        from traingym.agents.baselines import BASELINES
-
         for spec in specs:
             if spec.target not in BASELINES and not Path(spec.target).exists():
                 raise ValueError(f"policy {spec.target!r} is neither a baseline {sorted(BASELINES)} nor a saved "
@@ -222,10 +231,10 @@ class EvalArgs:
     def specs(self) -> list[PolicySpec]:
         return [PolicySpec.parse(text, self.seed) for text in self.policies]
 
-    def settings(self) -> EpisodeSettings:
+    def settings(self, tuned: TunedValues | None = None) -> EpisodeSettings:
         return EpisodeSettings(self.env, self.horizon, self.steps_per_action, tuple(range(self.episodes)),
                                advisor=self.advisor, record_trajectories=self.export_trajectories is not None,
-                               agent_model=self.agent_model)
+                               agent_model=self.agent_model, task=self.task, tuned=tuned)
 
 
 def run_evaluation(specs: Sequence[PolicySpec], settings: EpisodeSettings, out_dir: str | Path, reference: str,
@@ -246,8 +255,16 @@ def run_evaluation(specs: Sequence[PolicySpec], settings: EpisodeSettings, out_d
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m traingym.agents.evaluate``."""
+    from traingym.agents.tuning import prepare_baselines
+
     args = parse_cli(EvalArgs, argv, "python -m traingym.agents.evaluate")
-    run_evaluation(args.specs(), args.settings(), args.out_dir, args.reference, args.workers, args.seed,
+    specs = args.specs()
+    prepared = prepare_baselines([s.target for s in specs if s.target in BASELINES], args.env, args.task,
+                                 args.horizon, args.steps_per_action, args.workers, args.tune_baselines)
+    specs = [s for s in specs if s.target not in BASELINES or s.target in prepared.names]
+    if args.reference not in [s.label for s in specs]:
+        usage_error("python -m traingym.agents.evaluate", f"--reference {args.reference} was left out (see above)")
+    run_evaluation(specs, args.settings(prepared.tuned), args.out_dir, args.reference, args.workers, args.seed,
                    args.export_trajectories, args.plot)
     from traingym.report import write_report
 

@@ -12,11 +12,14 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 from traingym.agents.algos import algo_class, uses_discrete_actions
-from traingym.agents.args import observation_kwargs, saved_run_knobs
+from traingym.agents.args import saved_run_knobs
 from traingym.agents.baselines import BASELINES, make_baseline
 from traingym.agents.checkpoints import load_normalizer, normalizer_path
+from traingym.agents.observation_spec import ObservationSpec
 from traingym.agents.pretrained import resolve_agent_path
+from traingym.agents.tuned_defaults import TunedValues
 from traingym.protocol.moves import KNOBS, expand_actions, knob_indices
+from traingym.protocol.run_files import BEST_MODEL_FILE, CONFIG_FILE, MODEL_FILE
 
 MIN_OBS_KEYS: tuple[str, ...] = ("training_stats",)
 """Observation keys of the env a baseline runs in (baselines read ``info``, not the observation)."""
@@ -32,9 +35,8 @@ class Policy(Protocol):
 class AgentPolicy:
     """A trained SB3 agent, with the observation normalisation it was trained with, for one env."""
 
-    def __init__(self, model: BaseAlgorithm, normalizer: VecNormalize | None, obs_keys: tuple[str, ...],
-                 discrete_actions: bool, advisor: str | None = None, knobs: Sequence[str] = KNOBS,
-                 diagnosis_dim: int | None = None) -> None:
+    def __init__(self, model: BaseAlgorithm, normalizer: VecNormalize | None, observation: ObservationSpec,
+                 discrete_actions: bool, knobs: Sequence[str] = KNOBS) -> None:
         self.model = model
         indices = knob_indices(knobs)
         self.knob_indices = None if indices == tuple(range(len(KNOBS))) else indices
@@ -42,7 +44,8 @@ class AgentPolicy:
         knobs), else None."""
         self.normalizer = normalizer
         self.discrete_actions = discrete_actions
-        self.env_overrides = observation_kwargs(obs_keys, advisor, diagnosis_dim)
+        self.observation = observation
+        self.env_overrides = observation.env_kwargs()
 
     def predict(self, observation: dict[str, np.ndarray], state: Any = None, episode_start: Any = None,
                 deterministic: bool = True) -> tuple[np.ndarray, Any]:
@@ -86,7 +89,7 @@ def find_run_config(path: Path) -> dict[str, Any]:
     """The ``config.json`` of the run a saved agent belongs to (the run directory or up to two parents)."""
     start = path if path.is_dir() else path.parent
     for directory in (start, start.parent, start.parent.parent):
-        config = directory / "config.json"
+        config = directory / CONFIG_FILE
         if config.exists():
             return json.loads(config.read_text())
     raise FileNotFoundError(f"no config.json found for the agent at {path} (looked in {start} and its parents)")
@@ -95,8 +98,8 @@ def find_run_config(path: Path) -> dict[str, Any]:
 def agent_model_path(path: Path, which: str = "final") -> Path:
     """The model file of a run directory (``model.zip`` or ``best_model.zip``) or ``path`` itself."""
     if path.is_dir():
-        best = path / "best_model.zip"
-        return best if which == "best" and best.exists() else path / "model.zip"
+        best = path / BEST_MODEL_FILE
+        return best if which == "best" and best.exists() else path / MODEL_FILE
     return path
 
 
@@ -109,23 +112,24 @@ def load_agent(path: str | Path, which: str = "final", device: str = "cpu") -> A
     config = find_run_config(path)
     args = config["args"]
     if args.get("backend") == "rllib":  # a --backend rllib run: its RLModule (imports Ray only here)
-        from traingym.agents.rllib_backend import load_rllib_policy
+        from traingym.agents.rllib_policy import load_rllib_policy
 
         return load_rllib_policy(path, config)  # type: ignore[return-value]
     model_path = agent_model_path(path, which)
     model = algo_class(args["algo"]).load(model_path, device=device)
     stats = normalizer_path(model_path)
     normalizer = load_normalizer(stats) if stats.exists() else None
-    env_kwargs = config["env_kwargs"]  # the training env's resolved observation keys, advisor, diagnosis size
-    return AgentPolicy(model, normalizer, tuple(env_kwargs["obs_keys"]), uses_discrete_actions(args["algo"]),
-                       env_kwargs.get("advisor"), saved_run_knobs(args), env_kwargs.get("diagnosis_dim"))
+    return AgentPolicy(model, normalizer, ObservationSpec.from_run_config(config), uses_discrete_actions(args["algo"]),
+                       saved_run_knobs(args))
 
 
 
-def resolve_policy(spec: PolicySpec, env_id: str, horizon: int, which: str = "final") -> Any:
-    """Build the policy a spec names (a fresh object: safe to call in worker processes)."""
+def resolve_policy(spec: PolicySpec, env_id: str, horizon: int, which: str = "final",
+                   tuned: TunedValues | None = None) -> Any:
+    """Build the policy a spec names (a fresh object: safe to call in worker processes); ``tuned``: see
+    :func:`~traingym.agents.baselines.make_baseline`."""
     if spec.target in BASELINES:
-        return make_baseline(spec.target, env_id, spec.seed, horizon)
+        return make_baseline(spec.target, env_id, spec.seed, horizon, tuned)
     return load_agent(spec.target, which)
 
 

@@ -1,7 +1,7 @@
 """What the Ray backends share without importing Ray: the extra's check, the cluster connection, their errors.
 
 Importing this module never imports ``ray``, so the SB3 path and ``--help`` stay free of it; the Ray code itself
-lives in :mod:`traingym.agents.rllib_backend` (RLlib PPO) and :mod:`traingym.agents.ray_tune` (ablation grids).
+lives in :mod:`traingym.agents.rllib_backend` (RLlib PPO) and :mod:`traingym.experiments.ray_tune` (ablation grids).
 """
 
 from __future__ import annotations

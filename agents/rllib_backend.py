@@ -5,8 +5,8 @@ through :func:`traingym.agents.env_factory.make_env`); the env is never changed 
 goes through RLlib's own ``FlattenObservations`` env-to-module connector and its ``MultiDiscrete`` actions through
 the default PPO RLModule's multi-categorical distribution. Checkpoints are RLlib's (``Algorithm.save_to_path`` /
 ``restore_from_path``); the trained RLModule is evaluated by the shared evaluation path through
-:class:`RLlibPolicy` (``predict``), so the run directory holds the same ``config.json``, ``eval.csv/json`` and plots
-as an SB3 run.
+:class:`~traingym.agents.rllib_policy.RLlibPolicy` (``predict``), so the run directory holds the same
+``config.json``, ``eval.csv/json`` and plots as an SB3 run.
 
 Imported only when ``--backend rllib`` is asked for: the SB3 path never imports Ray.
 """
@@ -20,28 +20,21 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import ray
-import torch
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.connectors.env_to_module import FlattenObservations
-from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
-from ray.rllib.core.rl_module.rl_module import RLModule
-from ray.rllib.utils.numpy import flatten_inputs_to_1d_tensor
-from traingym.agents.args import Args, observation_kwargs
+from traingym.agents.args import Args
 from traingym.agents.checkpoints import atomic_write_json
 from traingym.agents.env_factory import make_env
 from traingym.agents.ray_support import connect
-from traingym.agents.train import CHECKPOINT_DIR, RunError, TrainResult, default_run_dir, write_config
+from traingym.agents.rllib_policy import MODEL_DIR
+from traingym.agents.train import RunError, TrainResult, default_run_dir, write_config
+from traingym.protocol.run_files import CHECKPOINT_DIR
 
-MODEL_DIR = "rllib_model"
-"""The final algorithm checkpoint inside the run directory (the evaluated agent)."""
 LATEST = "rllib_latest.json"
 """Inside ``checkpoints/``: the step and directory of the last complete periodic checkpoint."""
-MODULE_PATH = Path("learner_group", "learner", "rl_module", "default_policy")
-"""The trained RLModule inside an algorithm checkpoint."""
 ENV_RUNNERS_JSON = "ray_env_runners.json"
 """Inside the run directory: the Ray node (and host) of every env runner."""
 DEFAULT_N_STEPS = 64
@@ -198,47 +191,3 @@ def _train_loop(algo: Algorithm, args: Args, run_dir: Path, steps: int) -> int:
                 save_checkpoint(algo, run_dir, steps)
                 next_checkpoint = (steps // args.checkpoint_freq + 1) * args.checkpoint_freq
     return steps
-
-
-class RLlibPolicy:
-    """A trained RLlib RLModule as an evaluation policy (:class:`traingym.agents.policies.Policy`): the ``Dict``
-    observation is flattened by ``flatten_inputs_to_1d_tensor``, the function RLlib's ``FlattenObservations``
-    connector applies in training, then ``forward_inference`` gives the action distribution's inputs."""
-
-    discrete_actions = False
-
-    def __init__(self, module: RLModule, obs_keys: tuple[str, ...], advisor: str | None = None,
-                 diagnosis_dim: int | None = None) -> None:
-        self.module = module
-        self.module.eval()
-        self.action_dist = module.get_inference_action_dist_cls()
-        self.env_overrides = observation_kwargs(obs_keys, advisor, diagnosis_dim)
-
-    @staticmethod
-    def flatten(observation: dict[str, np.ndarray]) -> np.ndarray:
-        """One float32 vector in RLlib's order (dm-tree flattens a dict by sorted keys, as gymnasium's Dict)."""
-        spaces = {k: gym.spaces.Box(-np.inf, np.inf, np.shape(v), np.float32) for k, v in observation.items()}
-        return np.asarray(flatten_inputs_to_1d_tensor(observation, spaces, batch_axis=False), dtype=np.float32)
-
-    def predict(self, observation: dict[str, np.ndarray], state: Any = None, episode_start: Any = None,
-                deterministic: bool = True) -> tuple[np.ndarray, Any]:
-        batch = {Columns.OBS: torch.as_tensor(self.flatten(observation)[None])}
-        with torch.no_grad():
-            logits = self.module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS]
-        dist = self.action_dist.from_logits(logits)
-        action = (dist.to_deterministic() if deterministic else dist).sample()
-        return np.asarray(action.numpy()[0], dtype=np.int64), state
-
-
-def load_rllib_policy(path: Path, config: dict[str, Any]) -> RLlibPolicy:
-    """The RLModule of a ``--backend rllib`` run (its directory or its ``rllib_model`` checkpoint) for evaluation.
-
-    RLlib checkpoints are pickles: load only runs you trust (as any RLlib checkpoint)."""
-    checkpoint = path / MODEL_DIR if (path / MODEL_DIR).is_dir() else path
-    module_dir = checkpoint / MODULE_PATH
-    if not module_dir.is_dir():
-        raise FileNotFoundError(f"no RLlib checkpoint at {checkpoint} ({MODULE_PATH} missing)")
-    module = RLModule.from_checkpoint(str(module_dir.resolve()))
-    env_kwargs = config["env_kwargs"]
-    return RLlibPolicy(module, tuple(env_kwargs["obs_keys"]), env_kwargs.get("advisor"),
-                       env_kwargs.get("diagnosis_dim"))

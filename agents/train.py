@@ -24,14 +24,25 @@ from traingym.agents.episodes import EpisodeSettings
 from traingym.agents.evaluate import PolicySummary, evaluate, run_evaluation, summarize
 from traingym.agents.knob_subset import KnobSubsetVecEnv
 from traingym.agents.policies import PolicySpec
+from traingym.agents.tuning import EvaluationBaselines
+from traingym.agents.tuning import prepare_baselines as prepare_tuned_baselines
 from traingym.envs.batched_sb3 import make_batched_vec_env
 from traingym.envs.tasks.base import TEST_SET_SIZE
 from traingym.protocol.moves import KNOBS
+from traingym.protocol.run_files import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    LEARNING_CURVE_BASELINES,
+    LEARNING_CURVE_CSV,
+    MODEL_FILE,
+    TIMING_FILE,
+    TRAJECTORIES_FILE,
+    TUNED_DEFAULTS_FILE,
+)
 
 if TYPE_CHECKING:
     from traingym.report.live import WatchServer
 
-CHECKPOINT_DIR = "checkpoints"
 
 
 class RunError(ValueError):
@@ -59,7 +70,7 @@ def default_run_dir(args: Args) -> Path:
 
 def load_run_args(run_dir: str | Path) -> dict[str, Any]:
     """The saved arguments of a run (``config.json``)."""
-    path = Path(run_dir) / "config.json"
+    path = Path(run_dir) / CONFIG_FILE
     if not path.exists():
         raise RunError(f"cannot resume: {path} does not exist")
     return json.loads(path.read_text())["args"]
@@ -74,10 +85,10 @@ def write_config(run_dir: Path, args: Args, resumed_from: int | None = None, alg
     import stable_baselines3
     import torch
 
-    path = run_dir / "config.json"
+    path = run_dir / CONFIG_FILE
     previous = json.loads(path.read_text()) if path.exists() else {}
     config = {
-        "args": args.to_json(), "obs_keys": list(args.resolved_obs_keys()),
+        "args": args.to_json(), "observation": args.observation_spec().to_json(),
         "env_kwargs": {k: list(v) if isinstance(v, tuple) else v for k, v in args.env_kwargs().items()},
         "algo_kwargs": args.algo_kwargs() if algo_kwargs is None else algo_kwargs,
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
@@ -110,7 +121,7 @@ def build_training_env(args: Args) -> tuple[VecEnv, VecNormalize | None]:
     if not args.normalize:
         return venv, None
     normalizer = VecNormalize(venv, norm_obs=True, norm_reward=True, clip_obs=10.0, gamma=args.gamma,
-                              norm_obs_keys=list(args.norm_obs_keys) or None)
+                              norm_obs_keys=list(args.observation_spec().normalized_keys) or None)
     return normalizer, normalizer
 
 
@@ -155,7 +166,8 @@ def periodic_eval_settings(args: Args) -> EpisodeSettings:
     best model does not bias the final table (disjoint while both counts add up to at most 128)."""
     first = TEST_SET_SIZE - args.eval_freq_episodes
     return EpisodeSettings(args.env, args.horizon, args.steps_per_action, tuple(range(first, TEST_SET_SIZE)),
-                           advisor=args.resolved_advisor(), devices=tuple(args.device_kwargs().items()))
+                           advisor=args.resolved_advisor(), devices=tuple(args.device_kwargs().items()),
+                           task=args.task)
 
 
 def make_callbacks(args: Args, run_dir: Path, normalizer: VecNormalize | None) -> list[BaseCallback]:
@@ -163,9 +175,8 @@ def make_callbacks(args: Args, run_dir: Path, normalizer: VecNormalize | None) -
     callbacks: list[BaseCallback] = [TrainGymMetricsCallback()]
     if args.eval_freq > 0:
         callbacks.append(HeldOutEvalCallback(
-            periodic_eval_settings(args), run_dir, args.eval_freq, args.resolved_obs_keys(),
-            uses_discrete_actions(args.algo), normalizer, args.resolved_advisor(), args.seed, args.verbose,
-            args.resolved_knobs(), args.diagnosis_dim))
+            periodic_eval_settings(args), run_dir, args.eval_freq, args.observation_spec(),
+            uses_discrete_actions(args.algo), normalizer, args.seed, args.verbose, args.resolved_knobs()))
     if args.checkpoint_freq > 0:
         callbacks.append(AtomicCheckpointCallback(run_dir / CHECKPOINT_DIR, args.checkpoint_freq, normalizer,
                                                   verbose=args.verbose))
@@ -186,7 +197,7 @@ def start_watch(args: Args, run_dir: Path) -> WatchServer | None:
 def train(args: Args) -> TrainResult:
     """Train (or resume) the agent; saves ``model.zip`` (+ VecNormalize statistics) into the run directory."""
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args)
-    if not args.resume and (run_dir / "config.json").exists():
+    if not args.resume and (run_dir / CONFIG_FILE).exists():
         raise RunError(f"{run_dir} already holds a run; use --resume to continue it or another --run-dir")
     if args.eval_freq > 0 and args.eval_freq_episodes + args.eval_episodes > TEST_SET_SIZE:
         warnings.warn(f"--eval-freq-episodes {args.eval_freq_episodes} + --eval-episodes {args.eval_episodes} > "
@@ -218,7 +229,7 @@ def train(args: Args) -> TrainResult:
             model.learn(remaining, callback=CallbackList(callbacks),
                         progress_bar=args.progress_bar, reset_num_timesteps=resumed_from is None, tb_log_name="tb")
         seconds = time.perf_counter() - start
-        model_path = save_agent(model, normalizer, run_dir / "model.zip")
+        model_path = save_agent(model, normalizer, run_dir / MODEL_FILE)
     finally:
         venv.close()
         if watch is not None:
@@ -227,27 +238,38 @@ def train(args: Args) -> TrainResult:
     return TrainResult(run_dir, model_path, model.num_timesteps, resumed_from, seconds)
 
 
-def final_evaluation(args: Args, result: TrainResult) -> TrainResult:
+def prepare_baselines(args: Args) -> EvaluationBaselines:
+    """The baselines the final evaluation runs, with the tuned defaults a user's family needs (swept now, or
+    cached; see :func:`~traingym.agents.tuning.prepare_baselines`). Called before training, so a family whose
+    sweep fails costs no training; the baselines it cannot serve are left out with one line."""
+    return prepare_tuned_baselines(args.baselines, args.env, args.task, args.horizon, args.steps_per_action,
+                                   args.eval_workers, args.tune_baselines)
+
+
+def final_evaluation(args: Args, result: TrainResult, baselines: EvaluationBaselines | None = None) -> TrainResult:
     """Evaluate the agent and the baselines on the first ``eval_episodes`` held-out instances (paired), write
     eval.csv/json, the plots, the learning curve, the trajectory export (default ``<run-dir>/trajectories.jsonl``)
-    and the run report ``report.html``."""
+    and the run report ``report.html``. ``baselines``: from :func:`prepare_baselines` (default: prepared now)."""
     from traingym.report import write_report
-    from traingym.report.run_data import TRAJECTORIES_FILE
 
     start = time.perf_counter()
     run_dir = result.run_dir
+    prepared = baselines if baselines is not None else prepare_baselines(args)
+    if prepared.tuning is not None:
+        atomic_write_json(run_dir / TUNED_DEFAULTS_FILE, prepared.tuning.to_json())
     export = args.export_trajectories or str(run_dir / TRAJECTORIES_FILE)
-    specs = [PolicySpec(args.algo, str(run_dir), args.seed)] + [PolicySpec(b, b, args.seed) for b in args.baselines]
-    reference = "keep" if "keep" in args.baselines else specs[-1].label
+    specs = [PolicySpec(args.algo, str(run_dir), args.seed)] + [PolicySpec(b, b, args.seed) for b in prepared.names]
+    reference = "keep" if "keep" in prepared.names else specs[-1].label
     settings = EpisodeSettings(args.env, args.horizon, args.steps_per_action, tuple(range(args.eval_episodes)),
                                advisor=args.resolved_advisor(), devices=tuple(args.device_kwargs().items()),
-                               record_trajectories=True, agent_model=args.eval_model)
+                               record_trajectories=True, agent_model=args.eval_model, task=args.task,
+                               tuned=prepared.tuned)
     _, summaries = run_evaluation(specs, settings, run_dir, reference, args.eval_workers, args.seed, export,
                                   title=f"{args.algo} vs baselines on {args.env}, held-out instances")
     plot_learning_curve(args, run_dir)
     print(f"run report: {write_report(run_dir)}")
     result = replace(result, eval_seconds=time.perf_counter() - start, summaries=summaries)
-    atomic_write_json(run_dir / "timing.json", {"train_seconds": result.train_seconds,
+    atomic_write_json(run_dir / TIMING_FILE, {"train_seconds": result.train_seconds,
                                                 "eval_seconds": result.eval_seconds,
                                                 "num_timesteps": result.num_timesteps})
     return result
@@ -257,7 +279,7 @@ def plot_learning_curve(args: Args, run_dir: Path) -> Path | None:
     """``learning_curve.png`` with the keep and random baselines on the same periodic-evaluation instances."""
     from traingym.agents.plots import plot_learning_curve as plot
 
-    rows = read_learning_curve(run_dir / "learning_curve.csv")
+    rows = read_learning_curve(run_dir / LEARNING_CURVE_CSV)
     if not rows:
         return None
     settings = periodic_eval_settings(args)
@@ -265,5 +287,5 @@ def plot_learning_curve(args: Args, run_dir: Path) -> Path | None:
     baselines = summarize(evaluate([PolicySpec(b, b, args.seed) for b in names], settings, args.eval_workers),
                           seed=args.seed) if names else []
     lines = {s.policy: s.test_accuracy.mean for s in baselines}
-    atomic_write_json(run_dir / "learning_curve_baselines.json", lines)
+    atomic_write_json(run_dir / LEARNING_CURVE_BASELINES, lines)
     return plot(rows, run_dir / "learning_curve.png", lines)

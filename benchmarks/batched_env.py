@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from traingym.agents.cli_args import IntTuple, StrTuple, parse_cli
-from traingym.agents.results import write_result
 from traingym.envs.batched_env import BatchedTrainingEnv, Grouping
+from traingym.experiments.results import write_result
+from traingym.protocol.cli import IntTuple, StrTuple, parse_cli
 
 from benchmarks.timing import PhaseClock, median, rounded
 from benchmarks.vec_scaling import make_env
@@ -111,6 +111,7 @@ def flops_per_env_step(env: BatchedTrainingEnv) -> dict[str, float]:
 
 def measure(args: Args, obs_setting: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
     from stable_baselines3.common.vec_env import SubprocVecEnv
+    from traingym.envs.batched_sb3 import make_batched_vec_env
     from traingym.envs.batched_shards import BatchedShardsVecEnv
 
     kwargs = {**env_kwargs, **({"obs_keys": ["training_stats"]} if obs_setting == "training_stats" else {})}
@@ -137,7 +138,8 @@ def measure(args: Args, obs_setting: str, env_kwargs: dict[str, Any]) -> dict[st
             batched[n] = env
         for n, w in configs:
             if w > 1:
-                vec = BatchedShardsVecEnv(args.env_id, n, w, grouping=args.grouping, **kwargs, device=args.device)
+                vec = make_batched_vec_env(args.env_id, n, workers=w, grouping=args.grouping, **kwargs,
+                                           device=args.device)
                 vec.seed(args.seed)
                 vec.reset()
                 vec.step(rng.integers(0, 3, size=(n, 4)))  # warm-up

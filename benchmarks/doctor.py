@@ -181,8 +181,8 @@ def table(results: dict[str, dict[str, list[dict[str, Any]]]], seeds: int) -> st
 
 
 def main(argv: list[str] | None = None) -> int:
-    from traingym.agents.cli_args import parse_cli
-    from traingym.agents.results import write_result
+    from traingym.experiments.results import write_result
+    from traingym.protocol.cli import parse_cli
 
     args = parse_cli(Args, argv, "benchmarks/doctor.py")
     if args.smoke:

@@ -20,8 +20,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from traingym.agents.cli_args import parse_cli
-from traingym.agents.results import write_result
+from traingym.experiments.results import write_result
+from traingym.protocol.cli import parse_cli
 
 from benchmarks.timing import median, quartiles, rounded
 

@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from traingym.agents.cli_args import StrTuple, parse_cli
-from traingym.agents.results import write_result
+from traingym.experiments.results import write_result
+from traingym.protocol.cli import StrTuple, parse_cli
 
 TARGET_MB = 5.0
 """Target: the report of the default run is under 5 MB (10**6 bytes)."""
@@ -70,7 +70,7 @@ def default_shaped_run(args: Args, out: Path) -> Path:
     from traingym.agents.episodes import EpisodeSettings
     from traingym.agents.evaluate import run_evaluation
     from traingym.agents.policies import PolicySpec
-    from traingym.report.run_data import TRAJECTORIES_FILE
+    from traingym.protocol.run_files import TRAJECTORIES_FILE
 
     episodes, horizon = (2, 4) if args.smoke else (args.episodes, args.horizon)
     settings = EpisodeSettings(args.env_id, horizon, args.steps_per_action, tuple(range(episodes)),

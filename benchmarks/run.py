@@ -72,7 +72,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from traingym.agents.cli_args import StrTuple, parse_cli  # noqa: E402  (after the offline switches)
+from traingym.protocol.cli import StrTuple, parse_cli  # noqa: E402  (after the offline switches)
 
 SCHEMA_VERSION = 1
 FIGURES: tuple[str, ...] = ("step_overhead", "reset_ms", "vec_scaling", "batched_env", "encoder_cache_hit_rate",
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text + "\n")
     if not args.smoke and args.figures == FIGURES:
-        from traingym.agents.results import write_result
+        from traingym.experiments.results import write_result
 
         write_result("benchmarks", "Speed benchmarks (benchmarks/run.py)", page(result), data=result)
     return 0

@@ -32,7 +32,6 @@ import time
 from dataclasses import asdict, dataclass
 
 import torch
-from traingym.agents.cli_args import IntTuple, StrTuple, parse_cli
 from traingym.envs.relevance import TokenRelevanceStats, token_relevance
 from traingym.envs.tasks.reviews_augment import mask_tokens
 from traingym.envs.tasks.reviews_data import (
@@ -44,6 +43,7 @@ from traingym.envs.tasks.reviews_data import (
     split_indices,
 )
 from traingym.envs.tasks.reviews_model import build_review_bert, forked_global_rng
+from traingym.protocol.cli import IntTuple, StrTuple, parse_cli
 
 
 @dataclass

@@ -57,12 +57,12 @@ def measure_vec_scaling(env_id: str, env_kwargs: dict[str, Any], *, blocks: int,
         ratios, single_sps, pair_sps = [], [], []
         cpu = {"single": [0.0, 0.0], "pair": [0.0, 0.0]}  # CPU seconds, wall seconds
         for _ in range(blocks):
-            before = _cpu_seconds(pids["single"])
+            before = cpu_seconds(pids["single"])
             t_single = _run(single, steps_per_block)
-            cpu["single"][0] += _cpu_seconds(pids["single"]) - before
-            before = _cpu_seconds(pids["pair"])
+            cpu["single"][0] += cpu_seconds(pids["single"]) - before
+            before = cpu_seconds(pids["pair"])
             t_pair = _run(pair, steps_per_block)
-            cpu["pair"][0] += _cpu_seconds(pids["pair"]) - before
+            cpu["pair"][0] += cpu_seconds(pids["pair"]) - before
             cpu["single"][1] += t_single
             cpu["pair"][1] += t_pair
             single_sps.append(steps_per_block / t_single)
@@ -90,7 +90,7 @@ def measure_vec_scaling(env_id: str, env_kwargs: dict[str, Any], *, blocks: int,
     }
 
 
-def _cpu_seconds(pids: list[int]) -> float:
+def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU seconds of the processes so far (NaN where ``/proc`` is unavailable)."""
     total = 0.0
     for pid in pids:

@@ -1,9 +1,9 @@
 """The doctor's decision log: one JSON Lines record per check, in the agents' trajectory-export schema.
 
-A record carries the fields of :mod:`traingym.agents.trajectories` (``schema_version``, ``env_id``, ``policy``,
+A record carries the fields of :mod:`traingym.protocol.trajectory_format` (``schema_version``, ``env_id``, ``policy``,
 ``instance_index``, ``episode_seed``, ``step``, ``report``, ``diagnosis``, ``move``, ``reward``, ``val_accuracy``,
 ``outcome``), so decisions taken by humans can fine-tune an advisor with the same reader
-(:func:`~traingym.agents.trajectories.read_trajectories`). For the doctor:
+(:func:`~traingym.protocol.trajectory_format.read_trajectories`). For the doctor:
 
 - ``env_id`` is ``"doctor"``, ``instance_index`` and ``episode_seed`` are null; ``step`` is the check index (0 at
   attach time), ``optimizer_step`` the user's optimizer step;
@@ -25,8 +25,8 @@ import os
 from collections import deque
 from typing import Any
 
-from traingym.agents.trajectories import SCHEMA_VERSION, _jsonable
 from traingym.envs.capped_file import CappedJsonlFile
+from traingym.protocol.trajectory_format import SCHEMA_VERSION, jsonable
 
 DECISION_FIELDS: tuple[str, ...] = ("applied_move", "decided_by", "action", "report_hash", "optimizer_step")
 """Fields a decision record adds to the trajectory schema."""
@@ -75,7 +75,7 @@ class DecisionLog:
                           outcome=outcome)
         else:
             record.update(reward=None, val_accuracy=None, outcome=None)
-        record = _jsonable(record)
+        record = jsonable(record)
         self.records.append(record)
         if self._file is not None:
             line = (json.dumps(record, allow_nan=False) + "\n").encode("utf-8")

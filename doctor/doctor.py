@@ -41,6 +41,7 @@ from traingym.doctor.rollback import HealthySnapshot, Rollback
 from traingym.envs.config import TrainingEnvConfig
 from traingym.envs.hidden_layer import HiddenLayer
 from traingym.envs.monitor import RunStatus, TrainingMonitor
+from traingym.protocol.checks import check_range
 from traingym.protocol.moves import AUG_LEVELS, KEEP, SCALE_DOWN, SCALE_UP, Move
 from traingym.protocol.proposals import DecidedBy, Decider, Decision, Proposal
 
@@ -136,8 +137,7 @@ class TrainingDoctor:
                  n_classes: int | None = None, scheduler: Any = None, aug_level: int = 0, val_size: int = 256,
                  task_name: str = "custom", forward: Callable[[nn.Module, torch.Tensor], Any] | None = None,
                  rollback: bool = True, **settings: Any) -> None:
-        if not isinstance(every, int) or isinstance(every, bool) or not 1 <= every <= 1_000_000:
-            raise ValueError(f"every must be an int in [1, 1000000], got {every!r}")
+        check_range("every", every, 1, 1_000_000, integer=True)
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise ValueError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
         self.mode = _choice("mode", mode, DoctorMode)
@@ -146,8 +146,7 @@ class TrainingDoctor:
             raise ValueError(f"timeout_s must be a number in (0, 86400], got {timeout_s!r}")
         if total_steps is not None and (not isinstance(total_steps, int) or total_steps < 1):
             raise ValueError(f"total_steps must be None or an int >= 1, got {total_steps!r}")
-        if not isinstance(aug_level, int) or not 0 <= aug_level < AUG_LEVELS:
-            raise ValueError(f"aug_level must be an int in [0, {AUG_LEVELS - 1}], got {aug_level!r}")
+        check_range("aug_level", aug_level, 0, AUG_LEVELS - 1, integer=True)
         unknown = sorted(set(settings) - set(OBSERVATION_FIELDS) - {"max_loss", "max_weight_norm"})
         if unknown:
             raise ValueError(f"unknown TrainingDoctor argument(s) {unknown}; observation settings: "

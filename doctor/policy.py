@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
+from traingym.agents.observation_spec import ObservationSpec
 from traingym.envs.config import field_names
 
 ACCEPTED_POLICIES = ('a saved agent run directory (or its model .zip), "pretrained:<name>" (an agent shipped with '
@@ -34,12 +35,17 @@ class DoctorPolicy:
 
     predictor: Any
     label: str
-    obs_keys: tuple[str, ...]
+    observation: ObservationSpec
+    """The observation the policy decides from (an agent's: its run's, passed whole)."""
     env_settings: dict[str, Any] = field(default_factory=dict)
     """Observation settings of the agent's training env (:data:`OBSERVATION_FIELDS` only)."""
     horizon: int | None = None
     """Env steps per episode the agent was trained with (the doctor's default number of checks)."""
     discrete_actions: bool = False
+
+    @property
+    def obs_keys(self) -> tuple[str, ...]:
+        return self.observation.keys
 
     def move(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> tuple[int, int, int, int]:
         """The policy's move for one check (``info`` feeds baselines that read it, as in the evaluation loop)."""
@@ -74,8 +80,11 @@ def resolve_policy(policy: Any) -> DoctorPolicy:
         if not callable(getattr(policy, "predict", None)):
             raise ValueError(f"policy must be a string or an object with predict(); got {type(policy).__name__}. "
                              f"Accepted: {ACCEPTED_POLICIES}")
-        keys = tuple(getattr(policy, "env_overrides", {}).get("obs_keys", ("training_stats",)))
-        return DoctorPolicy(policy, type(policy).__name__, keys,
+        observation = getattr(policy, "observation", None)
+        if not isinstance(observation, ObservationSpec):
+            observation = ObservationSpec(tuple(getattr(policy, "env_overrides", {}).get("obs_keys",
+                                                                                          ("training_stats",))))
+        return DoctorPolicy(policy, type(policy).__name__, observation,
                             discrete_actions=bool(getattr(policy, "discrete_actions", False)))
     from traingym.agents.baselines import BASELINES, make_baseline
 
@@ -87,7 +96,7 @@ def resolve_policy(policy: Any) -> DoctorPolicy:
         baseline = make_baseline(text, "", 0)
         keys = tuple(baseline.env_overrides.get("obs_keys", ("training_stats",)))
         settings = {k: v for k, v in baseline.env_overrides.items() if k in OBSERVATION_FIELDS and k != "obs_keys"}
-        return DoctorPolicy(baseline, text, keys, settings)
+        return DoctorPolicy(baseline, text, ObservationSpec(keys), settings)
     return _load_saved_agent(text)
 
 
@@ -101,8 +110,10 @@ def _load_saved_agent(text: str) -> DoctorPolicy:
     agent = load_agent(path)
     config = find_run_config(path)
     known = set(field_names())
-    settings = {k: v for k, v in config.get("env_kwargs", {}).items() if k in OBSERVATION_FIELDS and k in known}
-    settings.pop("obs_keys", None)
+    spec_fields = ("obs_keys", "advisor", "diagnosis_dim")  # the agent's ObservationSpec holds these
+    settings = {k: v for k, v in config.get("env_kwargs", {}).items()
+                if k in OBSERVATION_FIELDS and k in known and k not in spec_fields}
+    settings.update({k: v for k, v in agent.observation.env_kwargs().items() if k != "obs_keys"})
     horizon = config.get("args", {}).get("horizon")
-    return DoctorPolicy(agent, text, tuple(agent.env_overrides["obs_keys"]), settings,
+    return DoctorPolicy(agent, text, agent.observation, settings,
                         int(horizon) if horizon else None, agent.discrete_actions)

@@ -42,14 +42,24 @@ BATCHED_ENV_IDS: tuple[str, ...] = tuple(env_id for env_id, task in ENV_TASKS.it
 :class:`~traingym.envs.batched_env.BatchedTrainingEnv`: all sub-envs' training steps run as one batched
 computation. The others vectorize with sync/async."""
 
+TEXT_BATCHED_ENV_IDS: tuple[str, ...] = ("TrainGym/ReviewsBERT-v0", "TrainGym/ReviewsShortcut-v0")
+"""Ids whose ``vector_entry_point`` is :class:`~traingym.envs.batched_text.BatchedTextEnv` (training grouped by
+architecture)."""
+
+VECTOR_ENTRY_POINT_IDS: tuple[str, ...] = BATCHED_ENV_IDS + TEXT_BATCHED_ENV_IDS
+"""Ids with a ``vector_entry_point``: ``gym.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point",
+workers=W)`` (:func:`~traingym.envs.batched_workers.make_batched_env`; ``workers`` defaults to the cores)."""
+
 for _env_id, _task in ENV_TASKS.items():
     register(id=_env_id, entry_point="traingym.envs.training_env:TrainingEnv",
-             vector_entry_point="traingym.envs.batched_env:BatchedTrainingEnv" if _env_id in BATCHED_ENV_IDS else None,
+             vector_entry_point="traingym.envs.batched_workers:make_batched_env" if _env_id in VECTOR_ENTRY_POINT_IDS
+             else None,
              max_episode_steps=DEFAULT_HORIZON, kwargs={"task": _task, **ENV_KWARGS.get(_env_id, {})})
 
 register(id=CUSTOM_ENV_ID, entry_point="traingym.envs.training_env:TrainingEnv",
          max_episode_steps=DEFAULT_HORIZON, kwargs={"task": EXAMPLE_TASK})
 """Your own task family: ``gym.make("TrainGym/Custom-v0", task="my_pkg.tasks:MyFamily")`` (see register_task)."""
 
-__all__ = ["BATCHED_ENV_IDS", "ENV_KWARGS", "ENV_TASKS", "KNOBS", "DiscreteActionWrapper", "Move", "TrainingEnv",
-           "TrainingEnvConfig", "action_to_move", "move_to_action", "register_task"]
+__all__ = ["BATCHED_ENV_IDS", "ENV_KWARGS", "ENV_TASKS", "KNOBS", "TEXT_BATCHED_ENV_IDS", "VECTOR_ENTRY_POINT_IDS",
+           "DiscreteActionWrapper", "Move", "TrainingEnv", "TrainingEnvConfig", "action_to_move", "move_to_action",
+           "register_task"]

@@ -10,12 +10,13 @@ single envs up to float rounding (tested).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
+from gymnasium.vector import AutoresetMode
+from traingym.envs.batched_vector import BatchedVectorEnv
 from traingym.envs.stacked_mlp import StackedMLP
 from traingym.envs.tasks.networks import MLP
 from traingym.envs.training_env import TrainingEnv
@@ -28,20 +29,15 @@ BATCHED_TASKS: tuple[str, ...] = ("digits_mlp", "tabular_mlp", "digits_pathologi
 """Task families whose target network is an :class:`~traingym.envs.tasks.networks.MLP` (trainable stacked)."""
 
 
-class BatchedTrainingEnv(VectorEnv):
+class BatchedTrainingEnv(BatchedVectorEnv):
     """``num_envs`` :class:`TrainingEnv` s of an MLP family, stepped together.
 
-    Follows Gymnasium 1.x vector conventions: batched ``Dict`` observations, ``info`` as a dict of arrays with
-    ``_key`` masks, ``reset(seed=int)`` seeds sub-env ``i`` with ``seed + i``, ``options={"reset_mask": ...}``
-    resets a subset, and the autoreset mode (``next_step`` by default, as ``SyncVectorEnv``; ``same_step`` puts
-    ``final_obs`` / ``final_info`` in ``info``) is in ``metadata["autoreset_mode"]``.
+    Follows Gymnasium 1.x vector conventions (:class:`~traingym.envs.batched_vector.BatchedVectorEnv`).
 
     ``grouping`` chooses which sub-envs share a stack (see ``GROUPINGS``). Every other keyword argument is a
     :class:`~traingym.envs.config.TrainingEnvConfig` field, as for ``gym.make``; ``max_episode_steps`` truncates
     like ``gym.make``'s ``TimeLimit``.
     """
-
-    metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
 
     def __init__(self, num_envs: int = 1, *, autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
                  grouping: Grouping = "width", max_episode_steps: int | None = None, **kwargs: Any) -> None:
@@ -52,72 +48,18 @@ class BatchedTrainingEnv(VectorEnv):
         if grouping not in GROUPINGS:
             raise ValueError(f"grouping must be one of {GROUPINGS}, got {grouping!r}")
         self.grouping = grouping
-        self.autoreset_mode = AutoresetMode(autoreset_mode)
-        if self.autoreset_mode == AutoresetMode.DISABLED:
-            raise ValueError("autoreset_mode must be 'NextStep' or 'SameStep'")
         self.envs = [TrainingEnv(**kwargs) for _ in range(num_envs)]
         config = self.envs[0].config
         if config.task not in BATCHED_TASKS:
             raise ValueError(f"task {config.task!r} has no batched training; batched tasks: {BATCHED_TASKS} "
                              "(use vectorization_mode='sync' or 'async' for the others)")
-        self.num_envs = num_envs
         self.max_episode_steps = max_episode_steps
-        self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
-        self.render_mode = None
-        self.single_observation_space = self.envs[0].observation_space
-        self.single_action_space = self.envs[0].action_space
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.action_space = batch_space(self.single_action_space, num_envs)
+        self._init_vector(num_envs, self.envs[0].observation_space, self.envs[0].action_space, autoreset_mode)
         self.device = self.envs[0].device
         self._groups: dict[tuple[int, ...], StackedMLP] = {}
         """One stack per group key (see ``grouping``); empty groups are dropped."""
         self._slots: list[tuple[tuple[int, ...], int] | None] = [None] * num_envs
         """Sub-env -> (group key, row in that group's stack)."""
-        self._observations = create_empty_array(self.single_observation_space, n=num_envs, fn=np.zeros)
-        self._env_obs: list[Any] = [None] * num_envs
-        self._autoreset = np.zeros(num_envs, dtype=np.bool_)
-        self.closed = False
-
-    # ------------------------------------------------------------------ gym vector API
-    def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
-              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        super().reset(seed=seed if isinstance(seed, int) else None)
-        seeds = _seed_list(seed, self.num_envs)
-        options = dict(options or {})
-        mask = options.pop("reset_mask", None)
-        if mask is None:
-            mask = np.ones(self.num_envs, dtype=np.bool_)
-        elif not (isinstance(mask, np.ndarray) and mask.dtype == np.bool_ and mask.shape == (self.num_envs,)):
-            raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), got {mask!r}")
-        infos: dict[str, Any] = {}
-        for i in np.flatnonzero(mask):
-            _, info = self.reset_env(int(i), seed=seeds[i], options=options or None)
-            infos = self._add_info(infos, info, int(i))
-            self._autoreset[i] = False
-        return self.observations(), infos
-
-    def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray,
-                                                 dict[str, Any]]:
-        actions = np.asarray(actions)
-        if actions.shape != self.action_space.shape:
-            raise ValueError(f"actions must have shape {self.action_space.shape}, got {actions.shape}")
-        resetting = self._autoreset.copy() if self.autoreset_mode == AutoresetMode.NEXT_STEP else None
-        results = self.step_envs(actions, skip=resetting)
-        rewards = np.zeros(self.num_envs, dtype=np.float64)
-        terminations = np.zeros(self.num_envs, dtype=np.bool_)
-        truncations = np.zeros(self.num_envs, dtype=np.bool_)
-        infos: dict[str, Any] = {}
-        for i, result in enumerate(results):
-            if result is None:  # next-step autoreset: this step resets the sub-env
-                _, info = self.reset_env(i)
-            else:
-                obs, rewards[i], terminations[i], truncations[i], info = result
-                if self.autoreset_mode == AutoresetMode.SAME_STEP and (terminations[i] or truncations[i]):
-                    infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, i)
-                    _, info = self.reset_env(i)
-            infos = self._add_info(infos, info, i)
-        self._autoreset = terminations | truncations
-        return self.observations(), rewards, terminations, truncations, infos
 
     def close_extras(self, **kwargs: Any) -> None:
         # getattr: a constructor that rejected its arguments has no envs yet, and __del__ still closes it
@@ -125,16 +67,18 @@ class BatchedTrainingEnv(VectorEnv):
             env.close()
 
     # ------------------------------------------------------------------ per sub-env (also used by the SB3 adapter)
-    def reset_env(self, i: int, *, seed: int | None = None, options: dict[str, Any] | None = None
-                  ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Reset sub-env ``i`` (its own ``TrainingEnv.reset``) and load its new network into the stack; its
-        observation becomes sub-env ``i``'s row of :meth:`observations`."""
-        env = self.envs[i]
-        obs, info = env.reset(seed=seed, options=options)
-        assert env._model is not None
-        self._place(i, env._model)  # type: ignore[arg-type]
-        self._env_obs[i] = obs
-        return obs, info
+    def reset_envs(self, indices: Sequence[int], seeds: Sequence[int | None], options: dict[str, Any] | None
+                   ) -> list[tuple[dict[str, np.ndarray], dict[str, Any]]]:
+        """Reset each sub-env (its own ``TrainingEnv.reset``) and load its new network into the stack."""
+        out = []
+        for i, seed in zip(indices, seeds):
+            env = self.envs[i]
+            obs, info = env.reset(seed=seed, options=options)
+            assert env._model is not None
+            self._place(i, env._model)  # type: ignore[arg-type]
+            self._env_obs[i] = obs
+            out.append((obs, info))
+        return out
 
     def step_envs(self, actions: np.ndarray, skip: np.ndarray | None = None) -> list[tuple | None]:
         """One env step of every sub-env not in ``skip``: each env's move, one batched run of the K optimizer
@@ -254,20 +198,6 @@ class BatchedTrainingEnv(VectorEnv):
                 y[:, r] = yi
         return x, y
 
-    def observations(self) -> dict[str, np.ndarray]:
-        """The batched latest observation of every sub-env (after its last reset or step), a fresh copy."""
-        self._observations = concatenate(self.single_observation_space, self._env_obs, self._observations)
-        return {key: value.copy() for key, value in self._observations.items()}
-
     def __repr__(self) -> str:
         return f"BatchedTrainingEnv({self.envs[0].config.task}, num_envs={self.num_envs})"
 
-
-def _seed_list(seed: int | list[int | None] | None, n: int) -> list[int | None]:
-    if seed is None:
-        return [None] * n
-    if isinstance(seed, int):
-        return [seed + i for i in range(n)]
-    if len(seed) != n:
-        raise ValueError(f"a list of seeds must have num_envs={n} entries, got {len(seed)}")
-    return list(seed)

@@ -10,15 +10,18 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
-from traingym.envs import BATCHED_ENV_IDS, ENV_KWARGS, ENV_TASKS
-from traingym.envs.batched_env import BatchedTrainingEnv
+from traingym.envs import ENV_KWARGS, ENV_TASKS, VECTOR_ENTRY_POINT_IDS
+from traingym.envs.batched_vector import BatchedVectorEnv
+from traingym.envs.batched_workers import local_batched_env
 
 
 class BatchedSB3VecEnv(VecEnv):
     """SB3's vector-env protocol (same-step autoreset, ``terminal_observation`` and ``TimeLimit.truncated`` in the
-    step's info, per-env seeds and options applied at the next ``reset()``) over a :class:`BatchedTrainingEnv`."""
+    step's info, per-env seeds and options applied at the next ``reset()``) over an in-process batched env
+    (:class:`~traingym.envs.batched_env.BatchedTrainingEnv` or :class:`~traingym.envs.batched_text.BatchedTextEnv`:
+    sub-envs in ``env.envs``)."""
 
-    def __init__(self, env: BatchedTrainingEnv) -> None:
+    def __init__(self, env: BatchedVectorEnv) -> None:
         self.env = env
         super().__init__(env.num_envs, env.single_observation_space, env.single_action_space)
         self._actions: np.ndarray | None = None
@@ -81,18 +84,19 @@ def make_batched_vec_env(env_id: str, num_envs: int, seed: int | None = None, wo
     ``workers`` > 1 splits the sub-envs between that many processes, each training its share as one batched
     computation (:class:`~traingym.envs.batched_shards.BatchedShardsVecEnv`).
     """
-    if env_id not in BATCHED_ENV_IDS:
-        raise ValueError(f"env_id must be one of {BATCHED_ENV_IDS} for batched training, got {env_id!r}")
+    if env_id not in VECTOR_ENTRY_POINT_IDS:
+        raise ValueError(f"env_id must be one of {VECTOR_ENTRY_POINT_IDS} for batched training, got {env_id!r}")
     if not isinstance(workers, int) or not 1 <= workers <= num_envs:
         raise ValueError(f"workers must be an int in [1, num_envs={num_envs}], got {workers!r}")
     vec: VecEnv
     if workers > 1:
         from traingym.envs.batched_shards import BatchedShardsVecEnv
 
-        vec = BatchedShardsVecEnv(env_id, num_envs, workers, **env_kwargs)  # each worker calls this with workers=1
+        # Each worker builds its shard with this function (workers=1): passed, not imported back by the shards.
+        vec = BatchedShardsVecEnv(env_id, num_envs, workers, make_batched_vec_env, **env_kwargs)
     else:
         kwargs = {"task": ENV_TASKS[env_id], **ENV_KWARGS.get(env_id, {}), **env_kwargs}
-        vec = BatchedSB3VecEnv(BatchedTrainingEnv(num_envs, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs))
+        vec = BatchedSB3VecEnv(local_batched_env(num_envs, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs))
     if seed is not None:  # SB3's seed(None) would draw from numpy's global RNG
         vec.seed(seed)
     return vec

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -28,14 +29,14 @@ def shard_sizes(num_envs: int, workers: int) -> list[int]:
     return [num_envs // workers + (1 if w < num_envs % workers else 0) for w in range(workers)]
 
 
-def _worker(remote: Connection, parent: Connection, env_id: str, num_envs: int, env_kwargs: dict[str, Any]) -> None:
+def _worker(remote: Connection, parent: Connection, make_shard: Callable[..., VecEnv], env_id: str, num_envs: int,
+            env_kwargs: dict[str, Any]) -> None:
     import torch
-    from traingym.envs.batched_sb3 import make_batched_vec_env
 
     parent.close()
     torch.set_num_threads(1)  # one core per shard (tiny ops: more threads only contend)
     try:
-        vec = make_batched_vec_env(env_id, num_envs, **env_kwargs)
+        vec = make_shard(env_id, num_envs, **env_kwargs)
     except Exception:  # noqa: BLE001  (e.g. a bad config field: the answer to the parent's first command)
         error = traceback.format_exc()
         try:
@@ -81,7 +82,28 @@ def _serve(vec: Any, command: str, data: Any) -> Any:
     raise NotImplementedError(f"unknown command {command!r}")
 
 
-def _receive(remotes: Sequence[Connection]) -> list[Any]:
+MAIN_GUARD_ADVICE = (
+    "the batched env's worker processes (workers > 1) start by importing your script again, so the code that "
+    "creates the env must run only in the main process: put it under `if __name__ == \"__main__\":` in a script "
+    "file (code read from stdin cannot be re-imported), or pass workers=1")
+
+
+def _check_main(start_method: str) -> None:
+    """Fail early, with one clear message, where the workers could never start.
+
+    Raises:
+        SystemExit: in a worker that is re-running the user's script (no ``__main__`` guard): it ends quietly, and
+            the parent, left without an answer, raises :data:`MAIN_GUARD_ADVICE`.
+        RuntimeError: in the parent when its ``__main__`` is code read from stdin, which workers cannot re-import.
+    """
+    if getattr(mp.current_process(), "_inheriting", False):  # multiprocessing's own "still bootstrapping" flag
+        raise SystemExit(1)
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if start_method != "fork" and isinstance(main_file, str) and main_file.startswith("<"):
+        raise RuntimeError(f"cannot start worker processes from {main_file}: {MAIN_GUARD_ADVICE}")
+
+
+def receive_answers(remotes: Sequence[Connection]) -> list[Any]:
     """Every worker's answer, in order; the first failure is raised once all have answered (so no answer is left
     in a pipe to be read as the answer to a later command)."""
     answers = [remote.recv() for remote in remotes]
@@ -99,8 +121,8 @@ class BatchedShardsVecEnv(VecEnv):
     ``TrainingEnvConfig`` fields. Workers start with ``forkserver`` (``spawn`` where it is missing), as SB3.
     """
 
-    def __init__(self, env_id: str, num_envs: int, workers: int, start_method: str | None = None,
-                 **env_kwargs: Any) -> None:
+    def __init__(self, env_id: str, num_envs: int, workers: int, make_shard: Callable[..., VecEnv],
+                 start_method: str | None = None, **env_kwargs: Any) -> None:
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be an int >= 1, got {workers!r}")
         self.closed, self.waiting = False, False
@@ -109,12 +131,14 @@ class BatchedShardsVecEnv(VecEnv):
         """Shard ``w`` holds sub-envs ``offsets[w]`` to ``offsets[w + 1] - 1``."""
         if start_method is None:
             start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+        _check_main(start_method)
         ctx = mp.get_context(start_method)
         self.remotes: list[Connection] = []
         self.processes = []
         for size in sizes:
             remote, work_remote = ctx.Pipe()
-            process = ctx.Process(target=_worker, args=(work_remote, remote, env_id, size, env_kwargs), daemon=True)
+            process = ctx.Process(target=_worker, args=(work_remote, remote, make_shard, env_id, size, env_kwargs),
+                                  daemon=True)
             process.start()
             work_remote.close()
             self.remotes.append(remote)
@@ -122,10 +146,15 @@ class BatchedShardsVecEnv(VecEnv):
         for remote in self.remotes:
             remote.send(("spaces", None))
         try:
-            (observation_space, action_space), *_ = _receive(self.remotes)
+            (observation_space, action_space), *_ = receive_answers(self.remotes)
         except RuntimeError:
             self.close()
             raise
+        except (EOFError, ConnectionError):  # a worker died before its first answer
+            codes = [p.join(5) or p.exitcode for p in self.processes]
+            self.close()
+            raise RuntimeError(f"batched env workers exited before answering (exit codes {codes}); when this runs "
+                               f"from a script, the usual cause: {MAIN_GUARD_ADVICE}") from None
         super().__init__(num_envs, observation_space, action_space)
 
     def _shards(self) -> list[tuple[Connection, int, int]]:
@@ -134,7 +163,7 @@ class BatchedShardsVecEnv(VecEnv):
     def reset(self) -> VecEnvObs:
         for remote, start, stop in self._shards():
             remote.send(("reset", (self._seeds[start:stop], self._options[start:stop])))
-        results = _receive(self.remotes)
+        results = receive_answers(self.remotes)
         self.reset_infos = [info for _, infos in results for info in infos]
         self._reset_seeds()
         self._reset_options()
@@ -148,7 +177,7 @@ class BatchedShardsVecEnv(VecEnv):
 
     def step_wait(self) -> VecEnvStepReturn:
         self.waiting = False
-        results = _receive(self.remotes)
+        results = receive_answers(self.remotes)
         obs, rewards, dones, infos = zip(*results)
         return (_concat_obs(list(obs)), np.concatenate(rewards), np.concatenate(dones),
                 [info for shard in infos for info in shard])
@@ -178,20 +207,20 @@ class BatchedShardsVecEnv(VecEnv):
         shards = self._by_shard(indices)
         for remote, local in shards:
             remote.send(("get_attr", (attr_name, local)))
-        return [value for answer in _receive([remote for remote, _ in shards]) for value in answer]
+        return [value for answer in receive_answers([remote for remote, _ in shards]) for value in answer]
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         shards = self._by_shard(indices)
         for remote, local in shards:
             remote.send(("set_attr", (attr_name, value, local)))
-        _receive([remote for remote, _ in shards])
+        receive_answers([remote for remote, _ in shards])
 
     def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
                    **method_kwargs: Any) -> list[Any]:
         shards = self._by_shard(indices)
         for remote, local in shards:
             remote.send(("env_method", (method_name, method_args, method_kwargs, local)))
-        return [value for answer in _receive([remote for remote, _ in shards]) for value in answer]
+        return [value for answer in receive_answers([remote for remote, _ in shards]) for value in answer]
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
         return [False for _ in self._get_indices(indices)]  # sub-envs are bare TrainingEnvs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 
+from traingym.protocol.checks import check_range
 from traingym.protocol.choices import CallPolicy, EncoderName, check_device, choice_values
 
 OBS_KEYS: tuple[str, ...] = ("training_stats", "neurons", "diagnosis")
@@ -18,13 +19,6 @@ INSTANCE_SETS = ("train", "test", "sampled")
 OPTIMIZERS = ("sgd", "adam")
 NEURON_LOG_POLICIES = ("selective", "events", "summaries")
 """Neuron-log policies, each usable alone: flagged neurons, event-triggered records, per-layer summaries."""
-
-
-def _check_range(name: str, value: float, low: float, high: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
-    if not (low <= value <= high):
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
 
 
 def _check_choice(name: str, value: object, choices: tuple[object, ...]) -> None:
@@ -124,23 +118,17 @@ class TrainingEnvConfig:
                                 ("val_size", 16, 100_000), ("flag_top_k", 1, 64), ("max_error_samples", 1, 100_000),
                                 ("history_len", 2, 64), ("advisor_every_n", 1, 1000),
                                 ("event_log_capacity", 1, 100_000), ("advisor_max_retries", 0, 10)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ValueError(f"{name} must be an int in [{low}, {high}], got {value!r}")
-            _check_range(name, value, low, high)
-        _check_range("momentum", self.momentum, 0.0, 0.999)
-        _check_range("divergence_penalty", self.divergence_penalty, 0.0, 10.0)
-        _check_range("max_weight_norm", self.max_weight_norm, 1.0, 1e12)
-        _check_range("max_loss", self.max_loss, 1.0, 1e12)
-        _check_range("shortcut_p_pos", self.shortcut_p_pos, 0.0, 1.0)
-        _check_range("shortcut_p_neg", self.shortcut_p_neg, 0.0, 1.0)
-        _check_range("advisor_timeout_s", self.advisor_timeout_s, 0.01, 600.0)
+            check_range(name, getattr(self, name), low, high, integer=True)
+        check_range("momentum", self.momentum, 0.0, 0.999)
+        check_range("divergence_penalty", self.divergence_penalty, 0.0, 10.0)
+        check_range("max_weight_norm", self.max_weight_norm, 1.0, 1e12)
+        check_range("max_loss", self.max_loss, 1.0, 1e12)
+        check_range("shortcut_p_pos", self.shortcut_p_pos, 0.0, 1.0)
+        check_range("shortcut_p_neg", self.shortcut_p_neg, 0.0, 1.0)
+        check_range("advisor_timeout_s", self.advisor_timeout_s, 0.01, 600.0)
         for name, low, high in (("num_threads", 1, 256), ("diagnosis_dim", 1, 384)):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-                raise ValueError(f"{name} must be None or an int in [{low}, {high}], got {value!r}")
-            if value is not None:
-                _check_range(name, value, low, high)
+            if getattr(self, name) is not None:
+                check_range(name, getattr(self, name), low, high, integer=True)
         for name in ("advisor_accounting", "relevance"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")

@@ -9,8 +9,8 @@ relevance on one error is ``max(0, x_j * d(logit_predicted - logit_true)/dx_j)``
 (Shrikumar et al. 2016): what pushed the wrong class past the right one. A shortcut shows there because validation
 images carry the planted pattern decorrelated from the label (:mod:`traingym.envs.tasks.pathologies`): a model that
 relies on it errs where the pattern points to another class, and the pattern's features carry those errors. The
-plain gradient x input of the predicted logit (no contrast) spread the relevance over the strokes and flagged only
-1-7 of the 20 planted pixels.
+plain gradient x input of the predicted logit (no contrast) spread the relevance over the strokes and flagged far
+fewer of the planted pixels.
 
 ## Aggregation and flags
 Each error's relevance is normalised to shares (summing to 1 over the features); a feature's score is its mean
@@ -45,8 +45,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from traingym.envs.event_log import EventLog
-from traingym.protocol.decision import SHORTCUT_Z
 from traingym.protocol.events import EventType
+from traingym.protocol.report import SHORTCUT_Z
 
 TOP_FEATURES = 5
 """Features in the observation block and the report, and the most flagged at once."""

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 from traingym.envs.hidden_layer import HiddenLayer
-from traingym.protocol.report import LAYER_FIELDS
+from traingym.protocol.report import LAYER_FIELDS, MAX_LAYERS
 
-LAYER_SLOTS = 4
+LAYER_SLOTS = MAX_LAYERS
 """Hidden layers reported per network (later layers are dropped, missing ones padded with zeros)."""
 
 

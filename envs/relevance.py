@@ -48,8 +48,9 @@ Tokens with at least ``min_count`` occurrences get a z-score of that score acros
 
 On a 1-layer review BERT a planted shortcut token is the clear outlier (rank 1, far above the threshold), while
 the top z of clean models is lower, with an occasional strong real word (such as "best") above 4; hence the
-default threshold 4.0. A plain mean share per occurrence (no lift, no shrinkage; not kept as an option) flagged
-many more tokens of clean models and could tie the planted token with a rarely seen word.
+default threshold 4.0 (:data:`traingym.protocol.report.SHORTCUT_Z`). A plain mean share per occurrence (no lift,
+no shrinkage; not kept as an option) flagged many more tokens of clean models and could tie the planted token with
+a rarely seen word.
 ``benchmarks/shortcut_probe.py`` measures this (``--seeds 0 1 2 3 4``); the slow test
 ``tests/envs/test_relevance.py::test_shortcut_probe_finds_the_planted_token`` runs it.
 """
@@ -61,7 +62,7 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import nn
-from traingym.protocol.decision import SHORTCUT_Z
+from traingym.protocol.report import SHORTCUT_Z
 
 
 def token_relevance(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,

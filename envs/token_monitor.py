@@ -22,13 +22,28 @@ errors for stable scores (the planted token occurs in only a few errors per step
 
 ## Flagged tokens
 * *Flagged now*: the top :data:`TOP_TOKENS` tokens with z above the threshold
-  (:data:`~traingym.protocol.decision.SHORTCUT_Z`). They go to the report's ``flagged_tokens`` (:meth:`report`).
+  (:data:`~traingym.protocol.report.SHORTCUT_Z`). They go to the report's ``flagged_tokens`` (:meth:`report`).
 * *Sticky*: the last :data:`STICKY_TOKENS` tokens ever flagged in the episode, newest last
   (:attr:`flagged_ids`). Augmentation masks these first: once masking removes a shortcut's relevance it is no
   longer flagged now, but it must stay masked or the model relearns it.
 * Events: each token that becomes flagged (was not flagged at the previous update) emits an
   ``over_relevant_token`` event: ``layer`` None, ``neuron_ids`` ``[token_id]``, values ``z``, ``share``,
   ``count`` (effective occurrences).
+
+## Cadence (optional)
+With a :class:`RelevanceCadence` in :attr:`TokenRelevanceMonitor.cadence` (the batched text env sets one), an
+update computes only when it is due: at every step while the flagged tokens act on training (augmentation on: it
+masks them) or changed at the last computation; otherwise (augmentation off, flags unchanged) the interval doubles
+to every 2nd, then every 4th step. A computed update after a gap of ``g`` steps decays the statistics by
+``decay ** g``, so they keep the every-step time scale. Why this rule: the flagged tokens act on the run only
+through the masking (and, for an agent, through the token features of the ``neurons`` observation, stale between
+computations); while masking is off and the flags are stable a recomputation changes nothing that acts on
+training, and with ``decay`` 0.8 (half-life ~3 steps) a gap of at most 4 keeps 0.8**4 = 41 % of the previous
+evidence in every update, so a shortcut learned while augmentation is off is flagged at most 3 steps later
+than with every-step relevance (and at once when augmentation is switched on). A first version that backed off
+whenever the flags were stable, augmentation on or not, delayed the masking of the planted shortcut and cost
+held-out test accuracy (paired difference -0.010 +- 0.013 over 36 episodes against the single env, see
+``tests/envs/test_batched_text.py``). Without a cadence (the single env) every step computes, as before.
 
 ## Observation block (:data:`FEATURE_SIZE` = 12 floats, :meth:`features`)
 The top :data:`TOP_TOKENS` tokens by z (flagged or not; zero padded): ``z / 10`` and mean relevance share per
@@ -38,7 +53,7 @@ occurrence, interleaved; then the number flagged now / :data:`TOP_TOKENS` and th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -46,8 +61,8 @@ from torch import nn
 from traingym.envs.event_log import EventLog
 from traingym.envs.relevance import TokenRelevanceStats, token_relevance
 from traingym.envs.tasks.reviews_data import PAD_ID, PROTECTED_IDS
-from traingym.protocol.decision import SHORTCUT_Z
 from traingym.protocol.events import EventType
+from traingym.protocol.report import SHORTCUT_Z
 
 TOP_TOKENS = 5
 """Tokens in the observation block and the most flagged at once."""
@@ -57,6 +72,34 @@ DECAY = 0.8
 """Factor applied to the accumulated statistics before each update."""
 FEATURE_SIZE = 2 * TOP_TOKENS + 2
 """Length of :meth:`TokenRelevanceMonitor.features`."""
+
+
+class RelevanceCadence:
+    """When token relevance is due (module doc, "Cadence"): every step while ``acting()`` (the flagged tokens act
+    on training: augmentation is on); otherwise the interval doubles, up to ``max_interval`` steps, after each
+    computed update that left the flagged tokens unchanged, and returns to 1 when they change."""
+
+    def __init__(self, acting: Callable[[], bool], max_interval: int = 4) -> None:
+        if max_interval < 1:
+            raise ValueError(f"max_interval must be >= 1, got {max_interval}")
+        self.acting = acting
+        self.max_interval = max_interval
+        self.reset()
+
+    def reset(self) -> None:
+        self.interval = 1
+        self.since = 0
+        """Steps since the last computed update."""
+
+    def tick(self) -> bool:
+        """Count one step; whether relevance is due at it."""
+        self.since += 1
+        return self.since >= self.interval or self.acting()
+
+    def computed(self, changed: bool) -> None:
+        """Record a computed update and whether it changed the flagged tokens."""
+        self.interval = 1 if changed else min(2 * self.interval, self.max_interval)
+        self.since = 0
 
 
 class TokenRelevanceMonitor:
@@ -81,6 +124,8 @@ class TokenRelevanceMonitor:
         self.max_error_samples = max_error_samples
         self.events = events
         self.decay = decay
+        self.cadence: RelevanceCadence | None = None
+        """Set one to compute only when due (module doc, "Cadence"); None: every update computes."""
         self.reset()
 
     def reset(self) -> None:
@@ -90,6 +135,10 @@ class TokenRelevanceMonitor:
         self._sticky: list[int] = []
         self.n_errors = 0
         """Diagnostic errors explained by the last update (0: nothing computed)."""
+        self.computed = 0
+        """Updates of this episode that ran the model (for the cadence's accounting)."""
+        if self.cadence is not None:
+            self.cadence.reset()
 
     @property
     def flagged_ids(self) -> tuple[int, ...]:
@@ -100,23 +149,35 @@ class TokenRelevanceMonitor:
         """Explain the errors of ``model`` on the diagnostic buffer and update the statistics.
 
         ``model`` is a :class:`~traingym.envs.tasks.reviews_model.ReviewClassifier` (``input_ids -> logits``,
-        the Hugging Face model in ``hf_model``). Leaves the model in eval mode. Returns the errors explained.
+        the Hugging Face model in ``hf_model``). Leaves the model in eval mode (when it computes). Returns the
+        errors explained (0 when the cadence skips this step).
         """
+        gap = 1
+        if self.cadence is not None:
+            if not self.cadence.tick():
+                self.n_errors = 0
+                return 0
+            gap = self.cadence.since
+        self.computed += 1
         model.eval()
         with torch.no_grad():
             predicted = model(x_diag).argmax(-1)
         errors = (predicted != y_diag).nonzero().flatten()[: self.max_error_samples]
         self.n_errors = int(errors.numel())
         if self.n_errors == 0:
+            if self.cadence is not None:
+                self.cadence.computed(changed=False)
             return 0
         ids = x_diag[errors]
         mask = ids != PAD_ID
         relevance = token_relevance(model.hf_model, ids, mask.long(), target=predicted[errors], absolute=True)
-        self.stats.decay(self.decay)
+        self.stats.decay(self.decay**gap)
         self.stats.update(ids, mask, relevance)
         now = self.stats.top(TOP_TOKENS)
         previous = set(self._flagged_now)
         self._flagged_now = [row.token_id for row in now]
+        if self.cadence is not None:
+            self.cadence.computed(changed=set(self._flagged_now) != previous)
         self._sticky = ([i for i in self._sticky if i not in self._flagged_now] + self._flagged_now)[-STICKY_TOKENS:]
         if self.events is not None:
             for row in now:

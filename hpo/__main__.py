@@ -12,9 +12,9 @@ from typing import Annotated, Any, Union
 import numpy as np
 import tyro
 from traingym.advisors import AdvisorUnavailableError
-from traingym.agents.cli_args import IntTuple, parse_cli, usage_error
 from traingym.hpo.compare import CompareConfig, format_table, run_comparison
 from traingym.hpo.study import HPOConfig, make_sampler, run_study
+from traingym.protocol.cli import IntTuple, parse_cli, usage_error
 
 PROG = "python -m traingym.hpo"
 

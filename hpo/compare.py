@@ -7,7 +7,7 @@ method reports the final **test** accuracy it reaches and the target-network opt
 |---|---|---|
 | ``keep`` | 1 (the instance's own starting hyperparameters, no moves) | T x K |
 | ``good_defaults`` | 1 (train-set-tuned starting hyperparameters, no moves; if the baselines module has them) | T x K |
-| ``rl_policy`` | 1 (the trained SB3 agent steering the run; only when a saved agent is given) | T x K |
+| ``rl_policy`` | 1 (a trained SB3 agent steering the run: ``--policy``, default the shipped agent of the env) | T x K |
 | ``TPE-N`` / ``LLM-TPE-N`` | N (best of N by validation accuracy) | N x T x K |
 
 The N-trial results are the first N trials of one max(N)-trial study per instance and sampler: the samplers are
@@ -35,13 +35,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from traingym.agents.cli_args import IntTuple, StrTuple
 from traingym.agents.episodes import EpisodeSettings, run_policy
 from traingym.agents.policies import PolicySpec, find_run_config
 from traingym.agents.stats import Interval, bootstrap_mean
 from traingym.envs.config import OPTIMIZERS, TrainingEnvConfig
 from traingym.envs.tasks.base import TEST_SET_SIZE
 from traingym.hpo.study import HPOConfig, keep_run, run_study
+from traingym.protocol.checks import check_range
+from traingym.protocol.cli import IntTuple, StrTuple
 
 METHODS = ("keep", "good_defaults", "rl_policy", "tpe", "llm_tpe")
 """Methods the comparison can run."""
@@ -70,14 +71,15 @@ class CompareConfig:
     val_size: int = TrainingEnvConfig.val_size
     """Validation buffer size, 16..100000."""
     advisor: str = "heuristic"
-    """LLM-TPE advisor: heuristic, smollm, hf:<path>, openai:<model>."""
+    """LLM-TPE advisor: heuristic, smollm, gemma, hf:<path>, openai:<model>."""
     p_llm: float = 0.5
     """LLM-TPE coin probability, in [0, 1]."""
     sampler_seed: int = 0
     """Instance ``i``'s TPE and LLM-TPE studies both use sampler seed ``sampler_seed + i`` (paired, and the
     LLM-TPE coin pattern differs between instances)."""
     policy: str | None = None
-    """Saved SB3 agent (run directory or model .zip) for the rl_policy row; None skips it with a note."""
+    """Saved SB3 agent (run directory, model .zip or pretrained:<name>) for the rl_policy row; None: the agent
+    shipped for --env-id (pretrained:digits-mlp on TrainGym/DigitsMLP-v0); without one, rl_policy needs it."""
     methods: StrTuple = METHODS
     """Subset of ``keep``, ``good_defaults``, ``rl_policy``, ``tpe``, ``llm_tpe``."""
     out_dir: str = "runs/hpo_compare"
@@ -98,9 +100,7 @@ class CompareConfig:
         for name, low, high in (("n_instances", 1, TEST_SET_SIZE), ("first_instance", 0, TEST_SET_SIZE - 1),
                                 ("horizon", 1, 10_000), ("steps_per_action", 1, 10_000), ("val_size", 16, 100_000),
                                 ("n_bootstrap", 100, 1_000_000)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise ValueError(f"{name} must be an int in [{low}, {high}], got {value!r}")
+            check_range(name, getattr(self, name), low, high, integer=True)
         if self.first_instance + self.n_instances > TEST_SET_SIZE:
             raise ValueError(f"first_instance + n_instances must be <= {TEST_SET_SIZE} (test instances), got "
                              f"{self.first_instance + self.n_instances}")
@@ -108,6 +108,14 @@ class CompareConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if not 0.0 <= self.p_llm <= 1.0:
             raise ValueError(f"p_llm must be in [0, 1], got {self.p_llm!r}")
+        if "rl_policy" in self.methods and self.policy is None:
+            from traingym.agents.pretrained import shipped_agent_for
+
+            shipped = shipped_agent_for(self.env_id)
+            if shipped is None:
+                raise ValueError(f"methods rl_policy needs policy (a saved agent of {self.env_id}: run directory or "
+                                 "model .zip); no agent is shipped for it. Or leave rl_policy out of methods")
+            object.__setattr__(self, "policy", shipped)
 
     @property
     def indices(self) -> tuple[int, ...]:
@@ -240,8 +248,6 @@ def _static_rows(config: CompareConfig, method: str, index: int, env: Any) -> li
 def _policy_rows(config: CompareConfig, method: str, indices: tuple[int, ...]
                  ) -> tuple[list[dict[str, Any]], str | None]:
     """Run the RL agent or the good-defaults baseline through the evaluation module's episode loop."""
-    if method == "rl_policy" and config.policy is None:
-        return [], "rl_policy skipped: no saved agent given (--policy PATH)"
     target = config.policy if method == "rl_policy" else "good_defaults"
     spec = PolicySpec(LABELS[method], str(target), seed=0)
     settings = EpisodeSettings(env_id=config.env_id, horizon=config.horizon,
@@ -263,8 +269,10 @@ def _policy_rows(config: CompareConfig, method: str, indices: tuple[int, ...]
 
 def _training_mismatch(config: CompareConfig) -> str | None:
     """A note when the agent was trained on another env, horizon or K than it is compared on."""
+    from traingym.agents.pretrained import resolve_agent_path
+
     try:
-        trained = find_run_config(Path(str(config.policy)))
+        trained = find_run_config(resolve_agent_path(str(config.policy)))["args"]
     except (FileNotFoundError, KeyError, ValueError):
         return None
     here = {"env": config.env_id, "horizon": config.horizon, "steps_per_action": config.steps_per_action}

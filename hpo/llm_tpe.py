@@ -29,7 +29,7 @@ Every trial records ``trial.user_attrs["proposer"]`` in ``{"llm", "tpe", "tpe_fa
   deterministic rule: diagnose the best trial's final TrainingReport with the heuristic advisor and apply its
   suggested move (env move factors) to the best configuration; when that point was already tried, try
   single-knob moves.
-- ``"smollm"``, ``"hf:<path>"``, ``"openai:<model>"``: :class:`ChatProposer` over the chat transport
+- ``"smollm"``, ``"gemma"``, ``"hf:<path>"``, ``"openai:<model>"``: :class:`ChatProposer` over the chat transport
   :func:`~traingym.advisors.make_chat_backend` builds (local models get a forced ``{"<first parameter>": ``
   answer prefix), with a compact prompt asking for JSON.
 - a :class:`~traingym.advisors.ChatBackend` (``complete(system, user) -> Completion``) or an object with
@@ -467,7 +467,7 @@ def make_proposer(advisor: str | HeuristicAdvisor | ChatBackend | ConfigProposer
     """Resolve an advisor spec or object into a :class:`ConfigProposer`.
 
     Args:
-        advisor: ``"heuristic"`` or a :class:`~traingym.advisors.HeuristicAdvisor`; ``"smollm"``,
+        advisor: ``"heuristic"`` or a :class:`~traingym.advisors.HeuristicAdvisor`; ``"smollm"``, ``"gemma"``,
             ``"hf:<path>"``, ``"openai:<model>"`` (a chat transport from :func:`~traingym.advisors.make_chat_backend`);
             a :class:`~traingym.advisors.ChatBackend`; or an object with ``propose_config(summary)``.
         first_param: the first parameter of the search space: local models' answers are forced to start with

@@ -37,6 +37,7 @@ from traingym.agents.episodes import run_episode
 from traingym.envs.config import INSTANCE_SETS, OPTIMIZERS, TrainingEnvConfig
 from traingym.envs.tasks.base import LR_RANGES
 from traingym.hpo.llm_tpe import REPORT_ATTR, LLMTPEConfig, LLMTPESampler
+from traingym.protocol.checks import check_range
 from traingym.protocol.moves import AUG_LEVELS
 
 SAMPLERS = ("tpe", "llm_tpe")
@@ -84,7 +85,7 @@ class HPOConfig:
     sampler: str = "tpe"
     """``tpe`` or ``llm_tpe``."""
     advisor: str = "heuristic"
-    """LLM-TPE advisor: heuristic, smollm, hf:<path>, openai:<model>."""
+    """LLM-TPE advisor: heuristic, smollm, gemma, hf:<path>, openai:<model>."""
     p_llm: float = 0.5
     """LLM-TPE: probability that a trial is proposed by the advisor, in [0, 1]."""
     history_k: int = 5
@@ -108,10 +109,10 @@ class HPOConfig:
         for name, low, high in (("instance_index", 0, 100_000), ("n_trials", 1, 10_000), ("horizon", 1, 10_000),
                                 ("steps_per_action", 1, 10_000), ("val_size", 16, 100_000),
                                 ("n_startup_trials", 0, 10_000), ("history_k", 0, 50)):
-            _check_int(name, getattr(self, name), low, high)
+            check_range(name, getattr(self, name), low, high, integer=True)
         if self.seed is not None:
-            _check_int("seed", self.seed, 0, 2**32 - 1)
-        _check_int("sampler_seed", self.sampler_seed, 0, 2**32 - 1)
+            check_range("seed", self.seed, 0, 2**32 - 1, integer=True)
+        check_range("sampler_seed", self.sampler_seed, 0, 2**32 - 1, integer=True)
         if not (0.0 <= self.p_llm <= 1.0):
             raise ValueError(f"p_llm must be in [0, 1], got {self.p_llm!r}")
         if not (0.0 <= self.min_distance < 1.0):
@@ -137,11 +138,6 @@ class HPOConfig:
     def make_env(self) -> gym.Env:
         """The study's env (:func:`traingym.agents.env_factory.make_env`)."""
         return make_env(self.env_id, self.horizon, self.env_kwargs())
-
-
-def _check_int(name: str, value: object, low: int, high: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ValueError(f"{name} must be an int in [{low}, {high}], got {value!r}")
 
 
 # ------------------------------------------------------------------------------------------------ one run

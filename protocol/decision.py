@@ -13,15 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from traingym.protocol.events import DECISION_EVENTS
-from traingym.protocol.report import HISTORY_KEYS, normalize_report
+from traingym.protocol.report import HISTORY_KEYS, SHORTCUT_Z, normalize_report
 
 EXPLODED_LOSS = 1e4
 """A loss at or above this is treated like a non-finite one (the env caps non-finite values at 1e6)."""
 SLOPE_EPS = 0.005
 """Slopes (per step) with a smaller magnitude count as flat."""
-SHORTCUT_Z = 4.0
-"""Relevance z-score from which a token or an input feature is flagged as over-relevant (a shortcut candidate):
-the token and input monitors flag at it and the heuristic advisor reads it."""
 
 
 def recent_event_types(report: Mapping[str, Any], within_steps: int = 1) -> tuple[str, ...]:

@@ -28,7 +28,12 @@ LAYER_FIELDS: tuple[str, ...] = (
 HPARAM_KEYS: tuple[str, ...] = ("lr", "weight_decay", "aug_level")
 MAX_HISTORY = 8
 """History points kept per series (the newest)."""
-MAX_LAYERS = 8
+MAX_LAYERS = 4
+"""Hidden layers a report (and the observation's per-layer slots) describes: the first ones in forward order."""
+SHORTCUT_Z = 4.0
+"""Relevance z-score from which a token or an input feature is over-relevant (a shortcut candidate): the token and
+input monitors flag at it (input features raise the alarm at a higher z, see
+:mod:`traingym.envs.input_relevance`) and the heuristic advisor reads it."""
 MAX_FLAGGED_TOKENS = 5
 MAX_FLAGGED_INPUTS = 5
 MAX_RECENT_EVENTS = 8

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tyro
-from traingym.agents.cli_args import parse_cli, usage_error
+from traingym.protocol.cli import parse_cli, usage_error
 
 PROG = "python -m traingym.report"
 

@@ -16,9 +16,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from traingym.protocol.run_files import REPORT_FILE
 from traingym.report.run_data import load_run_data
 
-REPORT_FILE = "report.html"
 CSP = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
        "img-src data: blob:; font-src data:; connect-src 'none'")
 """The page may load nothing from anywhere (its own inline scripts, styles and data: images only)."""

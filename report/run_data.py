@@ -2,7 +2,7 @@
 
 Inputs (each optional except ``eval.json``): ``eval.json`` (the held-out table and settings), ``episodes.jsonl``
 (per-episode hyperparameter, accuracy and loss trajectories of every policy), ``trajectories.jsonl`` (per-step
-TrainingReport + diagnosis + move, :mod:`traingym.agents.trajectories`), ``learning_curve.csv`` and
+TrainingReport + diagnosis + move, :mod:`traingym.protocol.trajectory_format`), ``learning_curve.csv`` and
 ``learning_curve_baselines.json`` (periodic held-out evaluations), ``config.json`` (the run's arguments).
 
 :func:`load_run_data` returns one compact JSON-able dict: numbers rounded to 4 significant digits, non-finite values
@@ -20,8 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from traingym.protocol.moves import KNOBS
+from traingym.protocol.run_files import (
+    CONFIG_FILE,
+    EPISODES_FILE,
+    EVAL_JSON,
+    LEARNING_CURVE_BASELINES,
+    LEARNING_CURVE_CSV,
+    TRAJECTORIES_FILE,
+)
 
-TRAJECTORIES_FILE = "trajectories.jsonl"
 """Where the report looks for the per-step export (``train_agent.py`` writes it there by default)."""
 MAX_NEURON_ROWS = 40
 """Flagged (layer, neuron) rows kept per episode for the heatmap: the most often flagged."""
@@ -64,14 +71,14 @@ def _summary(eval_json: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _learning_curve(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / "learning_curve.csv"
+    path = run_dir / LEARNING_CURVE_CSV
     if not path.exists():
         return None
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     if not rows:
         return None
-    baselines_path = run_dir / "learning_curve_baselines.json"
+    baselines_path = run_dir / LEARNING_CURVE_BASELINES
     baselines = json.loads(baselines_path.read_text()) if baselines_path.exists() else {}
     return {
         "timesteps": [int(float(r["timesteps"])) for r in rows],
@@ -154,20 +161,20 @@ def load_run_data(run_dir: str | Path) -> dict[str, Any]:
         RunDataError: ``run_dir`` has no ``eval.json``.
     """
     run_dir = Path(run_dir)
-    eval_path = run_dir / "eval.json"
+    eval_path = run_dir / EVAL_JSON
     if not eval_path.exists():
         raise RunDataError(f"{run_dir} is not a run directory: {eval_path} does not exist (train_agent.py and "
                            "python -m traingym.agents.evaluate write it)")
     eval_json = json.loads(eval_path.read_text())
     summary = _summary(eval_json)
-    config_path = run_dir / "config.json"
+    config_path = run_dir / CONFIG_FILE
     args = json.loads(config_path.read_text()).get("args", {}) if config_path.exists() else {}
     policies = [row["policy"] for row in summary]
     focus = args.get("algo") if args.get("algo") in policies else (policies[0] if policies else "")
     settings = eval_json.get("settings", {})
 
     episodes: dict[int, dict[str, Any]] = {}
-    episodes_path = run_dir / "episodes.jsonl"
+    episodes_path = run_dir / EPISODES_FILE
     if episodes_path.exists():
         for record in _read_jsonl(episodes_path):
             index = int(record["instance_index"])

@@ -11,10 +11,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 torch.set_num_threads(1)
 if "TRAINGYM_CACHE_DIR" not in os.environ:
-    # Each test session starts with an empty embedding store: tests never depend on what earlier runs cached.
+    # Each test session starts with an empty cache (text vectors, tuned defaults): tests never depend on what
+    # earlier runs cached. Only the converted local LLM copies (1-2 minutes each to make, read-only once made) are
+    # reused.
     import tempfile
+    from pathlib import Path
 
-    os.environ["TRAINGYM_CACHE_DIR"] = tempfile.mkdtemp(prefix="traingym-test-cache-")
+    from traingym.advisors.gemma import GEMMA
+    from traingym.advisors.smollm import SMOLLM
+
+    converted = {model.cache_name: model.cache_dir() for model in (SMOLLM, GEMMA)}
+    os.environ["TRAINGYM_CACHE_DIR"] = session_cache = tempfile.mkdtemp(prefix="traingym-test-cache-")
+    for name, directory in converted.items():
+        if SMOLLM.is_converted(directory):
+            (Path(session_cache) / name).symlink_to(directory, target_is_directory=True)
 
 import traingym.envs  # noqa: E402,F401  (registers the environments)
 

@@ -74,6 +74,20 @@ def resolve_family(name: str) -> type[TaskFamily]:
     raise ValueError(f"task must be one of {tuple(families)} or a 'package.module:ClassName' spec, got {name!r}")
 
 
+def check_task_spec(spec: str) -> None:
+    """Check a family given on a command line before anything trains: the ``module:Class`` form (the one every
+    worker process can import), importable, a TaskFamily that keeps the task contract.
+
+    Raises:
+        ValueError: one message naming what is wrong (TaskContractError for a broken rule).
+    """
+    if not (isinstance(spec, str) and is_user_class_spec(spec)) and spec not in _builtin_families():
+        raise ValueError(f"task must be 'package.module:ClassName' (importable in every worker process: put its "
+                         f"folder on PYTHONPATH) or a built-in family {tuple(_builtin_families())}, got {spec!r}; "
+                         "a name given to register_task exists only in the process that registered it")
+    make_task(spec)
+
+
 def make_task(name: str, config: TrainingEnvConfig | None = None) -> TaskFamily:
     """A new family object; with ``config``, configured as an env with that config uses it (e.g. the shortcut
     rates of ``reviews_shortcut``), else with the family's defaults. Families that are not built in are checked

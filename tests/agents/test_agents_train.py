@@ -14,7 +14,7 @@ from traingym.agents.cli import parse_args
 from traingym.agents.episodes import EpisodeSettings, run_policy_object
 from traingym.agents.policies import load_agent
 from traingym.agents.train import train
-from traingym.agents.trajectories import read_trajectories
+from traingym.protocol.trajectory_format import read_trajectories
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -41,7 +41,10 @@ def test_readme_smoke_command_end_to_end(tmp_path: Path) -> None:
     assert list((run_dir / "tb").rglob("events.out.tfevents.*")), "no TensorBoard event file"
     config = json.loads((run_dir / "config.json").read_text())
     assert config["args"]["algo"] == "ppo" and config["args"]["smoke"] is True
-    assert "key" not in json.dumps(config).lower().replace("obs_keys", "")  # arguments only, never API keys
+    text = json.dumps(config).lower()
+    for field in ("norm_obs_keys", "obs_keys", "normalized_keys", '"keys"'):  # the observation's fields
+        text = text.replace(field, "")
+    assert "key" not in text  # arguments only, never API keys
     summary = json.loads((run_dir / "eval.json").read_text())["summary"]
     assert [row["policy"] for row in summary] == ["ppo", "keep", "random", "step_decay", "plateau", "steer"]
     assert "ppo" in proc.stdout and "Δ test acc vs keep" in proc.stdout

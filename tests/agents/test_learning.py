@@ -25,6 +25,7 @@ from traingym.agents.baselines import make_baseline
 from traingym.agents.env_factory import env_factory, make_env
 from traingym.agents.episodes import EpisodeResult, EpisodeSettings, run_policy_object
 from traingym.agents.evaluate import summarize
+from traingym.agents.observation_spec import ObservationSpec
 from traingym.agents.policies import AgentPolicy
 from traingym.agents.stats import paired_difference
 
@@ -70,7 +71,7 @@ def run_on_held_out(policies: dict[str, Any], indices: tuple[int, ...]) -> dict[
 
 def test_ppo_beats_keep_and_random_on_held_out_instances() -> None:
     model, normalizer = train_ppo(SEED, BUDGET)
-    agent = AgentPolicy(model, normalizer, CUT_DOWN["obs_keys"], discrete_actions=False)
+    agent = AgentPolicy(model, normalizer, ObservationSpec(CUT_DOWN["obs_keys"]), discrete_actions=False)
     results = run_on_held_out({"ppo": agent, "keep": make_baseline("keep", ENV_ID, SEED, HORIZON),
                                "random": make_baseline("random", ENV_ID, SEED, HORIZON)}, HELD_OUT)
     summaries = {s.policy: s for s in summarize(results, reference="keep", seed=SEED)}

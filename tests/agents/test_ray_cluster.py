@@ -49,7 +49,8 @@ def node_ids(cluster: Cluster) -> set[str]:
 def test_rllib_ppo_trains_on_both_nodes_resumes_and_evaluates(cluster: Cluster, tmp_path: Path) -> None:
     from traingym.agents.args import Args
     from traingym.agents.policies import load_agent
-    from traingym.agents.rllib_backend import ENV_RUNNERS_JSON, MODEL_DIR, RLlibPolicy, latest_checkpoint, train_rllib
+    from traingym.agents.rllib_backend import ENV_RUNNERS_JSON, latest_checkpoint, train_rllib
+    from traingym.agents.rllib_policy import MODEL_DIR, RLlibPolicy
     from traingym.agents.train import final_evaluation
 
     run_dir = tmp_path / "run"
@@ -88,11 +89,11 @@ def test_rllib_ppo_trains_on_both_nodes_resumes_and_evaluates(cluster: Cluster, 
 
 
 def test_tune_ablation_resumes_after_the_driver_is_killed(cluster: Cluster, tmp_path: Path) -> None:
-    from traingym.agents.ray_tune import TRIAL_LOG
+    from traingym.experiments.ray_tune import TRIAL_LOG
 
     out = tmp_path / "ablate"
-    command = [sys.executable, "-m", "traingym.agents.ablate", "--backend", "ray", "--ray-address", cluster.address,
-               "--preset", "smoke", "--max-concurrent-trials", "1", "--out-dir", str(out)]
+    command = [sys.executable, "-m", "traingym.experiments.ablate", "--backend", "ray", "--ray-address",
+               cluster.address, "--preset", "smoke", "--max-concurrent-trials", "1", "--out-dir", str(out)]
     first, second = (out / "runs" / f"{cell}-seed0" / "model.zip"
                      for cell in ("training_stats", "training_stats+neurons"))
     trial_log = out / TRIAL_LOG

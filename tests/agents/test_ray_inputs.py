@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN = [sys.executable, "train_agent.py", "--backend", "rllib", "--smoke", "--baselines", "keep"]
-ABLATE = [sys.executable, "-m", "traingym.agents.ablate", "--backend", "ray", "--preset", "smoke"]
+ABLATE = [sys.executable, "-m", "traingym.experiments.ablate", "--backend", "ray", "--preset", "smoke"]
 
 
 def run(argv: list[str], tmp_path: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -83,7 +83,7 @@ def test_rllib_policy_flattens_like_rllibs_connector() -> None:
     """RLlibPolicy.flatten gives exactly what RLlib's FlattenObservations connector feeds the module in training."""
     from ray.rllib.connectors.env_to_module import FlattenObservations
     from ray.rllib.env.single_agent_episode import SingleAgentEpisode
-    from traingym.agents.rllib_backend import RLlibPolicy
+    from traingym.agents.rllib_policy import RLlibPolicy
 
     env = gym.make("TrainGym/DigitsMLP-v0", horizon=2, steps_per_action=2, obs_keys=("training_stats", "neurons"))
     try:
@@ -102,7 +102,7 @@ def test_rllib_policy_flattens_like_rllibs_connector() -> None:
 
 @pytest.mark.parametrize("bad", [{"cpus_per_trial": -1}, {"max_concurrent_trials": 2000}])
 def test_ablate_ray_resources_are_validated(bad: dict[str, int]) -> None:
-    from traingym.agents.ablate import AblateArgs
+    from traingym.experiments.ablate import AblateArgs
 
     with pytest.raises(ValueError, match=next(iter(bad)).replace("_", "-")):
         AblateArgs(**bad)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from traingym.agents.trajectories import read_trajectories
 from traingym.doctor.hf_callback import DoctorCallback
 from traingym.envs.tasks.reviews_data import PAD_ID, load_reviews
 from traingym.envs.tasks.reviews_model import build_review_bert
 from traingym.protocol.moves import LR_FACTOR
+from traingym.protocol.trajectory_format import read_trajectories
 
 
 class _Reviews(torch.utils.data.Dataset):

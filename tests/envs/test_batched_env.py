@@ -11,6 +11,7 @@ from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env import VecCheckNan
 from traingym.envs.batched_env import BatchedTrainingEnv
 from traingym.envs.batched_sb3 import BatchedSB3VecEnv, make_batched_vec_env
+from traingym.envs.batched_workers import WorkerBatchedEnv
 from traingym.envs.stacked_mlp import StackedMLP
 from traingym.envs.tasks.networks import build_mlp
 from traingym.envs.training_env import TrainingEnv
@@ -143,12 +144,14 @@ def test_same_observations_as_single_envs_full_k() -> None:
             assert result is not None and _max_obs_diff(result[0], env.step(action)[0]) <= 1e-5
 
 
-def test_make_vec_entry_point_matches_sync_vector_env_across_autoreset() -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_make_vec_entry_point_matches_sync_vector_env_across_autoreset(workers: int) -> None:
     kwargs = {"obs_keys": ["training_stats"], "steps_per_action": 3, "val_size": 64, "horizon": 2,
               "max_episode_steps": 2}
-    batched = gym.make_vec("TrainGym/DigitsMLP-v0", num_envs=3, vectorization_mode="vector_entry_point", **kwargs)
+    batched = gym.make_vec("TrainGym/DigitsMLP-v0", num_envs=3, vectorization_mode="vector_entry_point",
+                           workers=workers, **kwargs)
     sync = gym.make_vec("TrainGym/DigitsMLP-v0", num_envs=3, vectorization_mode="sync", **kwargs)
-    assert isinstance(batched, BatchedTrainingEnv)
+    assert isinstance(batched, BatchedTrainingEnv if workers == 1 else WorkerBatchedEnv)
     assert batched.metadata["autoreset_mode"] == sync.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
     assert batched.observation_space == sync.observation_space and batched.action_space == sync.action_space
     obs_b, info_b = batched.reset(seed=5)

@@ -42,17 +42,25 @@ def test_quiet_steps_write_nothing_and_report_counts() -> None:
     env.close()
 
 
-def test_event_ring_buffer_stays_bounded_over_a_long_run() -> None:
+def test_event_ring_buffer_keeps_the_newest_events_of_a_long_run_and_counts_them_all() -> None:
+    """The run emits far more events than the buffer holds: the buffer keeps exactly the newest ``capacity`` ones
+    (what the report's recent events show), while the counts (the observation) still count every event."""
     env = TrainingEnv(task="digits_mlp", event_log_capacity=8, steps_per_action=1, val_size=64,
                       obs_keys=["neurons"])
+    emitted: list[dict] = []
+    emit = env._events.emit
+    env._events.emit = lambda *a, **k: emitted.append(emit(*a, **k)) or emitted[-1]  # type: ignore[method-assign]
     rng = np.random.default_rng(0)
-    for episode in range(10):
-        env.reset(seed=episode)
-        for _ in range(20):
-            _, _, terminated, _, _ = env.step(rng.integers(0, 3, size=4))
-            assert len(env._events) <= 8
-            if terminated:
-                break
+    env.reset(seed=0)
+    for _ in range(200):
+        _, _, terminated, _, _ = env.step(rng.integers(0, 3, size=4))
+        held = env._events.recent(100)
+        assert len(env._events) == len(held) == min(8, len(emitted))
+        assert held == emitted[-8:]  # the newest, oldest first
+        assert sum(env._events.counts().values()) == len(emitted)
+        if terminated:
+            break
+    assert len(emitted) > 3 * 8, "the run must overflow the buffer for this test to mean anything"
     env.close()
 
 

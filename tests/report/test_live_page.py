@@ -14,13 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import pytest
 from report_testkit import ROOT, browser, console_errors, screenshot, wait_for  # noqa: F401  (browser: fixture)
-from traingym.protocol.moves import KEEP, move_to_action
+from traingym.protocol.moves import KEEP, KNOBS, LR_FACTOR
 from traingym.protocol.proposals import DecidedBy, Decision, MoveEditError, Proposal
 from traingym.report.live import Answer, LiveState, StaleProposalError, WatchServer, WebDecider
-from traingym.report.watch_callback import report_evidence
 
 PROPOSED = (-1, 1, 0, 0)
 """The test-local policy's move at every step (neither KEEP nor the edits below, so each path is told apart)."""
@@ -148,84 +146,74 @@ def test_live_page_follows_a_training_run(browser: Any, tmp_path: Path) -> None:
             proc.wait()
 
 
+def _move_text(move: list[int]) -> str:
+    """How the page writes a move (independent of the page's code: the knob names and signed steps)."""
+    return ", ".join(f"{knob}={'0' if v == 0 else f'{v:+d}'}" for knob, v in zip(KNOBS, move))
+
+
 @pytest.mark.slow
-def test_accept_edit_skip_clicks_drive_the_decision_log(browser: Any, server: WatchServer,  # noqa: F811
-                                                        tmp_path: Path) -> None:
-    """A real env episode whose moves a human decides on the page; every decision goes to a JSON Lines log."""
-    decider, state = server.decider, server.state
-    assert decider is not None
+def test_accept_edit_skip_clicks_drive_the_doctor_demo(browser: Any, tmp_path: Path) -> None:  # noqa: F811
+    """``python -m traingym.doctor demo --web 0``: the doctor's four decisions (attach, steps 40, 80, 120) are taken
+    on the page, Accept / Edit (after two malformed edits) / Skip / no answer; the demo's own decision log records
+    each, and the edit's LR move reaches the optimizer of the run."""
     log_path = tmp_path / "decisions.jsonl"
-    errors: list[BaseException] = []
+    command = [sys.executable, "-u", "-m", "traingym.doctor", "demo", "--web", "0", "--steps", "120", "--every", "40",
+               "--timeout-s", "15", "--log-path", str(log_path)]
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        url = ""
+        for line in proc.stdout:
+            if line.startswith("live page (decide there): "):
+                url = line.split(": ", 1)[1].strip()
+                break
+        assert url.startswith("http://127.0.0.1:") and "?token=" in url, "no live page URL printed"
+        browser.get(url)
 
-    def episode() -> None:  # the decision path: propose -> decide -> log -> apply
-        try:
-            env = gym.make("TrainGym/DigitsMLP-v0", steps_per_action=5, val_size=128, horizon=4, max_episode_steps=4,
-                           obs_keys=["training_stats", "neurons", "diagnosis"])
-            _, info = env.reset(seed=0)
-            for step, timeout in enumerate((60.0, 60.0, 60.0, 0.5)):
-                report, advisor = env.unwrapped.report(), info["advisor"]
-                state.publish(episode=0, step=step, hparams={k: info[k] for k in ("lr", "weight_decay", "aug_level")},
-                              metrics={"val_accuracy": info["val_accuracy"], "train_loss": info["train_loss"]},
-                              diagnosis={"findings": advisor["findings"], "text": advisor["text"],
-                                         "suggested_move": advisor["suggested_move"]},
-                              evidence=report_evidence(report))
-                proposal = Proposal(step, advisor["report_hash"], PROPOSED, advisor["text"],
-                                    tuple(advisor["findings"]), tuple(advisor["suggested_move"]),
-                                    report_evidence(report))
-                decision = decider.decide(proposal, DEFAULT, timeout)
-                _, _, _, _, info = env.step(move_to_action(decision.applied_move))
-                with open(log_path, "a") as handle:
-                    handle.write(json.dumps({"step": step, "proposed_move": list(PROPOSED),
-                                             "applied_move": list(decision.applied_move),
-                                             "decided_by": decision.decided_by.value, "action": decision.action,
-                                             "env_move": info["move"]}) + "\n")
-            env.close()
-        except BaseException as error:  # surfaced by the test below
-            errors.append(error)
+        def proposal_step() -> str:
+            box = browser.find_element("id", "proposal")
+            return browser.find_element("id", "proposal-step").text if box.is_displayed() else ""
 
-    def log() -> list[dict[str, Any]]:
-        return [json.loads(line) for line in log_path.read_text().splitlines()] if log_path.exists() else []
+        wait_for(lambda: proposal_step() == "0", timeout=120, what="the attach-time proposal on the page")
+        shown = browser.find_element("id", "proposal-move").text
+        screenshot(browser, "live.png")
+        browser.find_element("id", "accept").click()
 
-    def proposal_step() -> str:
-        box = browser.find_element("id", "proposal")
-        return browser.find_element("id", "proposal-step").text if box.is_displayed() else ""
-
-    thread = threading.Thread(target=episode)
-    thread.start()
-    browser.get(server.url)
-    wait_for(lambda: proposal_step() == "0", what="proposal 0 on the page")
-    assert browser.find_element("id", "proposal-move").text == "lr=-1, weight_decay=+1, aug_level=0, neuron_scale=0"
-    assert "flagged neurons fc1: " in browser.find_element("id", "proposal-evidence").text
-    screenshot(browser, "live.png")
-    browser.find_element("id", "accept").click()
-    wait_for(lambda: len(log()) == 1, what="the accepted decision in the log")
-    assert log()[0] == {"step": 0, "proposed_move": list(PROPOSED), "applied_move": list(PROPOSED),
-                        "decided_by": "human", "action": "accept", "env_move": list(PROPOSED)}
-
-    wait_for(lambda: proposal_step() == "1", what="proposal 1 on the page")
-    box = browser.find_element("id", "edit-text")
-    for edit, message in (("foo=1", "unknown knob 'foo'"), ("lr=5", "out of range")):
+        wait_for(lambda: proposal_step() == "1", timeout=120, what="proposal 1 on the page")
+        box = browser.find_element("id", "edit-text")
+        for edit, message in (("foo=1", "unknown knob 'foo'"), ("lr=5", "out of range")):
+            box.clear()
+            box.send_keys(edit)
+            browser.find_element("id", "edit").click()
+            wait_for(lambda m=message: m in browser.find_element("id", "message").text, what=f"the message {message!r}")
+            assert "error" in browser.find_element("id", "message").get_attribute("class")
+            time.sleep(0.4)  # a poll or two: the proposal stays open
+            assert proposal_step() == "1"
         box.clear()
-        box.send_keys(edit)
+        box.send_keys("lr=+1, scale=-1")
         browser.find_element("id", "edit").click()
-        wait_for(lambda m=message: m in browser.find_element("id", "message").text, what=f"the message {message!r}")
-        assert "error" in browser.find_element("id", "message").get_attribute("class")
-        time.sleep(0.4)  # a poll or two: the proposal stays open and nothing reaches the log
-        assert len(log()) == 1 and proposal_step() == "1"
-    box.clear()
-    box.send_keys("lr=+1, scale=-1")
-    browser.find_element("id", "edit").click()
-    wait_for(lambda: len(log()) == 2, what="the edited decision in the log")
-    assert log()[1]["applied_move"] == log()[1]["env_move"] == [1, 1, 0, -1] and log()[1]["action"] == "edit"
 
-    wait_for(lambda: proposal_step() == "2", what="proposal 2 on the page")
-    browser.find_element("id", "skip").click()
-    wait_for(lambda: len(log()) == 4, what="the skip and the timed-out default in the log")
-    thread.join(timeout=30)
-    assert not errors, errors
-    assert [(e["action"], e["decided_by"], e["applied_move"]) for e in log()[2:]] == [
-        ("skip", "human", list(KEEP)), ("timeout", "default", list(KEEP))]
-    wait_for(lambda: "timeout" in browser.find_element("id", "decisions").text, what="the decisions table")
-    # The only console errors: Chromium's network log of the two refused edits (400), nothing from the page.
-    assert [(e["source"], "/decision?" in e["message"] and "400" in e["message"])
-            for e in console_errors(browser)] == [("network", True)] * 2
+        wait_for(lambda: proposal_step() == "2", timeout=120, what="proposal 2 on the page")
+        browser.find_element("id", "skip").click()
+        output = proc.communicate(timeout=300)[0]  # proposal 3: nobody answers, the default applies after 15 s
+        assert proc.returncode == 0, output[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    records = [json.loads(line) for line in log_path.read_text().splitlines()]
+    assert [(r["step"], r["action"], r["decided_by"]) for r in records] == [
+        (0, "accept", "human"), (1, "edit", "human"), (2, "skip", "human"), (3, "timeout", "default")]
+    assert shown == _move_text(records[0]["move"]) and records[0]["applied_move"] == records[0]["move"]
+    proposed = records[1]["move"]
+    assert records[1]["applied_move"] == [1, proposed[1], proposed[2], -1]  # the edit over the proposal
+    lr = [r["report"]["hparams"]["lr"] for r in records]
+    assert lr[2] == pytest.approx(lr[1] * LR_FACTOR)  # the edited LR move reached the run's optimizer
+    assert records[2]["applied_move"] == records[3]["applied_move"] == list(KEEP)
+    assert "final test accuracy" in output
+    # The only console errors: Chromium's network log of the two refused edits (400) and of the page's polls
+    # after the demo ended and stopped its server; nothing from the page's script.
+    errors = console_errors(browser)
+    assert all(e["source"] == "network" for e in errors), errors
+    assert sum("/decision?" in e["message"] and "400" in e["message"] for e in errors) == 2
+    assert all("/decision?" in e["message"] or "ERR_CONNECTION_REFUSED" in e["message"] for e in errors), errors

@@ -4,7 +4,7 @@ Every advisor diagnoses the same held-out instances of a pathology mixture, run 
 advisor sees does not depend on its own advice), and is scored against the planted ground truth
 (``info["instance"]["pathology"]``, read only here)::
 
-    python -m traingym.agents.diagnosis_accuracy --advisors heuristic smollm --episodes 50 --write
+    python -m traingym.experiments.diagnosis_accuracy --advisors heuristic smollm --episodes 50 --write
 
 **Episode diagnosis.** The findings an advisor reports on at least half of the steps of the episode's second half
 (steps 11-20): the settled diagnosis, not the first guess on a barely trained network. A pathology counts as
@@ -23,10 +23,10 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from traingym.agents.cli_args import StrTuple, parse_cli
-from traingym.agents.results import write_result
 from traingym.envs.tasks.base import TEST_SET_SIZE
 from traingym.envs.tasks.pathologies import PATHOLOGIES
+from traingym.experiments.results import write_result
+from traingym.protocol.cli import StrTuple, parse_cli
 
 EXPECTED_FINDING: dict[str, str | None] = {
     "clean": None,
@@ -134,9 +134,9 @@ class AccuracyArgs:
 def main(argv: Sequence[str] | None = None) -> int:
     import json
 
-    from traingym.agents.results import results_dir
+    from traingym.experiments.results import results_dir
 
-    args = parse_cli(AccuracyArgs, argv, "python -m traingym.agents.diagnosis_accuracy")
+    args = parse_cli(AccuracyArgs, argv, "python -m traingym.experiments.diagnosis_accuracy")
     extra = {"advisor_base_url": args.advisor_base_url} if args.advisor_base_url else {}
     path = results_dir() / "diagnosis_accuracy.json"
     results: dict[str, dict[str, Any]] = json.loads(path.read_text()).get("advisors", {}) if (
@@ -151,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.write:
         body = (f"Held-out instances of `{args.env}`, keep policy, each advisor on the same instances. "
                 "P / R: precision / recall of naming each planted pathology (module docstring of "
-                "`traingym.agents.diagnosis_accuracy` for the episode-level rule).\n\n" + table + "\n")
+                "`traingym.experiments.diagnosis_accuracy` for the episode-level rule).\n\n" + table + "\n")
         write_result("diagnosis_accuracy", "Diagnosis accuracy against planted pathologies", body,
                      {"advisors": results})
     return 0

@@ -1,7 +1,7 @@
 """Multi-seed studies of the main job, written to ``docs/results/`` (one command regenerates each table).
 
-    python -m traingym.agents.study default --seeds 0 1 2     # docs/results/agent_default.md
-    python -m traingym.agents.study ablation --seeds 0 1 2    # docs/results/ablation_digits_mlp.md
+    python -m traingym.experiments.study default --seeds 0 1 2     # docs/results/agent_default.md
+    python -m traingym.experiments.study ablation --seeds 0 1 2    # docs/results/ablation_digits_mlp.md
 
 ``default`` trains the agent of ``train_agent.py``'s defaults (:class:`traingym.agents.args.Args`) once per seed;
 ``ablation`` does the same for each observation-key subset (and for the neuron features without VecNormalize,
@@ -24,11 +24,13 @@ from typing import Any, Literal
 
 import numpy as np
 from traingym.agents.args import SMOKE_PRESET, Args
-from traingym.agents.cli_args import IntTuple, StrTuple
 from traingym.agents.episodes import EpisodeResult, EpisodeSettings
 from traingym.agents.evaluate import evaluate, print_table, summarize
 from traingym.agents.policies import PolicySpec
 from traingym.agents.stats import bootstrap_mean, paired_difference
+from traingym.envs.tasks.base import TEST_SET_SIZE
+from traingym.protocol.checks import check_range
+from traingym.protocol.cli import IntTuple, StrTuple
 
 Preset = Literal["default", "ablation", "generalisation", "pathologies"]
 ALL_KNOBS = ("lr", "weight_decay", "aug_level", "neuron_scale")
@@ -66,7 +68,8 @@ PRESET_ENV: dict[str, str] = {"generalisation": "TrainGym/MNISTCNN-v0",
                               "pathologies": "TrainGym/DigitsPathologies-v0"}
 """The evaluation env per preset (others: DigitsMLP)."""
 PRESET_BASELINES: dict[str, tuple[str, ...]] = {"generalisation": ("keep", "plateau", "steer"),
-                                                "pathologies": ("keep", "good_defaults", "steer", "diagnosis_aware")}
+                                                "pathologies": ("keep", "good_defaults", "steer", "diagnosis_aware",
+                                                                "diagnosis_aware_defaults")}
 """The baselines per preset (others: keep, random, step_decay, plateau, steer)."""
 AGENTS_PAGE = ("agent_candidate", "Agents trained elsewhere (a candidate configuration) on held-out instances")
 """The page of a study of existing runs (``--agents``): not the main job's defaults, so not agent_default."""
@@ -127,8 +130,7 @@ class StudyArgs:
                 self.preset, ("keep", "random", "step_decay", "plateau", "steer")))
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"--seeds must be distinct and non-empty, got {list(self.seeds)}")
-        if not 1 <= self.eval_episodes <= 128:
-            raise ValueError(f"--eval-episodes must be in [1, 128], got {self.eval_episodes}")
+        check_range("--eval-episodes", self.eval_episodes, 1, TEST_SET_SIZE, integer=True)
         if self.total_timesteps is not None and self.total_timesteps < 1:
             raise ValueError(f"--total-timesteps must be >= 1, got {self.total_timesteps}")
         if "keep" not in self.baselines:
@@ -239,7 +241,8 @@ def variant_comparison(rows: list[dict[str, Any]], episodes: dict[str, list[floa
         every &= diff.low > 0
         lines.append(f"| {seed} | {diff.format(signed=True)} |")
     mean = summary[second]["mean"]
-    controller = float(np.mean(episodes["diagnosis_aware"])) if "diagnosis_aware" in episodes else float("nan")
+    aware = [label for label in ("diagnosis_aware", "diagnosis_aware_defaults") if label in episodes]
+    controller = max((float(np.mean(episodes[label])) for label in aware), default=float("nan"))
     near = mean >= controller - 0.01
     summary["comparison"] = {"every_seed_above": bool(every), "mean": mean, "diagnosis_aware": controller,
                              "within_0.01_of_controller": bool(near)}
@@ -361,7 +364,7 @@ def run_study(study: StudyArgs, command: str | None = None) -> dict[str, Any]:
             "episodes": episodes}
     (out / "study.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
     if study.write_page:
-        from traingym.agents.results import write_result
+        from traingym.experiments.results import write_result
 
         name, title = (RESULT_PAGES[study.preset] if not study.agents else
                        AGENTS_PAGE if study.instance_set == "test" else TUNING_PAGE)
@@ -375,16 +378,16 @@ def run_study(study: StudyArgs, command: str | None = None) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m traingym.agents.study PRESET [--seeds ...]``."""
+    """``python -m traingym.experiments.study PRESET [--seeds ...]``."""
     import sys
 
-    from traingym.agents.cli_args import parse_cli
+    from traingym.protocol.cli import parse_cli
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and not argv[0].startswith("-"):  # the preset as a positional argument
         argv = ["--preset", argv[0], *argv[1:]]
-    study = parse_cli(StudyArgs, argv, "python -m traingym.agents.study")
-    run_study(study, command=shlex.join(["python", "-m", "traingym.agents.study", *argv]))
+    study = parse_cli(StudyArgs, argv, "python -m traingym.experiments.study")
+    run_study(study, command=shlex.join(["python", "-m", "traingym.experiments.study", *argv]))
     return 0
 
 

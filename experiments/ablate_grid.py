@@ -1,35 +1,21 @@
-"""Ablations: {observation-key subsets} x {advisors} x {training seeds} at one budget, evaluated on held-out data.
+"""The ablation grid: its arguments, its cells (observation-key subsets x advisors x seeds) and training one cell.
 
-CLI::
-
-    python -m traingym.agents.ablate --preset smoke --out-dir /tmp/ablate    # seconds (tests)
-    python -m traingym.agents.ablate --preset paper                          # see docs/agents.md for its time
-
-Every cell trains one agent per seed (runs under ``<out-dir>/runs/``; a run whose ``model.zip`` exists is reused,
-so an interrupted ablation continues where it stopped), then all agents and the keep baseline run the same
-held-out instances. Per cell the table pools the seeds (per instance, the mean over seeds) and gives the mean
-final test accuracy with a 95% bootstrap CI over instances and the paired difference to keep.
+Shared by the local driver (:mod:`traingym.experiments.ablate`) and the Ray Tune backend
+(:mod:`traingym.experiments.ray_tune`), which imports this module, never the driver.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import shutil
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 from traingym.agents.args import Args
-from traingym.agents.cli_args import IntTuple, StrTuple
-from traingym.agents.episodes import EpisodeResult, EpisodeSettings
-from traingym.agents.evaluate import evaluate, summarize, write_outputs
-from traingym.agents.policies import PolicySpec
-from traingym.agents.stats import bootstrap_mean, paired_difference
 from traingym.envs.config import TrainingEnvConfig
 from traingym.envs.tasks.base import TEST_SET_SIZE
+from traingym.protocol.checks import check_range
+from traingym.protocol.cli import IntTuple, StrTuple
 
 NO_ADVISOR = "none"
 
@@ -50,6 +36,8 @@ class AblateArgs:
     """paper: the documented grid and budget; smoke: two tiny cells (seconds, for tests). Flags override it."""
     env: str = "TrainGym/DigitsMLP-v0"
     """Gymnasium id of the TrainGym environment."""
+    task: str | None = None
+    """Your own task family for --env TrainGym/Custom-v0 ('package.module:ClassName', as train_agent.py --task)."""
     algo: Literal["ppo", "a2c", "dqn", "recurrent_ppo"] = "ppo"
     """RL algorithm of every cell."""
     obs_key_sets: StrTuple = ("training_stats", "training_stats+neurons",
@@ -94,6 +82,9 @@ class AblateArgs:
 
         if self.env not in gym.registry or not self.env.startswith("TrainGym/"):
             raise ValueError(f"--env must be a registered TrainGym id, got {self.env!r}")
+        from traingym.envs.custom import check_task_option
+
+        check_task_option(self.env, self.task)
         for subset in self.obs_key_sets:
             keys = subset.split("+")
             if not keys or any(k not in OBS_KEYS for k in keys) or len(set(keys)) != len(keys):
@@ -101,13 +92,11 @@ class AblateArgs:
                                  f"got {subset!r}")
         if not self.seeds:
             raise ValueError("--seeds needs at least one seed")
-        if not 1 <= self.eval_episodes <= TEST_SET_SIZE:
-            raise ValueError(f"--eval-episodes must be in [1, {TEST_SET_SIZE}], got {self.eval_episodes}")
+        check_range("--eval-episodes", self.eval_episodes, 1, TEST_SET_SIZE, integer=True)
         if self.total_timesteps < 1:
             raise ValueError(f"--total-timesteps must be >= 1, got {self.total_timesteps}")
         for name in ("cpus_per_trial", "max_concurrent_trials"):
-            if not 0 <= getattr(self, name) <= 1024:
-                raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1024], got {getattr(self, name)}")
+            check_range(f"--{name.replace('_', '-')}", getattr(self, name), 0, 1024, integer=True)
         if self.backend == "ray":
             from traingym.agents.ray_support import check_ray_address, require_ray
 
@@ -154,99 +143,10 @@ def train_cell(args: AblateArgs, keys: tuple[str, ...], advisor: str, seed: int)
     resume = latest_checkpoint(run_dir / "checkpoints") is not None
     if not resume and run_dir.exists():
         shutil.rmtree(run_dir)  # an interrupted run of this ablation without a checkpoint: start it again
-    train(Args(env=args.env, algo=args.algo, obs_keys=keys, advisor=None if advisor == NO_ADVISOR else advisor,
-               total_timesteps=args.total_timesteps, n_envs=args.n_envs, seed=seed, run_dir=str(run_dir),
+    train(Args(env=args.env, task=args.task, algo=args.algo, obs_keys=keys,
+               advisor=None if advisor == NO_ADVISOR else advisor, total_timesteps=args.total_timesteps,
+               n_envs=args.n_envs, seed=seed, run_dir=str(run_dir),
                resume=resume, horizon=args.horizon, steps_per_action=args.steps_per_action, n_steps=args.n_steps,
                eval_freq=0, checkpoint_freq=max(1, args.total_timesteps // 4), baselines=(), progress_bar=False,
                eval_workers=1))
     return run_dir
-
-
-def aggregate(args: AblateArgs, results: dict[str, list[EpisodeResult]], seed: int = 0) -> list[dict[str, Any]]:
-    """One row per cell: seeds pooled per instance, bootstrap CI over instances, paired difference to keep."""
-    keep = np.array([e.test_accuracy for e in results["keep"]])
-    rows = []
-    for keys, advisor in args.cells():
-        name = cell_name(keys, advisor)
-        per_seed = np.array([[e.test_accuracy for e in results[f"{name}-seed{s}"]] for s in args.seeds])
-        pooled = per_seed.mean(axis=0)
-        mean = bootstrap_mean(pooled, seed)
-        diff = paired_difference(pooled, keep, seed)
-        diverged = np.mean([[e.diverged for e in results[f"{name}-seed{s}"]] for s in args.seeds])
-        rows.append({"cell": name, "obs_keys": "+".join(keys), "advisor": advisor, "seeds": len(args.seeds),
-                     "episodes": int(pooled.size), "test_accuracy": mean.mean, "ci_low": mean.low,
-                     "ci_high": mean.high, "seed_means": [float(m) for m in per_seed.mean(axis=1)],
-                     "diff_vs_keep": diff.mean, "diff_ci_low": diff.low, "diff_ci_high": diff.high,
-                     "divergence_rate": float(diverged)})
-    return rows
-
-
-def run_ablation(args: AblateArgs) -> list[dict[str, Any]]:
-    """Train every cell and seed (here, or as Ray Tune trials), evaluate them with keep on the held-out instances,
-    write the table and plot."""
-    out = Path(args.out_dir)
-    if args.backend == "ray":
-        from traingym.agents.ray_tune import train_grid_on_ray
-
-        run_dirs = train_grid_on_ray(args)
-    else:
-        run_dirs = [train_cell(args, keys, advisor, seed) for keys, advisor, seed in grid_runs(args)]
-    specs = [PolicySpec("keep", "keep")]
-    specs += [PolicySpec(run_dir.name, str(run_dir), seed) for run_dir, (_, _, seed) in zip(run_dirs, grid_runs(args))]
-    settings = EpisodeSettings(args.env, args.horizon, args.steps_per_action, tuple(range(args.eval_episodes)))
-    results = evaluate(specs, settings, args.workers)
-    write_outputs(out / "eval", settings, results, summarize(results, "keep"), "keep", plot=False)
-    rows = aggregate(args, results)
-    _write_table(out, args, rows, float(np.mean([e.test_accuracy for e in results["keep"]])))
-    _print_rows(rows)
-    return rows
-
-
-def _write_table(out: Path, args: AblateArgs, rows: list[dict[str, Any]], keep_mean: float) -> None:
-    from traingym.agents.plots import plot_ablation
-
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "ablation.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[k for k in rows[0] if k != "seed_means"])
-        writer.writeheader()
-        writer.writerows([{k: v for k, v in r.items() if k != "seed_means"} for r in rows])
-    config = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(args).items()}
-    (out / "ablation.json").write_text(json.dumps({"args": config, "rows": rows}, indent=1) + "\n")
-    plot_ablation(rows, out / "ablation.png", ("keep", keep_mean))
-
-
-def _print_rows(rows: list[dict[str, Any]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="Ablation (held-out final test accuracy, seeds pooled per instance)")
-    for column in ("cell", "seeds", "n", "test acc [95% CI]", "Δ vs keep [95% CI]", "diverged"):
-        table.add_column(column, justify="left" if column == "cell" else "right")
-    for r in rows:
-        table.add_row(r["cell"], str(r["seeds"]), str(r["episodes"]),
-                      f"{r['test_accuracy']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
-                      f"{r['diff_vs_keep']:+.3f} [{r['diff_ci_low']:+.3f}, {r['diff_ci_high']:+.3f}]",
-                      f"{r['divergence_rate']:.0%}")
-    Console(width=140).print(table)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m traingym.agents.ablate``."""
-    from traingym.agents.cli_args import parse_cli, usage_error
-
-    prog = "python -m traingym.agents.ablate"
-    args = parse_cli(AblateArgs, argv, prog)  # first pass: which preset; then the flags again over its values
-    if PRESETS[args.preset]:
-        args = parse_cli(AblateArgs, argv, prog, default=AblateArgs(preset=args.preset, **PRESETS[args.preset]))
-    from traingym.agents.ray_support import RayAddressError
-
-    try:
-        run_ablation(args)
-    except RayAddressError as error:
-        usage_error(prog, str(error))
-    print(f"results in {args.out_dir}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from traingym.agents.study import PRESET_VARIANTS, StudyArgs, main, run_study
+from traingym.experiments.study import PRESET_VARIANTS, StudyArgs, main, run_study
 
 
 def test_study_args_reject_bad_input() -> None:
@@ -56,7 +56,7 @@ def test_cli_takes_the_preset_as_a_positional_argument(tmp_path: Path) -> None:
 def test_train_command_reproduces_the_non_default_arguments() -> None:
     from traingym.agents.args import Args
     from traingym.agents.cli import parse_args
-    from traingym.agents.study import train_command
+    from traingym.experiments.study import train_command
 
     args = Args(obs_keys=("training_stats", "neurons"), n_envs=3, vec_env="subproc", gamma=0.99, normalize=False,
                 net_arch=(32, 32))

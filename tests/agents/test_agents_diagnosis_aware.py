@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from traingym.advisors.findings import Finding
-from traingym.agents.baselines import SteerPolicy, make_baseline
-from traingym.agents.diagnosis_aware import DiagnosisAwarePolicy, Response
+from traingym.agents.baselines import (
+    DiagnosisAwareDefaultsPolicy,
+    DiagnosisAwarePolicy,
+    Response,
+    SteerPolicy,
+    make_baseline,
+)
 from traingym.agents.episodes import EpisodeSettings, run_policy_object
 
 OBS: dict[str, np.ndarray] = {}
@@ -45,6 +50,13 @@ def test_neuron_scaling_follows_the_current_findings_only() -> None:
     assert policy.move(OBS)[3] == 1
     policy.observe_info(_info(2, ["healthy"]))
     assert policy.move(OBS)[3] == 0
+
+
+def test_the_defaults_twin_starts_from_its_base_targets_and_only_it() -> None:
+    instance = {"split_seed": 1, "lr": 0.9, "weight_decay": 1e-6, "aug_level": 3}
+    assert DiagnosisAwareDefaultsPolicy(0.1, 1e-3, 0).override_instance(instance) == {
+        "split_seed": 1, "lr": 0.1, "weight_decay": 1e-3, "aug_level": 0}
+    assert not hasattr(DiagnosisAwarePolicy(0.1, 1e-3, 0), "override_instance")  # steer's start: the instance's
 
 
 @pytest.mark.parametrize(("field", "value"), [("lr", 0.0), ("weight_decay", -1.0), ("aug_level", 5),

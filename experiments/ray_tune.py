@@ -1,10 +1,11 @@
-"""``python -m traingym.agents.ablate --backend ray``: every run of the ablation grid as one Ray Tune trial.
+"""``python -m traingym.experiments.ablate --backend ray``: every run of the ablation grid as one Ray Tune trial.
 
 Each (cell, seed) trains in its own trial with the CPUs it asks for (``--cpus-per-trial``) wherever the Ray
-cluster has room, through the same :func:`traingym.agents.ablate.train_cell` as the local backend; the driver then
-evaluates all runs and writes the same table and plot. The Tune experiment lives in ``<out-dir>/tune/ablate``:
-started again after a crash of the driver, the same command restores it (``Tuner.restore``), so finished trials are
-not run again and an interrupted one restarts from its run's last checkpoint.
+cluster has room, through the same :func:`traingym.experiments.ablate_grid.train_cell` as the local backend; the
+driver then evaluates all runs and writes the same table and plot. The Tune experiment lives in
+``<out-dir>/tune/ablate``: started again after a crash of the driver, the same command restores it
+(``Tuner.restore``), so finished trials are not run again and an interrupted one restarts from its run's last
+checkpoint.
 
 ``<out-dir>`` must be a path every node sees (one machine, or shared storage such as NFS). Imported only with
 ``--backend ray``.
@@ -20,8 +21,8 @@ from typing import Any
 
 import ray
 from ray import tune
-from traingym.agents.ablate import AblateArgs, cell_run_dir, grid_runs, train_cell
 from traingym.agents.ray_support import connect
+from traingym.experiments.ablate_grid import AblateArgs, cell_run_dir, grid_runs, train_cell
 
 EXPERIMENT = "ablate"
 """The Tune experiment's name under ``<out-dir>/tune``."""

@@ -9,16 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from traingym.agents.ablate import AblateArgs, cell_name
 from traingym.agents.baselines import make_baseline
-from traingym.agents.good_defaults import sweep, tuned_defaults
+from traingym.agents.tuned_defaults import tuned_defaults
+from traingym.agents.tuning import sweep
+from traingym.experiments.ablate import AblateArgs, cell_name
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def test_ablate_smoke_preset_writes_table_and_plot(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "traingym.agents.ablate", "--preset", "smoke", "--out-dir",
+    proc = subprocess.run([sys.executable, "-m", "traingym.experiments.ablate", "--preset", "smoke", "--out-dir",
                            str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads((tmp_path / "ablation.json").read_text())["rows"]
@@ -41,6 +42,16 @@ def test_advisor_only_varies_where_the_diagnosis_key_is() -> None:
         "training_stats", "training_stats+diagnosis@heuristic", "training_stats+diagnosis@smollm"]
     with pytest.raises(ValueError, match="--obs-key-sets"):
         AblateArgs(obs_key_sets=("training_stats+bogus",))
+
+
+def test_ablate_takes_a_users_family_on_custom_only() -> None:
+    from traingym.envs.custom import EXAMPLE_TASK
+
+    assert AblateArgs(env="TrainGym/Custom-v0", task=EXAMPLE_TASK).task == EXAMPLE_TASK
+    with pytest.raises(ValueError, match="--task picks the family of --env TrainGym/Custom-v0"):
+        AblateArgs(task=EXAMPLE_TASK)
+    with pytest.raises(ValueError, match="cannot import task family"):
+        AblateArgs(env="TrainGym/Custom-v0", task="no_such_pkg.tasks:Fam")
 
 
 def test_good_defaults_sweep_ranks_a_working_lr_above_a_useless_one() -> None:
@@ -74,22 +85,24 @@ def test_every_registered_family_has_tuned_defaults_for_steer_and_good_defaults(
 
 def test_sweep_grid_follows_the_env_optimizer_and_store_keeps_other_envs(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from traingym.agents import good_defaults
+    from traingym.agents import tuned_defaults as table
+    from traingym.agents.tuning import env_optimizer
+    from traingym.experiments import good_defaults
 
-    assert good_defaults.env_optimizer("TrainGym/ReviewsBERT-v0") == "adam"
-    assert good_defaults.env_optimizer("TrainGym/DigitsCNN-v0") == "sgd"
+    assert env_optimizer("TrainGym/ReviewsBERT-v0") == "adam"
+    assert env_optimizer("TrainGym/DigitsCNN-v0") == "sgd"
     path = tmp_path / "tuned.json"
     path.write_text(json.dumps({"TrainGym/Other-v0": {"lr": 1.0, "weight_decay": 1.0, "aug_level": 1}}))
-    monkeypatch.setattr(good_defaults, "TUNED_DEFAULTS_PATH", path)
-    good_defaults._tuned_table.cache_clear()
+    monkeypatch.setattr(table, "TUNED_DEFAULTS_PATH", path)
+    table._tuned_table.cache_clear()
     try:
-        good_defaults.store_tuned("TrainGym/DigitsMLP-v0", {"lr": 0.03, "weight_decay": 1e-4, "aug_level": 1,
+        table.store_tuned("TrainGym/DigitsMLP-v0", {"lr": 0.03, "weight_decay": 1e-4, "aug_level": 1,
                                                             "val_accuracy": 0.91234}, {"n_instances": 3})
         assert tuned_defaults("TrainGym/DigitsMLP-v0") == {"lr": 0.03, "weight_decay": 1e-4, "aug_level": 1}
         stored = json.loads(path.read_text())
         assert stored["TrainGym/Other-v0"]["lr"] == 1.0
         assert stored["TrainGym/DigitsMLP-v0"]["sweep"] == {"n_instances": 3, "val_accuracy": 0.9123}
     finally:
-        good_defaults._tuned_table.cache_clear()
+        table._tuned_table.cache_clear()
     with pytest.raises(ValueError, match="--env"):
         good_defaults.SweepArgs(env="CartPole-v1")

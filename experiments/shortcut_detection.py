@@ -4,8 +4,8 @@ Runs the keep policy on instances of a pathology mixture (the instance's own ini
 moved) and records, per planted pathology, the episodes in which a feature was flagged, those whose first flag is
 a planted shortcut pixel, and how many of the 20 planted pixels end up flagged::
 
-    python -m traingym.agents.shortcut_detection --instance-set train --episodes 128 --write
-    python -m traingym.agents.shortcut_detection --instance-set test --episodes 128 --write
+    python -m traingym.experiments.shortcut_detection --instance-set train --episodes 128 --write
+    python -m traingym.experiments.shortcut_detection --instance-set test --episodes 128 --write
 
 The flagging rule (:mod:`traingym.envs.input_relevance`) was chosen on the train rows; the test rows are held out.
 """
@@ -18,10 +18,10 @@ from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
-from traingym.agents.cli_args import parse_cli
-from traingym.agents.results import results_dir, write_result
 from traingym.envs.tasks.base import TEST_SET_SIZE
 from traingym.envs.tasks.pathologies import PATHOLOGIES, SHAPE, spurious_pixels
+from traingym.experiments.results import results_dir, write_result
+from traingym.protocol.cli import parse_cli
 
 
 def detection_rates(env_id: str, instance_set: str, indices: Sequence[int]) -> dict[str, dict[str, float]]:
@@ -86,7 +86,7 @@ class DetectionArgs:
 def main(argv: Sequence[str] | None = None) -> int:
     import json
 
-    args = parse_cli(DetectionArgs, argv, "python -m traingym.agents.shortcut_detection")
+    args = parse_cli(DetectionArgs, argv, "python -m traingym.experiments.shortcut_detection")
     rates = detection_rates(args.env, args.instance_set, range(args.episodes))
     print(rates_table(rates))
     if args.write:
@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sets[args.instance_set] = {"env": args.env, "episodes": args.episodes, "rates": rates}
         body = ("Keep policy on the mixture's instances; input relevance as in `traingym.envs.input_relevance`. "
                 "A clean run should flag nothing; a spurious run should flag a planted pixel first.\n\n")
-        body += "\n\n".join(f"## {name} instances\n\n`python -m traingym.agents.shortcut_detection --instance-set "
+        body += "\n\n".join(f"## {name} instances\n\n`python -m traingym.experiments.shortcut_detection --instance-set "
                             f"{name} --episodes {v['episodes']} --write`\n\n{rates_table(v['rates'])}"
                             for name, v in sorted(sets.items(), reverse=True))
         write_result("input_relevance", "Input relevance: flagging the planted shortcut", body,

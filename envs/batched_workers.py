@@ -1,0 +1,171 @@
+"""The batched envs' Gymnasium front door: ``gym.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point",
+workers=W)`` splits the N sub-envs between W worker processes, each stepping its share as one batched env.
+
+:func:`make_batched_env` is the ``vector_entry_point`` of the batched ids (:data:`traingym.envs.BATCHED_ENV_IDS`):
+``workers`` defaults to what the machine's cores allow (the CPUs this process may run on, at most N). With one
+worker the batched env runs in this process (:class:`~traingym.envs.batched_env.BatchedTrainingEnv` for the MLP
+families, :class:`~traingym.envs.batched_text.BatchedTextEnv` for the reviews families); with more,
+:class:`WorkerBatchedEnv` holds one such env per worker (one torch thread each) and keeps the Gymnasium vector
+conventions (autoreset, info masks) in the parent. Sub-env ``i`` is the same episode whatever the split: same seed
+``seed + i``, per-sub-env generators, and no sub-env's arithmetic depends on which others share its batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import traceback
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+from gymnasium.vector import AutoresetMode
+from traingym.envs.batched_shards import receive_answers, shard_sizes
+from traingym.envs.batched_vector import BatchedVectorEnv, StepResult
+
+
+def default_workers(num_envs: int) -> int:
+    """Worker processes the machine's cores allow: the CPUs this process may run on, at most ``num_envs``."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(num_envs, cores))
+
+
+def local_batched_env(num_envs: int, **kwargs: Any) -> BatchedVectorEnv:
+    """The in-process batched env of the kwargs' task family (TrainingEnvConfig fields plus the vector env's own)."""
+    from traingym.envs.batched_text import TEXT_TASKS, BatchedTextEnv
+
+    if kwargs.get("task") in TEXT_TASKS:
+        return BatchedTextEnv(num_envs, **kwargs)
+    from traingym.envs.batched_env import BatchedTrainingEnv
+
+    return BatchedTrainingEnv(num_envs, **kwargs)
+
+
+def make_batched_env(num_envs: int = 1, *, workers: int | None = None, **kwargs: Any) -> BatchedVectorEnv:
+    """``vector_entry_point`` of the batched ids: ``num_envs`` sub-envs in ``workers`` processes (None: as many
+    as the cores allow, :func:`default_workers`; 1: in this process)."""
+    if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
+        raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
+    if workers is None:
+        workers = default_workers(num_envs)
+    if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= num_envs:
+        raise ValueError(f"workers must be None or an int in [1, num_envs={num_envs}], got {workers!r}")
+    if workers == 1:
+        return local_batched_env(num_envs, **kwargs)
+    return WorkerBatchedEnv(num_envs, workers, **kwargs)
+
+
+def _worker(remote: Connection, parent: Connection, num_envs: int, kwargs: dict[str, Any]) -> None:
+    import torch
+
+    parent.close()
+    torch.set_num_threads(1)  # one core per worker: these ops are small, more threads only contend
+    try:
+        env = local_batched_env(num_envs, **kwargs)
+    except Exception:  # noqa: BLE001  (e.g. a bad config field: the answer to the parent's first command)
+        error = traceback.format_exc()
+        try:
+            remote.recv()
+            remote.send(("error", error))
+        finally:
+            remote.close()
+        return
+    try:
+        while True:
+            command, data = remote.recv()
+            if command == "close":
+                break
+            try:
+                if command == "reset":
+                    answer: Any = env.reset_envs(*data)
+                elif command == "step":
+                    answer = env.step_envs(*data)
+                elif command == "spaces":
+                    answer = env.single_observation_space, env.single_action_space
+                else:
+                    raise NotImplementedError(f"unknown command {command!r}")
+                remote.send(("ok", answer))
+            except Exception:  # noqa: BLE001  (any failure goes back to the parent, which raises it)
+                remote.send(("error", traceback.format_exc()))
+    except (KeyboardInterrupt, EOFError):
+        pass
+    finally:
+        env.close()
+        remote.close()
+
+
+class WorkerBatchedEnv(BatchedVectorEnv):
+    """``num_envs`` batched sub-envs in ``workers`` processes (worker ``w`` holds sub-envs ``offsets[w]`` to
+    ``offsets[w + 1] - 1``). ``kwargs`` are those of the in-process batched env (TrainingEnvConfig fields,
+    ``max_episode_steps``, ...); ``autoreset_mode`` applies here. Workers start with ``forkserver`` (``spawn``
+    where it is missing)."""
+
+    def __init__(self, num_envs: int, workers: int, *, autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+                 start_method: str | None = None, **kwargs: Any) -> None:
+        sizes = shard_sizes(num_envs, workers)
+        self.offsets = np.cumsum([0, *sizes])
+        self.remotes: list[Connection] = []
+        self.processes: list[Any] = []
+        self._closed_workers = False
+        ctx = mp.get_context(start_method or ("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"))
+        for size in sizes:
+            remote, work_remote = ctx.Pipe()
+            process = ctx.Process(target=_worker, args=(work_remote, remote, size, kwargs), daemon=True)
+            process.start()
+            work_remote.close()
+            self.remotes.append(remote)
+            self.processes.append(process)
+        for remote in self.remotes:
+            remote.send(("spaces", None))
+        try:
+            (observation_space, action_space), *_ = receive_answers(self.remotes)
+        except RuntimeError:
+            self.close_extras()
+            raise
+        self._init_vector(num_envs, observation_space, action_space, autoreset_mode)
+
+    def _shard(self, i: int) -> int:
+        return int(np.searchsorted(self.offsets, i, side="right")) - 1
+
+    def reset_envs(self, indices: Sequence[int], seeds: Sequence[int | None], options: dict[str, Any] | None
+                   ) -> list[tuple[dict[str, np.ndarray], dict[str, Any]]]:
+        by_shard: dict[int, list[int]] = {}
+        for j, i in enumerate(indices):
+            by_shard.setdefault(self._shard(i), []).append(j)
+        for w, js in by_shard.items():
+            local = [int(indices[j] - self.offsets[w]) for j in js]
+            self.remotes[w].send(("reset", (local, [seeds[j] for j in js], options)))
+        answers = receive_answers([self.remotes[w] for w in by_shard])
+        out: list[Any] = [None] * len(indices)
+        for js, answer in zip(by_shard.values(), answers):
+            for j, result in zip(js, answer):
+                out[j] = result
+                self._env_obs[indices[j]] = result[0]
+        return out
+
+    def step_envs(self, actions: np.ndarray, skip: np.ndarray | None = None) -> list[StepResult | None]:
+        for w, remote in enumerate(self.remotes):
+            start, stop = int(self.offsets[w]), int(self.offsets[w + 1])
+            remote.send(("step", (actions[start:stop], None if skip is None else skip[start:stop])))
+        results = [result for answer in receive_answers(self.remotes) for result in answer]
+        for i, result in enumerate(results):
+            if result is not None:
+                self._env_obs[i] = result[0]
+        return results
+
+    def close_extras(self, **kwargs: Any) -> None:
+        if getattr(self, "_closed_workers", True):
+            return
+        self._closed_workers = True
+        for remote in self.remotes:
+            with contextlib.suppress(OSError):  # a worker that failed to build its env has already exited
+                remote.send(("close", None))
+        for process in self.processes:
+            process.join()
+        for remote in self.remotes:
+            remote.close()
+
+    def __repr__(self) -> str:
+        return f"WorkerBatchedEnv(num_envs={self.num_envs}, workers={len(self.remotes)})"
