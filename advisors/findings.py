@@ -23,6 +23,9 @@ class Finding(str, Enum):
     """A large fraction of hidden units never activate (or are saturated)."""
     SHORTCUT_TOKENS = "shortcut_tokens"
     """Text tasks: a few tokens carry an outlying share of the relevance (spurious shortcut)."""
+    SHORTCUT_FEATURES = "shortcut_features"
+    """Image and table tasks: a few input features (pixels, columns) carry an outlying share of the relevance on
+    the validation errors (a spurious shortcut learned from the training data)."""
     NOISY_LABELS = "noisy_labels"
     """Train accuracy stalls below validation accuracy: the training labels are likely noisy."""
 

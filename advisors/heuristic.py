@@ -12,13 +12,17 @@ the newest history point, "n" the history length. Thresholds are the module cons
   still-active, most error-relevant units to make up for the lost capacity), or else a layer's ``saturation``
   >= ``SATURATION`` (lr -1, neuron_scale -1: shrink the flagged units' incoming weights out of saturation).
 * ``overfitting`` (weight_decay +1, aug_level +1): gap (train_acc - val_acc) >= ``GAP_LARGE``, or >=
-  ``GAP_GROWING`` while growing (``gap_loss`` slope > ``SLOPE_EPS`` or a ``gap_jump`` event in the last step).
+  ``GAP_GROWING`` while growing (``gap_loss`` slope > ``SLOPE_EPS`` or a ``gap_jump`` event in the last step), or
+  a memorised training set: last train loss <= ``MEMORISED_LOSS`` with validation loss at least ``LOSS_GAP_LARGE``
+  above it.
 * ``shortcut_tokens`` (aug_level +1, the augmentation masks flagged tokens): a flagged token with
   z >= ``SHORTCUT_Z``.
-* ``noisy_labels`` (weight_decay +1, so the network does not memorise the noise): n >= 4; train accuracy
-  stalled (range of the last 4 < ``STALL_RANGE``) in [chance + 0.2, ``CONVERGED_ACC``); validation accuracy
-  >= train accuracy + ``NOISY_MARGIN`` with aug_level 0 (augmentation cannot explain it). The network fits the
-  clean signal that the validation set measures, but not the flipped training labels.
+* ``shortcut_features`` (aug_level +1: the augmentation masks flagged input features first): a flagged input
+  feature with z >= ``SHORTCUT_Z``.
+* ``noisy_labels`` (lr -1, weight_decay +1, so the network does not memorise the flipped labels): n >= 3;
+  aug_level 0 (augmentation cannot explain it); validation accuracy >= train accuracy + ``NOISY_MARGIN`` at each of
+  the last 3 points; last train accuracy in [chance + 0.2, ``CONVERGED_ACC``). The network fits the clean signal
+  that the validation set measures, but not the flipped training labels.
 * ``underfitting``: n >= 3; last train accuracy < ``UNDERFIT_ACC``; gap < ``GAP_SMALL``; train accuracy rising
   slower than ``FAST_PROGRESS`` per step (fast early progress is healthy). Move: weight_decay -1 if
   weight_decay >= ``WD_SIGNIFICANT``, else lr +1; aug_level -1 if aug_level > 0.
@@ -27,7 +31,9 @@ the newest history point, "n" the history length. Thresholds are the module cons
 * ``healthy`` (keep): none of the above.
 
 ``diverging`` suppresses ``underfitting`` and ``plateau`` (their cure, a higher lr, would make it worse);
-``overfitting`` and ``noisy_labels`` suppress ``plateau``. Moves are merged knob by knob in the table's order
+``overfitting`` and ``noisy_labels`` suppress ``plateau``; ``noisy_labels`` suppresses ``underfitting`` (the low
+train accuracy is the flipped labels'); ``shortcut_features`` suppresses ``overfitting`` (the gap is the
+shortcut's: validation breaks it). Moves are merged knob by knob in the table's order
 (first non-zero wins), then a +1 on a knob already at its upper bound (or -1 at its lower bound) becomes 0.
 
 The text is one canonical sentence per finding, with numbers shown as buckets (``0.2-0.3``), so identical
@@ -59,16 +65,19 @@ UNDERFIT_ACC = 0.7
 FAST_PROGRESS = 0.03
 CONVERGED_ACC = 0.98
 STALL_RANGE = 0.02
-NOISY_MARGIN = 0.02
+NOISY_MARGIN = 0.05
+MEMORISED_LOSS = 0.05
+LOSS_GAP_LARGE = 0.15
 WD_SIGNIFICANT = 1e-3
 
 _MOVE_PRIORITY: tuple[Finding, ...] = (
     Finding.DIVERGING, Finding.DEAD_UNITS, Finding.OVERFITTING, Finding.SHORTCUT_TOKENS,
-    Finding.NOISY_LABELS, Finding.UNDERFITTING, Finding.PLATEAU,
+    Finding.SHORTCUT_FEATURES, Finding.NOISY_LABELS, Finding.UNDERFITTING, Finding.PLATEAU,
 )
 _CONFIDENCE: dict[Finding, float] = {
     Finding.DIVERGING: 0.8, Finding.DEAD_UNITS: 0.7, Finding.OVERFITTING: 0.6, Finding.SHORTCUT_TOKENS: 0.7,
-    Finding.NOISY_LABELS: 0.55, Finding.UNDERFITTING: 0.6, Finding.PLATEAU: 0.6, Finding.HEALTHY: 0.5,
+    Finding.SHORTCUT_FEATURES: 0.7, Finding.NOISY_LABELS: 0.55, Finding.UNDERFITTING: 0.6, Finding.PLATEAU: 0.6,
+    Finding.HEALTHY: 0.5,
 }
 _PHRASES: dict[tuple[int, int], str] = {
     (0, 1): "a higher learning rate", (0, -1): "a lower learning rate",
@@ -94,8 +103,8 @@ class HeuristicAdvisor:
     def diagnose_normalized(self, r: dict[str, Any]) -> Diagnosis:
         """:meth:`diagnose` for a report that is already :func:`normalize_report`'s output (no re-normalising)."""
         verdicts: dict[Finding, tuple[Move, str]] = {}
-        for rule in (_diverging, _dead_units, _overfitting, _shortcut_tokens, _noisy_labels, _underfitting,
-                     _plateau):
+        for rule in (_diverging, _dead_units, _overfitting, _shortcut_tokens, _shortcut_features, _noisy_labels,
+                     _underfitting, _plateau):
             found = rule(r)
             if found is not None:
                 verdicts[found[0]] = (_within_bounds(found[1], r), found[2])
@@ -104,6 +113,10 @@ class HeuristicAdvisor:
             verdicts.pop(Finding.PLATEAU, None)
         if Finding.OVERFITTING in verdicts or Finding.NOISY_LABELS in verdicts:
             verdicts.pop(Finding.PLATEAU, None)
+        if Finding.NOISY_LABELS in verdicts:
+            verdicts.pop(Finding.UNDERFITTING, None)
+        if Finding.SHORTCUT_FEATURES in verdicts:
+            verdicts.pop(Finding.OVERFITTING, None)
         if not verdicts:
             return _healthy(r)
         move = [0] * len(KNOBS)
@@ -173,8 +186,14 @@ def _overfitting(r: dict[str, Any]) -> Verdict | None:
     gap = r["gap"]["acc"]
     slope = r["slopes"]["gap_loss"]
     growing = slope > SLOPE_EPS or "gap_jump" in recent_event_types(r)
-    if not math.isfinite(gap) or not (gap >= GAP_LARGE or (gap >= GAP_GROWING and growing)):
+    hist = r["history"]
+    memorised = (bool(hist["train_loss"]) and bool(hist["val_loss"]) and hist["train_loss"][-1] <= MEMORISED_LOSS
+                 and hist["val_loss"][-1] - hist["train_loss"][-1] >= LOSS_GAP_LARGE)
+    if not math.isfinite(gap) or not (gap >= GAP_LARGE or (gap >= GAP_GROWING and growing) or memorised):
         return None
+    if memorised and not (gap >= GAP_LARGE or (gap >= GAP_GROWING and growing)):
+        return (Finding.OVERFITTING, (0, 1, 1, 0),
+                f"overfitting: training set memorised, validation loss {_range(r['gap']['loss'])} above it")
     trend = "growing" if growing else ("shrinking" if slope < -SLOPE_EPS else "stable")
     return (Finding.OVERFITTING, (0, 1, 1, 0),
             f"overfitting: generalisation gap {_range(gap)} and {trend}")
@@ -191,16 +210,27 @@ def _shortcut_tokens(r: dict[str, Any]) -> Verdict | None:
             f"shortcut tokens: {names} carry outlying relevance (z {z}-{z + 1}); augmentation masks them")
 
 
+def _shortcut_features(r: dict[str, Any]) -> Verdict | None:
+    features = sorted((x for x in r["flagged_inputs"] if math.isfinite(x["z"]) and x["z"] >= SHORTCUT_Z),
+                      key=lambda x: (-x["z"], x["feature"]))
+    if not features:
+        return None
+    names = ", ".join(json.dumps(x["feature"][:24]) for x in features[:3])
+    z = math.floor(features[0]["z"])
+    return (Finding.SHORTCUT_FEATURES, (0, 0, 1, 0),
+            f"shortcut features: {names} carry outlying relevance on the errors (z {z}-{z + 1}); augmentation "
+            f"masks them")
+
+
 def _noisy_labels(r: dict[str, Any]) -> Verdict | None:
     ta, va = r["history"]["train_acc"], r["history"]["val_acc"]
-    if len(ta) < 4 or not va or r["hparams"]["aug_level"] not in (None, 0.0):
+    if len(ta) < 3 or len(va) < 3 or r["hparams"]["aug_level"] not in (None, 0.0):
         return None
     chance = 1.0 / r["task"]["n_classes"] if r["task"]["n_classes"] > 0 else 0.0
-    recent = ta[-4:]
-    stalled = max(recent) - min(recent) < STALL_RANGE
-    if stalled and chance + 0.2 <= ta[-1] < CONVERGED_ACC and va[-1] >= ta[-1] + NOISY_MARGIN:
-        return (Finding.NOISY_LABELS, (0, 1, 0, 0),
-                f"noisy labels: train accuracy stalls at {_range(ta[-1])} below validation accuracy "
+    below = all(v >= t + NOISY_MARGIN for t, v in zip(ta[-3:], va[-3:]))
+    if below and chance + 0.2 <= ta[-1] < CONVERGED_ACC:
+        return (Finding.NOISY_LABELS, (-1, 1, 0, 0),
+                f"noisy labels: train accuracy {_range(ta[-1])} stays below validation accuracy "
                 f"{_range(va[-1])}")
     return None
 

@@ -202,6 +202,12 @@ def _good_defaults(env_id: str, seed: int, horizon: int) -> GoodDefaultsPolicy:
     return GoodDefaultsPolicy(**tuned_defaults(env_id))
 
 
+def _diagnosis_aware(env_id: str, seed: int, horizon: int) -> Baseline:
+    from traingym.agents.diagnosis_aware import DiagnosisAwarePolicy, controller_targets
+
+    return DiagnosisAwarePolicy(**controller_targets(env_id))
+
+
 BASELINES: dict[str, Callable[[str, int, int], Baseline]] = {
     "keep": lambda env_id, seed, horizon: KeepPolicy(),
     "random": lambda env_id, seed, horizon: RandomPolicy(seed),
@@ -210,6 +216,7 @@ BASELINES: dict[str, Callable[[str, int, int], Baseline]] = {
     "advisor_greedy": lambda env_id, seed, horizon: AdvisorGreedyPolicy(),
     "good_defaults": _good_defaults,
     "steer": _steer,
+    "diagnosis_aware": _diagnosis_aware,
 }
 """Baselines by name: ``factory(env_id, seed, horizon)``."""
 

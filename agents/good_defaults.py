@@ -125,7 +125,8 @@ def sweep_table(rows: list[dict[str, Any]]) -> str:
 def store_tuned(env_id: str, best: dict[str, Any], settings: dict[str, Any]) -> None:
     """Put ``best`` (a sweep row) into ``tuned_defaults.json`` under ``env_id``."""
     table = json.loads(TUNED_DEFAULTS_PATH.read_text()) if TUNED_DEFAULTS_PATH.exists() else {}
-    table[env_id] = {"lr": best["lr"], "weight_decay": best["weight_decay"], "aug_level": best["aug_level"],
+    table[env_id] = {**table.get(env_id, {}),  # other entries (the diagnosis-aware controller's) are kept
+                     "lr": best["lr"], "weight_decay": best["weight_decay"], "aug_level": best["aug_level"],
                      "sweep": {**settings, "val_accuracy": round(best["val_accuracy"], 4)}}
     TUNED_DEFAULTS_PATH.write_text(json.dumps(dict(sorted(table.items())), indent=1) + "\n")
     _tuned_table.cache_clear()

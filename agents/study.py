@@ -30,7 +30,8 @@ from traingym.agents.evaluate import evaluate, print_table, summarize
 from traingym.agents.policies import PolicySpec
 from traingym.agents.stats import bootstrap_mean, paired_difference
 
-Preset = Literal["default", "ablation", "generalisation"]
+Preset = Literal["default", "ablation", "generalisation", "pathologies"]
+ALL_KNOBS = ("lr", "weight_decay", "aug_level", "neuron_scale")
 GENERALISATION_TRAIN_ENVS = ("TrainGym/DigitsMLP-v0", "TrainGym/DigitsCNN-v0", "TrainGym/TabularMLP-v0")
 """The families the generalisation agent trains on (together); it is evaluated on MNISTCNN, which it never saw."""
 PRESET_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
@@ -44,17 +45,28 @@ PRESET_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
                  "training_stats+neurons+diagnosis": {"obs_keys": ("training_stats", "neurons", "diagnosis")}},
     "generalisation": {"digits_mlp+digits_cnn+tabular_mlp": {"train_envs": GENERALISATION_TRAIN_ENVS,
                                                               "vec_env": "subproc"}},
+    # Where the neurons and the diagnosis should matter: the same budget and settings, all four knobs, the
+    # observation differs. The diagnosis text is projected to 8 dims and only training_stats is normalised (the
+    # sparse neuron and one-hot features raw): docs/results/agent_candidate.md, ablation_digits_mlp.md.
+    "pathologies": {"training_stats": {"obs_keys": ("training_stats",), "knobs": ALL_KNOBS},
+                    "training_stats+neurons+diagnosis": {
+                        "obs_keys": ("training_stats", "neurons", "diagnosis"), "knobs": ALL_KNOBS,
+                        "diagnosis_dim": 8, "norm_obs_keys": ("training_stats",)}},
 }
 """Per preset: agent variants, each as ``Args`` overrides of the main job's defaults."""
 RESULT_PAGES: dict[str, tuple[str, str]] = {
     "default": ("agent_default", "Main job (train_agent.py defaults) on held-out instances, per agent seed"),
     "ablation": ("ablation_digits_mlp", "Observation-key ablation of the main job on held-out instances"),
+    "pathologies": ("agent_pathologies", "Agents on the pathology mixture: training_stats alone against "
+                                         "training_stats + neurons + diagnosis, held-out instances"),
     "generalisation": ("agent_generalisation", "One agent trained on DigitsMLP + DigitsCNN + TabularMLP, evaluated on "
                                                "held-out MNISTCNN (a family it never saw)"),
 }
-PRESET_ENV: dict[str, str] = {"generalisation": "TrainGym/MNISTCNN-v0"}
+PRESET_ENV: dict[str, str] = {"generalisation": "TrainGym/MNISTCNN-v0",
+                              "pathologies": "TrainGym/DigitsPathologies-v0"}
 """The evaluation env per preset (others: DigitsMLP)."""
-PRESET_BASELINES: dict[str, tuple[str, ...]] = {"generalisation": ("keep", "plateau", "steer")}
+PRESET_BASELINES: dict[str, tuple[str, ...]] = {"generalisation": ("keep", "plateau", "steer"),
+                                                "pathologies": ("keep", "good_defaults", "steer", "diagnosis_aware")}
 """The baselines per preset (others: keep, random, step_decay, plateau, steer)."""
 AGENTS_PAGE = ("agent_candidate", "Agents trained elsewhere (a candidate configuration) on held-out instances")
 """The page of a study of existing runs (``--agents``): not the main job's defaults, so not agent_default."""
@@ -174,7 +186,8 @@ def _fmt(interval: dict[str, float], signed: bool = True) -> str:
 
 
 def markdown(study: StudyArgs, rows: list[dict[str, Any]], baseline_means: dict[str, dict[str, float]],
-             baseline_divergence: dict[str, float]) -> tuple[str, dict[str, Any]]:
+             baseline_divergence: dict[str, float], episodes: dict[str, list[float]] | None = None
+             ) -> tuple[str, dict[str, Any]]:
     """The page body (per-seed table, baselines, mean per variant, the bar) and its JSON summary."""
     others = [b for b in study.baselines if b != "random"]
     lines = ["| agent | seed | agent test acc [95% CI] | diverged | "
@@ -199,6 +212,8 @@ def markdown(study: StudyArgs, rows: list[dict[str, Any]], baseline_means: dict[
         summary[variant] = {"mean": mean, "mean_diff": deltas, "bar_passed": passed}
         lines.append(f"| {variant} | {mean:.3f} | " + " | ".join(f"{deltas[b]:+.3f}" for b in others)
                      + f" | {'passed' if passed else 'not passed'} |")
+    if len(dict.fromkeys(r["variant"] for r in rows)) == 2 and study.preset == "pathologies":
+        lines += ["", *variant_comparison(rows, episodes, summary)]
     where = (f"Held-out instances 0..{study.eval_episodes - 1}" if study.instance_set == "test" else
              f"{study.eval_episodes} fresh draws (seeds 0..{study.eval_episodes - 1}) from the TRAIN distribution")
     lines += ["", f"{where} of {study.env}; the agent's final model; paired "
@@ -206,6 +221,32 @@ def markdown(study: StudyArgs, rows: list[dict[str, Any]], baseline_means: dict[
               f"every seed beats {', '.join(BAR_BASELINES)} with the CI above zero and the mean over seeds is "
               f"within {BAR_STEER_MARGIN} of steer or better."]
     return "\n".join(lines), summary
+
+
+def variant_comparison(rows: list[dict[str, Any]], episodes: dict[str, list[float]] | None,
+                       summary: dict[str, Any]) -> list[str]:
+    """The second variant against the first, seed by seed (paired over instances), and its mean against the
+    diagnosis-aware controller's: issue 24's goal (every seed above with the CI above 0; mean within 0.01 of the
+    controller or above)."""
+    assert episodes is not None
+    first, second = dict.fromkeys(r["variant"] for r in rows)
+    lines = [f"| seed | {second} − {first} [95% CI] |", "|---|---|"]
+    every = True
+    for seed in sorted({r["seed"] for r in rows}):
+        a = next(r["label"] for r in rows if r["variant"] == second and r["seed"] == seed)
+        b = next(r["label"] for r in rows if r["variant"] == first and r["seed"] == seed)
+        diff = paired_difference(episodes[a], episodes[b], seed)
+        every &= diff.low > 0
+        lines.append(f"| {seed} | {diff.format(signed=True)} |")
+    mean = summary[second]["mean"]
+    controller = float(np.mean(episodes["diagnosis_aware"])) if "diagnosis_aware" in episodes else float("nan")
+    near = mean >= controller - 0.01
+    summary["comparison"] = {"every_seed_above": bool(every), "mean": mean, "diagnosis_aware": controller,
+                             "within_0.01_of_controller": bool(near)}
+    lines += ["", f"Every seed of {second} above {first} with the CI above 0: {'yes' if every else 'no'}. "
+              f"Mean {mean:.3f} against the diagnosis-aware controller's {controller:.3f}: "
+              f"{'within 0.01 or above' if near else 'more than 0.01 below'}."]
+    return lines
 
 
 NOT_TRAINING_FIELDS = ("seed", "eval_freq", "eval_freq_episodes", "eval_episodes", "eval_model", "checkpoint_freq",
@@ -311,12 +352,13 @@ def run_study(study: StudyArgs, command: str | None = None) -> dict[str, Any]:
     rows = agent_rows(agents, results, study.baselines)
     baseline_means = {s.policy: s.test_accuracy.__dict__ for s in summaries if s.policy in study.baselines}
     baseline_divergence = {s.policy: s.divergence_rate for s in summaries if s.policy in study.baselines}
-    body, summary = markdown(study, rows, baseline_means, baseline_divergence)
+    episodes = {label: [e.test_accuracy for e in eps] for label, eps in results.items()}
+    body, summary = markdown(study, rows, baseline_means, baseline_divergence, episodes)
     print(body)
     data = {"study": {k: list(v) if isinstance(v, tuple) else v for k, v in study.__dict__.items()},
             "main_job": first.to_json(), "algo_kwargs": first.algo_kwargs(), "rows": rows,
             "baselines": baseline_means, "summary": summary,
-            "episodes": {label: [e.test_accuracy for e in eps] for label, eps in results.items()}}
+            "episodes": episodes}
     (out / "study.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
     if study.write_page:
         from traingym.agents.results import write_result

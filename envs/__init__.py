@@ -9,6 +9,7 @@ Importing this module registers the environments::
 """
 
 from gymnasium.envs.registration import register
+from traingym.envs.batched_env import BATCHED_TASKS
 from traingym.envs.config import TrainingEnvConfig
 from traingym.envs.custom import CUSTOM_ENV_ID, EXAMPLE_TASK
 from traingym.envs.tasks.registry import register_task
@@ -26,6 +27,7 @@ ENV_TASKS: dict[str, str] = {
     "TrainGym/TabularMLP-v0": "tabular_mlp",
     "TrainGym/ReviewsBERT-v0": "reviews_bert",
     "TrainGym/ReviewsShortcut-v0": "reviews_shortcut",
+    "TrainGym/DigitsPathologies-v0": "digits_pathologies",
 }
 """Registered environment ids and the task family each one trains."""
 
@@ -35,7 +37,7 @@ ENV_KWARGS: dict[str, dict[str, object]] = {
 }
 """Registration kwargs beyond ``task`` (JSON-able): transformers from scratch train with AdamW, not SGD."""
 
-BATCHED_ENV_IDS: tuple[str, ...] = ("TrainGym/DigitsMLP-v0", "TrainGym/TabularMLP-v0")
+BATCHED_ENV_IDS: tuple[str, ...] = tuple(env_id for env_id, task in ENV_TASKS.items() if task in BATCHED_TASKS)
 """Ids whose ``gym.make_vec`` default (``vector_entry_point``) is
 :class:`~traingym.envs.batched_env.BatchedTrainingEnv`: all sub-envs' training steps run as one batched
 computation. The others vectorize with sync/async."""

@@ -25,7 +25,7 @@ Grouping = Literal["none", "width", "architecture"]
 GROUPINGS: tuple[str, ...] = ("none", "width", "architecture")
 """How sub-envs share stacks: one stack for all (``none``: padded to the largest network), one per hidden width
 (``width``: padded in depth only), one per exact architecture (no padding, more and smaller batched ops)."""
-BATCHED_TASKS: tuple[str, ...] = ("digits_mlp", "tabular_mlp")
+BATCHED_TASKS: tuple[str, ...] = ("digits_mlp", "tabular_mlp", "digits_pathologies")
 """Task families whose target network is an :class:`~traingym.envs.tasks.networks.MLP` (trainable stacked)."""
 
 
@@ -165,7 +165,7 @@ class BatchedTrainingEnv(BatchedVectorEnv):
             env = self.envs[i]
             assert env._split is not None
             batches = env._draw_batches()
-            per_env[i] = env._split.x_train[batches], env._split.y_train[batches]
+            per_env[i] = env.mask_flagged_inputs(env._split.x_train[batches]), env._split.y_train[batches]
             if env._aug > 0:
                 augmented.append(i)
         if augmented:

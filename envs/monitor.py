@@ -24,12 +24,20 @@ from traingym.envs.config import LR_BOUNDS, WD_BOUNDS, TrainingEnvConfig
 from traingym.envs.event_detector import EventDetector
 from traingym.envs.event_log import EventLog, report_view
 from traingym.envs.hidden_layer import HiddenLayer
+from traingym.envs.input_relevance import FEATURE_SIZE as INPUT_FEATURE_SIZE
+from traingym.envs.input_relevance import InputRelevanceMonitor, feature_names
 from traingym.envs.neuron_log import LAYER_SLOTS, NeuronLog
 from traingym.envs.token_monitor import FEATURE_SIZE as TOKEN_FEATURE_SIZE
 from traingym.envs.token_monitor import TokenRelevanceMonitor
 from traingym.protocol.events import EventType
 from traingym.protocol.moves import AUG_LEVELS
-from traingym.protocol.report import HISTORY_KEYS, MAX_FLAGGED_TOKENS, MAX_RECENT_EVENTS, build_report, history_slopes
+from traingym.protocol.report import (
+    HISTORY_KEYS,
+    MAX_FLAGGED_TOKENS,
+    MAX_RECENT_EVENTS,
+    build_report,
+    history_slopes,
+)
 
 TRAINING_FIELDS: tuple[str, ...] = (
     "log10_lr", "log10_weight_decay", "aug_level", "progress",
@@ -68,7 +76,8 @@ class TrainingMonitor:
         config: the env config whose logging and observation fields apply (``obs_keys``, ``neuron_log``,
             ``flag_top_k``, ``max_error_samples``, ``history_len``, ``event_log_capacity``, ``log_path``,
             ``relevance`` and the advisor / encoder fields of the diagnosis channel).
-        vocabulary: token strings of a text model's input ids (token relevance runs then), else None.
+        vocabulary: token strings of a text model's input ids (token relevance runs then), else None (input
+            relevance runs then, once :meth:`reset` is given the input shape).
     """
 
     def __init__(self, config: TrainingEnvConfig, vocabulary: tuple[str, ...] | None = None) -> None:
@@ -87,9 +96,10 @@ class TrainingMonitor:
         if "neurons" in config.obs_keys:
             from traingym.envs.neuron_features import NeuronFeatures
 
-            # Text families always carry the token block (zeros with relevance off): same space either way.
-            self.neuron_features = NeuronFeatures(config.flag_top_k,
-                                                  TOKEN_FEATURE_SIZE if vocabulary is not None else 0)
+            # Text families carry the token block, the others the input block (zeros with relevance off, or for
+            # a run whose input shape is unknown): the same space either way.
+            self.neuron_features = NeuronFeatures(
+                config.flag_top_k, TOKEN_FEATURE_SIZE if vocabulary is not None else INPUT_FEATURE_SIZE)
             obs_spaces["neurons"] = _box(self.neuron_features.size)
         if "diagnosis" in config.obs_keys:
             from traingym.envs.diagnosis import make_diagnosis_channel
@@ -102,11 +112,15 @@ class TrainingMonitor:
         self.advisor_info: dict[str, Any] = {}
         """Latest reproducible diagnosis info (``info["advisor"]`` without the accounting)."""
         self.log: NeuronLog | None = None
+        self.inputs: InputRelevanceMonitor | None = None
+        """Input relevance of an image / table run (None for text, with ``relevance=False`` or no input shape)."""
+        self._text = vocabulary is not None
         self.history: dict[str, deque[float]] = {k: deque(maxlen=config.history_len) for k in HISTORY_KEYS}
         self.slopes: dict[str, float] = {}
 
-    def reset(self, layers: list[HiddenLayer]) -> None:
-        """Start a new run on a model with these hidden layers: fresh neuron log, empty history and event counts."""
+    def reset(self, layers: list[HiddenLayer], input_shape: tuple[int, ...] | None = None) -> None:
+        """Start a new run on a model with these hidden layers: fresh neuron log, empty history and event counts.
+        ``input_shape`` (one input's shape, e.g. ``(1, 8, 8)``) turns on input relevance for non-text runs."""
         if self.log is not None:
             self.log.close()
         policies = self.config.neuron_log
@@ -118,6 +132,10 @@ class TrainingMonitor:
         self.detector.reset()
         if self.relevance is not None:
             self.relevance.reset()
+        self.inputs = None
+        if input_shape is not None and not self._text and self.config.relevance:
+            events = self.events if "events" in policies else None
+            self.inputs = InputRelevanceMonitor(feature_names(input_shape), events=events)
         if self.diagnosis is not None:
             self.diagnosis.reset()
 
@@ -147,7 +165,13 @@ class TrainingMonitor:
         logits = self.log.validation_logits(model, x_val)
         predicted = logits.argmax(1)
         errors = predicted != y_val
+        # Not at step 0 (the env's reset): an untrained network has learned no reliance to diagnose.
+        explain_inputs = self.inputs is not None and step > 0
         self.log.record_errors(model, x_val[errors], predicted[errors])
+        if explain_inputs:
+            assert self.inputs is not None
+            self.log.record_input_relevance(model, x_val[errors], predicted[errors], y_val[errors])
+            self.inputs.update(self.log.input_relevance, step)
         loss, acc = torch.stack([F.cross_entropy(logits, y_val), (~errors).float().mean()]).tolist()
         loss = min(loss, MAX_LOSS) if math.isfinite(loss) else MAX_LOSS
         if "events" in self.config.neuron_log:
@@ -191,6 +215,7 @@ class TrainingMonitor:
             layers=[s.as_dict() for s in self.log.summaries[:LAYER_SLOTS]],
             flagged_neurons=self.log.flagged_report(),
             flagged_tokens=self.relevance.report(MAX_FLAGGED_TOKENS) if self.relevance is not None else [],
+            flagged_inputs=self.inputs.report() if self.inputs is not None else [],
             event_counts={k: v for k, v in self.events.counts().items() if v},
             recent_events=[report_view(r) for r in self.events.recent(MAX_RECENT_EVENTS)],
             diverged=status.diverged,
@@ -209,8 +234,9 @@ class TrainingMonitor:
             obs["training_stats"] = self.training_vector(status)
         if self.neuron_features is not None:
             assert self.log is not None
-            tokens = self.relevance.features() if self.relevance is not None else None
-            obs["neurons"] = sanitise(self.neuron_features.vector(self.log, self.events, tokens))
+            extra_block = (self.relevance.features() if self.relevance is not None
+                           else self.inputs.features() if self.inputs is not None else None)
+            obs["neurons"] = sanitise(self.neuron_features.vector(self.log, self.events, extra_block))
         if self.diagnosis is not None:
             built = report() if report is not None else self.report(task, status)
             vector, advisor, self.advisor_accounting = self.diagnosis.observe(built, status.step)

@@ -66,6 +66,10 @@ class NeuronLog:
         self.flagged: list[torch.Tensor] = [torch.zeros(0, dtype=torch.int64) for _ in self.layers]
         self.flagged_scores: list[torch.Tensor] = [torch.zeros(0) for _ in self.layers]
         self.n_errors = 0
+        self.input_relevance: torch.Tensor | None = None
+        """``(2, F)`` on the CPU, per input feature over the last :meth:`record_input_relevance`'s errors: the summed
+        share of each error's contrastive gradient x input that the feature carries, and the number of errors in
+        which the feature is non-zero (None when there were no errors)."""
 
     def _capture(self, index: int, module: nn.Module, inputs: object, output: torch.Tensor) -> None:
         self._captured[index] = output
@@ -118,10 +122,7 @@ class NeuronLog:
         """Selective log: importance |a * g| of every unit on the validation errors; flags the top-k per layer."""
         self.n_errors = int(x_err.shape[0])
         if self.n_errors == 0 or not self.selective:
-            for i in range(len(self.layers)):
-                self.flagged[i] = torch.zeros(0, dtype=torch.int64)
-                self.flagged_scores[i] = torch.zeros(0)
-                self.summaries[i].error_share = 0.0
+            self._clear_flags()
             return
         x_err, predicted = x_err[: self.max_error_samples], predicted[: self.max_error_samples]
         try:
@@ -150,6 +151,31 @@ class NeuronLog:
             self.flagged[i] = order
             self.flagged_scores[i] = imp[order] / total
             self.summaries[i].error_share = share / total
+
+    def record_input_relevance(self, model: nn.Module, x_err: torch.Tensor, predicted: torch.Tensor,
+                               labels: torch.Tensor) -> None:
+        """Input relevance on the validation errors (:attr:`input_relevance`): per error, the contrastive gradient x
+        input ``x * d(logit_predicted - logit_true)/dx``, positive part (the features that pushed the wrong class
+        past the right one), normalised to shares over the features."""
+        x = x_err[: self.max_error_samples].detach().requires_grad_(True)
+        if x.shape[0] == 0:
+            self.input_relevance = None
+            return
+        predicted, labels = predicted[: self.max_error_samples], labels[: self.max_error_samples]
+        with torch.enable_grad():
+            logits = model(x)
+            margin = (logits.gather(1, predicted[:, None]) - logits.gather(1, labels[:, None])).sum()
+            (grad,) = torch.autograd.grad(margin, [x])
+        flat = x.detach().flatten(1)
+        relevance = (flat * grad.flatten(1)).clamp_min(0)
+        shares = relevance / relevance.sum(1, keepdim=True).clamp_min(1e-12)
+        self.input_relevance = torch.stack([shares.sum(0), (flat != 0).sum(0).to(shares.dtype)]).cpu()
+
+    def _clear_flags(self) -> None:
+        for i in range(len(self.layers)):
+            self.flagged[i] = torch.zeros(0, dtype=torch.int64)
+            self.flagged_scores[i] = torch.zeros(0)
+            self.summaries[i].error_share = 0.0
 
     def scale_flagged(self, factor: float) -> int:
         """Scale the incoming weights of every flagged neuron by ``factor``; returns how many were scaled."""

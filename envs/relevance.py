@@ -61,6 +61,7 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import nn
+from traingym.protocol.decision import SHORTCUT_Z
 
 
 def token_relevance(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -157,7 +158,7 @@ class TokenRelevanceStats:
     """
 
     def __init__(self, vocab_size: int, id_to_token: Sequence[str] | None = None, *, min_count: int = 5,
-                 z_threshold: float = 4.0, prior_count: float = 10.0, ignore_ids: Sequence[int] = ()) -> None:
+                 z_threshold: float = SHORTCUT_Z, prior_count: float = 10.0, ignore_ids: Sequence[int] = ()) -> None:
         if vocab_size < 1:
             raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
         if id_to_token is not None and len(id_to_token) != vocab_size:

@@ -21,8 +21,8 @@ describe the model as it is now (the nearly untrained model of the first steps f
 errors for stable scores (the planted token occurs in only a few errors per step).
 
 ## Flagged tokens
-* *Flagged now*: the top :data:`TOP_TOKENS` tokens with z above the threshold (4.0, see
-  :mod:`traingym.envs.relevance`). They go to the report's ``flagged_tokens`` (:meth:`report`).
+* *Flagged now*: the top :data:`TOP_TOKENS` tokens with z above the threshold
+  (:data:`~traingym.protocol.decision.SHORTCUT_Z`). They go to the report's ``flagged_tokens`` (:meth:`report`).
 * *Sticky*: the last :data:`STICKY_TOKENS` tokens ever flagged in the episode, newest last
   (:attr:`flagged_ids`). Augmentation masks these first: once masking removes a shortcut's relevance it is no
   longer flagged now, but it must stay masked or the model relearns it.
@@ -61,6 +61,7 @@ from torch import nn
 from traingym.envs.event_log import EventLog
 from traingym.envs.relevance import TokenRelevanceStats, token_relevance
 from traingym.envs.tasks.reviews_data import PAD_ID, PROTECTED_IDS
+from traingym.protocol.decision import SHORTCUT_Z
 from traingym.protocol.events import EventType
 
 TOP_TOKENS = 5
@@ -113,7 +114,7 @@ class TokenRelevanceMonitor:
     """
 
     def __init__(self, id_to_token: Sequence[str], max_error_samples: int, *, events: EventLog | None = None,
-                 decay: float = DECAY, z_threshold: float = 4.0, min_count: int = 5) -> None:
+                 decay: float = DECAY, z_threshold: float = SHORTCUT_Z, min_count: int = 5) -> None:
         if not 0.0 <= decay <= 1.0:
             raise ValueError(f"decay must be in [0, 1], got {decay}")
         if max_error_samples < 1:

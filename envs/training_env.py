@@ -13,6 +13,7 @@ from gymnasium import spaces
 from traingym.envs.config import TrainingEnvConfig, field_names
 from traingym.envs.hparams import initial_hparams, make_optimizer, moved_hparams, set_optimizer_hparams
 from traingym.envs.monitor import MAX_LOSS, OBS_BOUND, TRAINING_FIELDS, RunStatus, TrainingMonitor
+from traingym.envs.tasks.augmentation import decorrelate_inputs
 from traingym.envs.tasks.base import Instance, Split, TaskFamily
 from traingym.envs.tasks.registry import make_task
 from traingym.protocol.moves import KNOBS, SCALE_DOWN, SCALE_UP, action_to_move
@@ -20,6 +21,8 @@ from traingym.protocol.report import finite
 
 __all__ = ["MAX_LOSS", "OBS_BOUND", "TRAINING_FIELDS", "TrainingEnv"]
 
+MASK_SEED_SALT = 0x6D61736B
+"""XOR-ed into the augmentation seed to seed the input-masking generator."""
 METRIC_CHUNK = 64
 """Training steps whose outputs are kept for the accuracy count before it is reduced (bounds memory)."""
 
@@ -38,6 +41,9 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     training data (same distribution as training: a planted shortcut token occurs there, never in validation or
     test). Over-relevant tokens are reported, emitted as ``over_relevant_token`` events, observed, and masked
     first by augmentation (see :mod:`traingym.envs.tasks.reviews` and :mod:`traingym.envs.token_monitor`).
+    Image and table tasks explain the validation errors with input relevance instead: over-relevant input features
+    are reported (``flagged_inputs``), emitted as ``over_relevant_input`` events, observed, and decorrelated from
+    the label first by augmentation (:mod:`traingym.envs.input_relevance`).
 
     ## Action Space
     ``MultiDiscrete([3, 3, 3, 3])``, one sub-action per knob, 0 = decrease, 1 = keep, 2 = increase:
@@ -59,9 +65,10 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
       least-squares slopes of val loss, val accuracy and loss gap over the last ``history_len`` steps, mean
       dead-unit fraction, log10 gradient norm and log10 weight-change norm of up to 4 hidden layers.
     - ``"neurons"``: the compressed neuron log (flagged-neuron importances per layer slot, per-layer summaries,
-      event counts); see :mod:`traingym.envs.neuron_features`. Text tasks append 12 token-relevance features
-      (top-5 tokens' z / 10 and relevance share, number flagged; zeros with ``relevance=False``); see
-      :mod:`traingym.envs.token_monitor`.
+      event counts); see :mod:`traingym.envs.neuron_features`. Then 12 relevance features (zeros with
+      ``relevance=False``): text tasks the top-5 tokens' z / 10 and relevance share and the numbers flagged
+      (:mod:`traingym.envs.token_monitor`); image and table tasks the same for input features
+      (:mod:`traingym.envs.input_relevance`).
     - ``"diagnosis"``: the advisor's diagnosis text encoded by a language model, plus one-hot findings and the
       one-hot suggested move; see :mod:`traingym.advisors`.
 
@@ -138,11 +145,15 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         options = options or {}
         instance, index = self._choose_instance(options)
         self._torch_gen = torch.Generator().manual_seed(int(self.np_random.integers(2**63 - 1)))
-        self._aug_gen = torch.Generator(device=self.device).manual_seed(int(self.np_random.integers(2**63 - 1)))
+        aug_seed = int(self.np_random.integers(2**63 - 1))
+        self._aug_gen = torch.Generator(device=self.device).manual_seed(aug_seed)
+        # Masking of flagged inputs draws from its own stream, derived from the same draw (no extra np_random draw,
+        # so runs that never mask replay exactly as before masking existed).
+        self._mask_gen = torch.Generator(device=self.device).manual_seed(aug_seed ^ MASK_SEED_SALT)
         split = self.task.split(instance, self.config.val_size)
         self._split = split.to(self.device)
         self._model = self.task.build_model(instance, split.n_classes, self._torch_gen).to(self.device)
-        self._monitor.reset(self.task.hidden_layers(self._model))
+        self._monitor.reset(self.task.hidden_layers(self._model), self.task.input_shape(instance))
         self._instance, self._instance_index = instance, index
         self._task_summary = self._describe_task()
         self._lr, self._wd, self._aug = initial_hparams(instance)
@@ -257,13 +268,14 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         model, k = self._model, self.config.steps_per_action
         model.train()
         batches = self._draw_batches()
+        x_batches = self.mask_flagged_inputs(self._split.x_train[batches])
         # Metrics are gathered per step and reduced in chunks: a few tensor ops per chunk instead of per step.
         losses: list[torch.Tensor] = []
         outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
         with self.task.training_context(self._torch_gen, self.device):
-            for idx in batches:
-                xb, yb = self._training_batch(idx)
+            for xb, idx in zip(x_batches, batches):
+                xb, yb = self._training_batch(xb, self._split.y_train[idx])
                 logits = model(xb)
                 loss = F.cross_entropy(logits, yb)
                 self._optimizer.zero_grad(set_to_none=True)
@@ -289,10 +301,19 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         k, b = self.config.steps_per_action, min(self.config.batch_size, self._split.x_train.shape[0])
         return torch.randint(self._split.x_train.shape[0], (k, b), generator=self._torch_gen).to(self.device)
 
-    def _training_batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One training batch (augmented at the current level) from a row of :meth:`_draw_batches`."""
-        assert self._split is not None
-        xb, yb = self._split.x_train[idx], self._split.y_train[idx]
+    def mask_flagged_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The next K training batches ``(K, B, ...)`` with the over-relevant input features flagged so far
+        decorrelated from the label at the current augmentation level
+        (:func:`~traingym.envs.tasks.augmentation.decorrelate_inputs`; images and tables, before the family's
+        augmentation). Unchanged, with nothing drawn, at level 0 or with nothing flagged."""
+        inputs = self._monitor.inputs
+        if inputs is None or not inputs.flagged_ids or self._aug == 0:
+            return x
+        flat = decorrelate_inputs(x.flatten(2), inputs.flagged_ids, self._aug, self._mask_gen)
+        return flat.reshape(x.shape)
+
+    def _training_batch(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One training batch, augmented at the current level by the family."""
         if self._aug > 0:
             xb, yb = self.task.augment(xb, yb, self._aug, self._aug_gen)
         return xb, yb

@@ -19,8 +19,9 @@ EXPLODED_LOSS = 1e4
 """A loss at or above this is treated like a non-finite one (the env caps non-finite values at 1e6)."""
 SLOPE_EPS = 0.005
 """Slopes (per step) with a smaller magnitude count as flat."""
-SHORTCUT_Z = 3.0
-"""Flagged tokens with a relevance z-score at or above this count as shortcut candidates."""
+SHORTCUT_Z = 4.0
+"""Relevance z-score from which a token or an input feature is flagged as over-relevant (a shortcut candidate):
+the token and input monitors flag at it and the heuristic advisor reads it."""
 
 
 def recent_event_types(report: Mapping[str, Any], within_steps: int = 1) -> tuple[str, ...]:
@@ -56,6 +57,8 @@ def decision_key(report: Mapping[str, Any], *, normalized: bool = False) -> dict
                     _log_bucket(x["grad_norm"], 10.0)] for x in r["layers"]],
         "tokens": sorted([t["token"], math.floor(t["z"])] for t in r["flagged_tokens"]
                          if math.isfinite(t["z"]) and t["z"] >= SHORTCUT_Z),
+        "inputs": sorted([x["feature"], math.floor(x["z"])] for x in r["flagged_inputs"]
+                         if math.isfinite(x["z"]) and x["z"] >= SHORTCUT_Z),
         "recent_events": list(recent_event_types(r)),
         "diverged": r["diverged"],
     }

@@ -34,6 +34,11 @@ class EventType(str, Enum):
     across tokens; ``layer`` is None and ``neuron_ids`` holds the compact vocabulary token id (values: ``z``,
     ``share``, ``count``)."""
 
+    OVER_RELEVANT_INPUT = "over_relevant_input"
+    """Image and table tasks: an input feature's share of the gradient x input relevance on validation errors is
+    an outlier (robust z-score above threshold) across features; ``layer`` is None and ``neuron_ids`` holds the
+    flat feature index (values: ``z``, ``share``)."""
+
 
 EVENT_TYPES: tuple[EventType, ...] = tuple(EventType)
 """Event types in a fixed order (the order of :meth:`EventLog.count_vector`)."""

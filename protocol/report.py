@@ -30,6 +30,7 @@ MAX_HISTORY = 8
 """History points kept per series (the newest)."""
 MAX_LAYERS = 8
 MAX_FLAGGED_TOKENS = 5
+MAX_FLAGGED_INPUTS = 5
 MAX_RECENT_EVENTS = 8
 MAX_NAME_CHARS = 64
 
@@ -73,8 +74,8 @@ def finite(value: float, bound: float = 1e6) -> float:
 def build_report(*, task: dict[str, Any], step: int, horizon: int, hparams: dict[str, float],
                  bounds: dict[str, list[float]], history: Mapping[str, Sequence[float]],
                  slopes: Mapping[str, float], layers: list[dict], flagged_neurons: list[dict],
-                 flagged_tokens: list[dict], event_counts: dict[str, int], recent_events: list[dict],
-                 diverged: bool) -> dict[str, Any]:
+                 flagged_tokens: list[dict], flagged_inputs: list[dict], event_counts: dict[str, int],
+                 recent_events: list[dict], diverged: bool) -> dict[str, Any]:
     """Assemble a report; every list is capped so the size does not grow with the episode length.
 
     ``slopes`` is :func:`history_slopes` of ``history`` (passed in, so the caller computes it once per step).
@@ -96,6 +97,7 @@ def build_report(*, task: dict[str, Any], step: int, horizon: int, hparams: dict
                    for layer in layers[:MAX_LAYERS]],
         "flagged_neurons": flagged_neurons[:MAX_LAYERS],
         "flagged_tokens": flagged_tokens[:MAX_FLAGGED_TOKENS],
+        "flagged_inputs": flagged_inputs[:MAX_FLAGGED_INPUTS],
         "events": {"counts": dict(event_counts), "recent": recent_events[-MAX_RECENT_EVENTS:]},
         "diverged": bool(diverged),
     }
@@ -153,6 +155,10 @@ def normalize_report(report: Mapping[str, Any]) -> dict[str, Any]:
         "flagged_tokens": [
             {"token": _str(x.get("token"), 32), "z": _float(x.get("z"), 0.0), "share": _float(x.get("share"), 0.0)}
             for x in _list(report.get("flagged_tokens"))[:MAX_FLAGGED_TOKENS] if isinstance(x, Mapping)
+        ],
+        "flagged_inputs": [
+            {"feature": _str(x.get("feature"), 32), "z": _float(x.get("z"), 0.0), "share": _float(x.get("share"), 0.0)}
+            for x in _list(report.get("flagged_inputs"))[:MAX_FLAGGED_INPUTS] if isinstance(x, Mapping)
         ],
         "events": {
             "counts": {

@@ -34,6 +34,9 @@ def compact_report_text(report: Mapping[str, Any], max_chars: int = 1200) -> str
         lines.append("flagged tokens: " + ", ".join(
             f"{json.dumps(_clean(x['token'], 24))} z {_num(x['z'])} share {_num(x['share'])}"
             for x in r["flagged_tokens"]))
+    if r["flagged_inputs"]:
+        lines.append("flagged inputs: " + ", ".join(
+            f"{_clean(x['feature'], 24)} z {_num(x['z'])} share {_num(x['share'])}" for x in r["flagged_inputs"]))
     counts = {k: v for k, v in r["events"]["counts"].items() if v > 0}
     recent = ", ".join(f"{_clean(e['type'], 24)}@{e['step']}" for e in r["events"]["recent"][-4:])
     lines.append("events: " + (", ".join(f"{_clean(k, 24)} x{v}" for k, v in sorted(counts.items())) or "none")

@@ -44,6 +44,7 @@ def make_report(**overrides: Any) -> dict[str, Any]:
                     "dead_fraction": 0.05, "saturation": 0.0, "error_share": 0.4}],
         "flagged_neurons": [{"layer": "fc1", "ids": [3, 17], "scores": [0.8, 0.5]}],
         "flagged_tokens": [],
+        "flagged_inputs": [],
         "events": {"counts": {}, "recent": []},
         "diverged": False,
     }
@@ -90,6 +91,23 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         events={"counts": {"over_relevant_token": 1}, "recent": [
             {"step": 5, "type": "over_relevant_token", "layer": None, "neuron_ids": [17],
              "values": {"z": 5.4, "share": 0.31}}]},
+    ),
+    "shortcut_features": make_report(
+        step=8,
+        history=_history([0.5, 0.2, 0.05, 0.01], [0.9, 1.1, 1.3, 1.4], [0.85, 0.95, 0.99, 1.0],
+                         [0.72, 0.74, 0.74, 0.75]),
+        gap={"loss": 1.39, "acc": 0.25}, slopes={"val_loss": 0.16, "val_acc": 0.009, "gap_loss": 0.3},
+        flagged_inputs=[{"feature": "pixel r0c3", "z": 9.2, "share": 0.3},
+                        {"feature": "pixel r7c1", "z": 7.5, "share": 0.2}],
+        events={"counts": {"over_relevant_input": 2}, "recent": [
+            {"step": 8, "type": "over_relevant_input", "layer": None, "neuron_ids": [3],
+             "values": {"z": 9.2, "share": 0.3}}]},
+    ),
+    "memorised": make_report(
+        step=10,
+        history=_history([0.3, 0.05, 0.01, 0.004], [0.5, 0.4, 0.38, 0.37], [0.92, 0.99, 1.0, 1.0],
+                         [0.9, 0.92, 0.92, 0.93]),
+        gap={"loss": 0.366, "acc": 0.07}, slopes={"val_loss": -0.04, "val_acc": 0.009, "gap_loss": 0.02},
     ),
     "dead_units": make_report(layers=_layers(dead=0.65)),
     "noisy_labels": make_report(

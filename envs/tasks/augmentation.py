@@ -132,6 +132,40 @@ def _cutout_tables(h: int, w: int, sizes: tuple[int, ...], device: str) -> tuple
     return torch.cat(tables), first
 
 
+DECORRELATE_PROB: tuple[float, ...] = (0.0, 1.0, 1.0, 1.0, 1.0)
+"""Probability per augmentation level (0..4) that a flagged input feature of a row is decorrelated: always, from
+level 1 on (higher levels add only the family's own augmentation). Partly decorrelated, a shortcut stays predictive
+on the rest: on 24 spurious train instances of DigitsPathologies (steer to LR 0.1, augmentation level 1 once a
+feature is flagged) test accuracy was 0.864 with this table, 0.852 with the text families' 50/75/90/100% masking
+table, 0.826 without augmentation."""
+
+
+def decorrelate_inputs(x: torch.Tensor, flagged: Sequence[int], level: int, generator: torch.Generator
+                       ) -> torch.Tensor:
+    """``x`` ``(K, B, F)`` (K batches of B rows) where each flagged feature of each row takes, with probability
+    :data:`DECORRELATE_PROB` ``[level]``, the value of the same feature in a random other row of its batch.
+
+    The image / table analogue of masking flagged tokens: it removes what the feature says about the label while
+    keeping its distribution, so the network learns to ignore it. Zeroing instead would teach nothing about a
+    feature that still varies at test time: with every planted shortcut pixel known (an oracle) and zeroed from the
+    first step, DigitsPathologies' spurious instances reached a test accuracy of 0.73, below not masking (0.82);
+    permuted, 0.91 (12 train instances, steer's LR and WD). Draws a ``(K, B)`` permutation key and ``(K, B,
+    len(flagged))`` uniforms from ``generator``; level 0 or no flagged feature returns ``x`` itself, drawing nothing.
+    """
+    if level == 0 or not flagged:
+        return x
+    k, b, _ = x.shape
+    device = generator.device
+    permutation = torch.argsort(torch.rand((k, b), generator=generator, device=device), dim=1).to(x.device)
+    columns = torch.as_tensor(list(flagged), dtype=torch.int64, device=x.device)
+    u = torch.rand((k, b, columns.numel()), generator=generator, device=device).to(x.device)
+    values = x[..., columns]
+    shuffled = values.gather(1, permutation[:, :, None].expand_as(values))
+    x = x.clone()
+    x[..., columns] = torch.where(u < DECORRELATE_PROB[level], shuffled, values)
+    return x
+
+
 def augment_features(x: torch.Tensor, level: int, generator: torch.Generator) -> torch.Tensor:
     """Gaussian feature noise (0.15 std per level, features are standardised) and feature dropout (5% per level)."""
     noisy = x + 0.15 * level * torch.randn(x.shape, generator=generator, device=x.device)

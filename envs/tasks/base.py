@@ -186,6 +186,11 @@ class TaskFamily(ABC):
         """A short model description for reports."""
         return self.name
 
+    def input_shape(self, instance: Instance) -> tuple[int, ...]:
+        """One input's shape before flattening (images: ``(C, H, W)``), by which input relevance names the
+        features; the default is the dataset's row shape."""
+        return tuple(self.datasets(instance).x.shape[1:])
+
     def vocabulary(self) -> tuple[str, ...] | None:
         """Text families: token string of every input id (the env then monitors token relevance); None for
         families whose inputs are not tokens."""

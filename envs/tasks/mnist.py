@@ -45,6 +45,9 @@ class MNISTCNN(TaskFamily):
     def hidden_layers(self, model: nn.Module) -> list[HiddenLayer]:
         return model.hidden_layers()  # type: ignore[operator]
 
+    def input_shape(self, instance: Instance) -> tuple[int, ...]:
+        return SHAPE
+
     def augment(self, x: torch.Tensor, y: torch.Tensor, level: int, generator: torch.Generator
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         return augment_images(x, level, SHAPE, generator), y

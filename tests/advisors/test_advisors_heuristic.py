@@ -17,7 +17,9 @@ EXPECTED: dict[str, tuple[tuple[Finding, ...], tuple[int, int, int, int]]] = {
     "plateau": ((F.PLATEAU,), (1, 0, 0, 0)),
     "shortcut": ((F.SHORTCUT_TOKENS,), (0, 0, 1, 0)),
     "dead_units": ((F.DEAD_UNITS,), (-1, 0, 0, 1)),
-    "noisy_labels": ((F.NOISY_LABELS,), (0, 1, 0, 0)),
+    "noisy_labels": ((F.NOISY_LABELS,), (-1, 1, 0, 0)),
+    "shortcut_features": ((F.SHORTCUT_FEATURES,), (0, 0, 1, 0)),
+    "memorised": ((F.OVERFITTING,), (0, 1, 1, 0)),
     "underfitting": ((F.UNDERFITTING,), (0, -1, -1, 0)),
 }
 
@@ -38,6 +40,23 @@ def test_canonical_texts() -> None:
         "diverging: loss spike in the last step; suggest a lower learning rate.")
     assert advisor.diagnose(SCENARIOS["shortcut"]).text.startswith(
         'shortcut tokens: "zqx" carry outlying relevance (z 5-6)')
+    assert advisor.diagnose(SCENARIOS["shortcut_features"]).text.startswith(
+        'shortcut features: "pixel r0c3", "pixel r7c1" carry outlying relevance on the errors (z 9-10)')
+    assert advisor.diagnose(SCENARIOS["memorised"]).text.startswith(
+        "overfitting: training set memorised")
+
+
+def test_a_shortcut_explains_the_gap_and_noisy_labels_explain_low_train_accuracy() -> None:
+    advisor = HeuristicAdvisor()
+    no_shortcut = make_report(**{**SCENARIOS["shortcut_features"], "flagged_inputs": []})
+    assert advisor.diagnose(no_shortcut).findings == (F.OVERFITTING,)  # without the flag it is plain overfitting
+    low_train = make_report(step=6, history={"train_loss": [1.6, 1.5, 1.4], "val_loss": [1.0, 0.9, 0.8],
+                                             "train_acc": [0.5, 0.52, 0.55], "val_acc": [0.8, 0.85, 0.88]},
+                            gap={"loss": -0.6, "acc": -0.33}, slopes={"val_loss": -0.1, "val_acc": 0.04,
+                                                                      "gap_loss": 0.0})
+    assert advisor.diagnose(low_train).findings == (F.NOISY_LABELS,)  # not underfitting
+    augmented = make_report(**{**low_train, "hparams": {"lr": 0.1, "weight_decay": 1e-4, "aug_level": 2}})
+    assert F.NOISY_LABELS not in advisor.diagnose(augmented).findings  # augmentation can explain it
 
 
 def test_identical_situations_give_identical_text() -> None:
@@ -117,4 +136,4 @@ def test_finding_names_and_aliases() -> None:
     assert parse_finding(" Dead-Units ") is F.DEAD_UNITS
     with pytest.raises(ValueError, match="allowed"):
         parse_finding("gradient_vanishing")
-    assert len(Finding) == 8 and all(isinstance(f.value, str) for f in Finding)
+    assert len(Finding) == 9 and all(isinstance(f.value, str) for f in Finding)

@@ -106,6 +106,28 @@ def test_same_seeds_same_observations_as_single_envs(optimizer: str, grouping: s
     batched.close()
 
 
+def test_decorrelated_flagged_inputs_are_the_same_as_single_envs() -> None:
+    """Spurious-pixel instances: once input relevance flags the planted pixels, augmentation decorrelates them from
+    a generator of their own, in the batched env exactly as in single envs."""
+    kwargs = {"task": "digits_pathologies", "obs_keys": ("training_stats", "neurons"), "steps_per_action": 50}
+    instances = [{"split_seed": 11 + i, "depth": 1 + i, "width": 64, "lr": 0.1, "weight_decay": 1e-4,
+                  "aug_level": 0, "label_noise": 0.0, "pathology": "spurious", "strength": 1.0} for i in range(2)]
+    batched = BatchedTrainingEnv(len(instances), **kwargs)
+    singles = [TrainingEnv(**kwargs) for _ in instances]
+    for i, (env, instance) in enumerate(zip(singles, instances)):
+        batched.reset_env(i, seed=i, options={"instance": instance})
+        env.reset(seed=i, options={"instance": instance})
+    decorrelated = 0
+    for t in range(10):
+        actions = np.array([[1, 1, 2 if t >= 4 else 1, 1]] * len(instances))  # augmentation up from step 5
+        for env, action, result in zip(singles, actions, batched.step_envs(actions)):
+            obs = env.step(action)[0]
+            assert result is not None and _max_obs_diff(result[0], obs) <= 1e-5
+            decorrelated += bool(env._monitor.inputs.flagged_ids) and env._aug > 0
+    assert decorrelated > 0  # the decorrelation path ran
+    batched.close()
+
+
 @pytest.mark.slow
 def test_same_observations_as_single_envs_full_k() -> None:
     kwargs = {**CORE, "optimizer": "sgd", "steps_per_action": 50, "val_size": 512}

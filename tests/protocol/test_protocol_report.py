@@ -39,6 +39,7 @@ def _report(history: dict[str, list[float]] = HISTORY, **overrides: object) -> d
         history=history, slopes=history_slopes(history), layers=[layer],
         flagged_neurons=[{"layer": "fc1", "ids": [3, 1], "scores": [0.5, 0.25]}],
         flagged_tokens=[{"token": f"t{i}", "z": 4.0 - i, "share": 0.1} for i in range(9)],
+        flagged_inputs=[{"feature": f"pixel r0c{i}", "z": 9.0 - i, "share": 0.2} for i in range(7)],
         event_counts={"loss_spike": 12}, recent_events=events, diverged=False)
     kwargs.update(overrides)
     return build_report(**kwargs)
@@ -79,12 +80,14 @@ def test_built_report_survives_normalisation_unchanged() -> None:
     assert normalized["layers"] == built["layers"]
     assert normalized["flagged_neurons"] == built["flagged_neurons"]
     assert normalized["flagged_tokens"] == built["flagged_tokens"]
+    assert normalized["flagged_inputs"] == built["flagged_inputs"]
     assert normalized["events"] == built["events"]
 
 
 def test_report_lists_are_capped() -> None:
     built = _report()
     assert len(built["flagged_tokens"]) == report_module.MAX_FLAGGED_TOKENS
+    assert len(built["flagged_inputs"]) == report_module.MAX_FLAGGED_INPUTS
     assert [e["step"] for e in built["events"]["recent"]] == list(range(12 - MAX_RECENT_EVENTS, 12))
 
 
@@ -117,3 +120,10 @@ def test_decision_events_come_from_the_enum() -> None:
     assert report_hash(_report(recent_events=[noise], event_counts={"new_misclassifications": 1})) == \
         report_hash(base)
     assert report_hash(_report(recent_events=[spike], event_counts={"loss_spike": 1})) != report_hash(base)
+
+
+def test_flagged_inputs_change_the_decision_key() -> None:
+    base = _report(flagged_inputs=[])
+    assert report_hash(_report()) != report_hash(base)
+    low = _report(flagged_inputs=[{"feature": "pixel r0c1", "z": 1.0, "share": 0.2}])
+    assert report_hash(low) == report_hash(base)  # below the shortcut threshold: not decision-relevant
