@@ -233,7 +233,7 @@ def test_cadence_flags_the_same_top_token_as_every_step_relevance() -> None:
 # ------------------------------------------------------------------------------------------ statistical equivalence
 HELD_OUT = 12
 """Held-out instances per policy. Sized for 2 CPU cores: 3 policies x 12 episodes x (batched + single) of 10 steps
-of K=20, validation 256, on one core: 8 minutes here (12 with the shared machine busy). Seen: paired difference
+of K=20, validation 256, on one core: 4-12 minutes here, with the shared machine quiet or busy. Seen: paired difference
 -0.0019 +- 0.0027 over 36 episodes (33 identical to 3 decimals); a first cadence rule that delayed the masking of
 flagged tokens failed it (-0.010 +- 0.013)."""
 
