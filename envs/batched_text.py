@@ -136,11 +136,13 @@ class BatchedTextEnv(BatchedVectorEnv):
         generators: dict[int, torch.Generator] = {}
         for i in run:
             env = self.envs[i]
+            assert env._split is not None
             idx = env._draw_batches()
+            x_all = env.mask_flagged_inputs(env._split.x_train[idx])  # as TrainingEnv._train (unchanged for text)
             # As TrainingEnv._train's training_context: one draw from the env's generator seeds the dropout RNG.
             seed = int(torch.randint(0, 2**62, (1,), generator=env._torch_gen).item())
             generators[i] = torch.Generator(device=self.device).manual_seed(seed)
-            pairs = [env._training_batch(row) for row in idx]
+            pairs = [env._training_batch(xb, env._split.y_train[row]) for xb, row in zip(x_all, idx)]
             batches[i] = torch.stack([x for x, _ in pairs]), torch.stack([y for _, y in pairs])
         position = {id(self._model(i)): i for i in range(self.num_envs) if isinstance(self.envs[i]._model,
                                                                                           ReviewClassifier)}
