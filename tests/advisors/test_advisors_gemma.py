@@ -41,7 +41,7 @@ def test_conversion_assembles_the_chunks_and_caches_only_the_converted_model(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    monkeypatch.setenv("TRAINGYM_CACHE", str(tmp_path))
+    monkeypatch.setenv("TRAINGYM_CACHE_DIR", str(tmp_path))
     started = time.perf_counter()
     directory = GEMMA.ensure_converted()
     first = time.perf_counter() - started

