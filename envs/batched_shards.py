@@ -88,7 +88,7 @@ MAIN_GUARD_ADVICE = (
     "file (code read from stdin cannot be re-imported), or pass workers=1")
 
 
-def _check_main(start_method: str) -> None:
+def check_main_guard(start_method: str) -> None:
     """Fail early, with one clear message, where the workers could never start.
 
     Raises:
@@ -131,7 +131,7 @@ class BatchedShardsVecEnv(VecEnv):
         """Shard ``w`` holds sub-envs ``offsets[w]`` to ``offsets[w + 1] - 1``."""
         if start_method is None:
             start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-        _check_main(start_method)
+        check_main_guard(start_method)
         ctx = mp.get_context(start_method)
         self.remotes: list[Connection] = []
         self.processes = []

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import pytest
 from traingym.agents.args import Args
 from traingym.agents.cli import parse_args
@@ -179,10 +180,17 @@ def test_train_envs_give_one_worker_per_family_and_refuse_unequal_observations(t
     (episode,) = run_policy_object(load_agent(result.run_dir), "mixed",
                                    EpisodeSettings("TrainGym/MNISTCNN-v0", 2, 3, (0,)))
     assert episode.steps == 2
-    mixed_text = Args(train_envs=("TrainGym/DigitsMLP-v0", "TrainGym/ReviewsBERT-v0"), obs_keys=("neurons",),
-                      **{**TINY, "n_envs": 2})
-    with pytest.raises(RunError, match="ReviewsBERT-v0's observation space"):
-        build_training_env(mixed_text)
+    # Every family's neurons block has the same layout (the last 12 entries: token relevance for text, input
+    # relevance otherwise), so image and text families can share an agent; spaces that differ are refused.
+    from stable_baselines3.common.vec_env import DummyVecEnv
+    from traingym.agents.train import check_same_spaces
+
+    shared = gym.make("TrainGym/DigitsMLP-v0", obs_keys=["neurons"]).observation_space
+    assert gym.make("TrainGym/ReviewsBERT-v0", obs_keys=["neurons"]).observation_space == shared
+    unequal = DummyVecEnv([lambda k=k: gym.make("TrainGym/DigitsMLP-v0", obs_keys=["neurons"], flag_top_k=k)
+                           for k in (4, 8)])
+    with pytest.raises(RunError, match="second's observation space"):
+        check_same_spaces(unequal, ["first", "second"])
     with pytest.raises(ValueError, match="--train-envs"):
         Args(train_envs=("CartPole-v1",))
 
