@@ -103,6 +103,52 @@ def check_main_guard(start_method: str) -> None:
         raise RuntimeError(f"cannot start worker processes from {main_file}: {MAIN_GUARD_ADVICE}")
 
 
+def start_workers(start_method: str | None, target: Callable[..., None], worker_args: Sequence[tuple[Any, ...]]
+                  ) -> tuple[list[Connection], list[Any], Any]:
+    """Start one daemon worker per entry of ``worker_args`` (``target(work_remote, remote, *args)``) and ask each
+    for its spaces; returns the parent's pipe ends, the processes and the first worker's spaces. Checks the
+    ``__main__`` guard first (:func:`check_main_guard`); a worker that dies before answering (the usual cause: a
+    script without the guard) becomes one RuntimeError saying so; on any failure the workers are stopped first.
+    Workers start with
+    ``forkserver`` (``spawn`` where it is missing) unless ``start_method`` says otherwise."""
+    start_method = start_method or ("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    check_main_guard(start_method)
+    ctx = mp.get_context(start_method)
+    remotes: list[Connection] = []
+    processes: list[Any] = []
+    for args in worker_args:
+        remote, work_remote = ctx.Pipe()
+        process = ctx.Process(target=target, args=(work_remote, remote, *args), daemon=True)
+        process.start()
+        work_remote.close()
+        remotes.append(remote)
+        processes.append(process)
+    for remote in remotes:
+        remote.send(("spaces", None))
+    try:
+        spaces, *_ = receive_answers(remotes)
+    except RuntimeError:
+        _stop(remotes, processes)
+        raise
+    except (EOFError, ConnectionError):  # a worker died before its first answer
+        codes = [p.join(5) or p.exitcode for p in processes]
+        _stop(remotes, processes)
+        raise RuntimeError(f"batched env workers exited before answering (exit codes {codes}); when this runs "
+                           f"from a script, the usual cause: {MAIN_GUARD_ADVICE}") from None
+    return remotes, processes, spaces
+
+
+def _stop(remotes: Sequence[Connection], processes: Sequence[Any]) -> None:
+    """Ask every worker to close and wait for it (a worker that has already exited is fine)."""
+    for remote in remotes:
+        with contextlib.suppress(OSError):
+            remote.send(("close", None))
+    for process in processes:
+        process.join(5)
+        if process.is_alive():
+            process.terminate()
+
+
 def receive_answers(remotes: Sequence[Connection]) -> list[Any]:
     """Every worker's answer, in order; the first failure is raised once all have answered (so no answer is left
     in a pipe to be read as the answer to a later command)."""
@@ -129,32 +175,10 @@ class BatchedShardsVecEnv(VecEnv):
         sizes = shard_sizes(num_envs, workers)
         self.offsets = np.cumsum([0, *sizes])
         """Shard ``w`` holds sub-envs ``offsets[w]`` to ``offsets[w + 1] - 1``."""
-        if start_method is None:
-            start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-        check_main_guard(start_method)
-        ctx = mp.get_context(start_method)
         self.remotes: list[Connection] = []
-        self.processes = []
-        for size in sizes:
-            remote, work_remote = ctx.Pipe()
-            process = ctx.Process(target=_worker, args=(work_remote, remote, make_shard, env_id, size, env_kwargs),
-                                  daemon=True)
-            process.start()
-            work_remote.close()
-            self.remotes.append(remote)
-            self.processes.append(process)
-        for remote in self.remotes:
-            remote.send(("spaces", None))
-        try:
-            (observation_space, action_space), *_ = receive_answers(self.remotes)
-        except RuntimeError:
-            self.close()
-            raise
-        except (EOFError, ConnectionError):  # a worker died before its first answer
-            codes = [p.join(5) or p.exitcode for p in self.processes]
-            self.close()
-            raise RuntimeError(f"batched env workers exited before answering (exit codes {codes}); when this runs "
-                               f"from a script, the usual cause: {MAIN_GUARD_ADVICE}") from None
+        self.processes: list[Any] = []
+        self.remotes, self.processes, (observation_space, action_space) = start_workers(
+            start_method, _worker, [(make_shard, env_id, size, env_kwargs) for size in sizes])
         super().__init__(num_envs, observation_space, action_space)
 
     def _shards(self) -> list[tuple[Connection, int, int]]:

@@ -13,7 +13,6 @@ conventions (autoreset, info masks) in the parent. Sub-env ``i`` is the same epi
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
 import os
 import traceback
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 from gymnasium.vector import AutoresetMode
-from traingym.envs.batched_shards import MAIN_GUARD_ADVICE, check_main_guard, receive_answers, shard_sizes
+from traingym.envs.batched_shards import receive_answers, shard_sizes, start_workers
 from traingym.envs.batched_vector import BatchedVectorEnv, StepResult
 
 
@@ -109,28 +108,8 @@ class WorkerBatchedEnv(BatchedVectorEnv):
         self.remotes: list[Connection] = []
         self.processes: list[Any] = []
         self._closed_workers = False
-        start_method = start_method or ("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-        check_main_guard(start_method)
-        ctx = mp.get_context(start_method)
-        for size in sizes:
-            remote, work_remote = ctx.Pipe()
-            process = ctx.Process(target=_worker, args=(work_remote, remote, size, kwargs), daemon=True)
-            process.start()
-            work_remote.close()
-            self.remotes.append(remote)
-            self.processes.append(process)
-        for remote in self.remotes:
-            remote.send(("spaces", None))
-        try:
-            (observation_space, action_space), *_ = receive_answers(self.remotes)
-        except RuntimeError:
-            self.close_extras()
-            raise
-        except (EOFError, ConnectionError):  # a worker died before its first answer
-            codes = [p.join(5) or p.exitcode for p in self.processes]
-            self.close_extras()
-            raise RuntimeError(f"batched env workers exited before answering (exit codes {codes}); when this runs "
-                               f"from a script, the usual cause: {MAIN_GUARD_ADVICE}") from None
+        self.remotes, self.processes, (observation_space, action_space) = start_workers(
+            start_method, _worker, [(size, kwargs) for size in sizes])
         self._init_vector(num_envs, observation_space, action_space, autoreset_mode)
 
     def _shard(self, i: int) -> int:

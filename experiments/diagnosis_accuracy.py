@@ -23,8 +23,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from traingym.envs.tasks.base import TEST_SET_SIZE
 from traingym.envs.tasks.pathologies import PATHOLOGIES
+from traingym.experiments.mixture_args import check_mixture_args
 from traingym.experiments.results import write_result
 from traingym.protocol.cli import StrTuple, parse_cli
 
@@ -121,12 +121,7 @@ class AccuracyArgs:
     """Write docs/results/diagnosis_accuracy.md (advisors already on the page and not re-run are kept)."""
 
     def __post_init__(self) -> None:
-        import traingym.envs  # noqa: F401  (registers the ids)
-
-        if self.env not in gym.registry:
-            raise ValueError(f"--env must be a registered id, got {self.env!r}")
-        if not 1 <= self.episodes <= TEST_SET_SIZE:
-            raise ValueError(f"--episodes must be in [1, {TEST_SET_SIZE}], got {self.episodes}")
+        check_mixture_args(self.env, self.episodes)
         if not self.advisors:
             raise ValueError("--advisors must name at least one advisor")
 

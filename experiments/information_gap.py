@@ -35,8 +35,9 @@ from traingym.agents.baselines import (
 from traingym.agents.episodes import EpisodeResult, EpisodeSettings, run_policy_object
 from traingym.agents.stats import bootstrap_mean, paired_difference
 from traingym.agents.tuned_defaults import tuned_defaults
-from traingym.envs.tasks.base import TEST_SET_SIZE
+from traingym.experiments.mixture_args import check_mixture_args
 from traingym.experiments.results import write_result
+from traingym.protocol.checks import check_range
 from traingym.protocol.cli import parse_cli
 
 GOAL_MARGIN = 0.03
@@ -144,14 +145,8 @@ class GapArgs:
     """Write docs/results/information_gap.md (the held-out table; with --variants, the tuning table)."""
 
     def __post_init__(self) -> None:
-        import traingym.envs  # noqa: F401  (registers the ids)
-
-        if self.env not in gym.registry:
-            raise ValueError(f"--env must be a registered id, got {self.env!r}")
-        if not 1 <= self.episodes <= TEST_SET_SIZE:
-            raise ValueError(f"--episodes must be in [1, {TEST_SET_SIZE}], got {self.episodes}")
-        if not 1 <= self.workers <= 64:
-            raise ValueError(f"--workers must be in [1, 64], got {self.workers}")
+        check_mixture_args(self.env, self.episodes)
+        check_range("--workers", self.workers, 1, 64, integer=True)
         if self.variants and self.instance_set != "train":
             raise ValueError("--variants tunes the controller: it needs --instance-set train")
 

@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
-from traingym.envs.tasks.base import TEST_SET_SIZE
 from traingym.envs.tasks.pathologies import PATHOLOGIES, SHAPE, spurious_pixels
+from traingym.experiments.mixture_args import check_mixture_args
 from traingym.experiments.results import results_dir, write_result
 from traingym.protocol.cli import parse_cli
 
@@ -75,12 +75,7 @@ class DetectionArgs:
     """Write the rows of this instance set into docs/results/input_relevance.md (the other set's are kept)."""
 
     def __post_init__(self) -> None:
-        import traingym.envs  # noqa: F401  (registers the ids)
-
-        if self.env not in gym.registry:
-            raise ValueError(f"--env must be a registered id, got {self.env!r}")
-        if not 1 <= self.episodes <= TEST_SET_SIZE:
-            raise ValueError(f"--episodes must be in [1, {TEST_SET_SIZE}], got {self.episodes}")
+        check_mixture_args(self.env, self.episodes)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
