@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 from traingym.envs.tasks.pathologies import PATHOLOGIES
 from traingym.experiments.mixture_args import check_mixture_args
-from traingym.experiments.results import write_result
+from traingym.experiments.results import stored_data, write_result
 from traingym.protocol.cli import StrTuple, parse_cli
 
 EXPECTED_FINDING: dict[str, str | None] = {
@@ -127,15 +127,9 @@ class AccuracyArgs:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import json
-
-    from traingym.experiments.results import results_dir
-
     args = parse_cli(AccuracyArgs, argv, "python -m traingym.experiments.diagnosis_accuracy")
     extra = {"advisor_base_url": args.advisor_base_url} if args.advisor_base_url else {}
-    path = results_dir() / "diagnosis_accuracy.json"
-    results: dict[str, dict[str, Any]] = json.loads(path.read_text()).get("advisors", {}) if (
-        args.write and path.exists()) else {}
+    results: dict[str, dict[str, Any]] = stored_data("diagnosis_accuracy").get("advisors", {}) if args.write else {}
     for advisor in args.advisors:
         truth, named, fallback_rate = diagnose_episodes(args.env, advisor, range(args.episodes), **extra)
         results[advisor] = {**score(truth, named), "episodes": len(truth), "fallback_rate": fallback_rate,

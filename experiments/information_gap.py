@@ -36,7 +36,7 @@ from traingym.agents.episodes import EpisodeResult, EpisodeSettings, run_policy_
 from traingym.agents.stats import bootstrap_mean, paired_difference
 from traingym.agents.tuned_defaults import tuned_defaults
 from traingym.experiments.mixture_args import check_mixture_args
-from traingym.experiments.results import write_result
+from traingym.experiments.results import stored_data, write_result
 from traingym.protocol.checks import check_range
 from traingym.protocol.cli import parse_cli
 
@@ -207,13 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _write(args: GapArgs, section: str, body: str, data: dict) -> None:
     """Keep the other section of the page (held-out figures and the tuning table are written by separate runs)."""
-    import json
 
-    from traingym.experiments.results import results_dir
-
-    path = results_dir() / "information_gap.json"
-    stored = json.loads(path.read_text()) if path.exists() else {}
-    sections = stored.get("sections", {})
+    sections = stored_data("information_gap").get("sections", {})
     sections[section] = {"args": args.__dict__, "body": body, "data": data}
     titles = {"held_out": "Held-out instances", "tuning": "Choosing the controller's base targets (TRAIN instances)"}
     intro = ("The diagnosis-aware controller is steer whose targets the advisor's findings move "

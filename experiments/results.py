@@ -81,3 +81,13 @@ def write_result(name: str, title: str, body: str, data: Any = None, command: st
     if data is not None:
         (out_dir / f"{name}.json").write_text(json.dumps({**provenance, "data": data}, indent=2, default=str) + "\n")
     return path
+
+
+def stored_data(name: str, out_dir: Path | None = None) -> dict[str, Any]:
+    """The ``data`` a previous :func:`write_result` stored in ``<name>.json`` ({} when there is none): scripts
+    whose page gathers several runs (one section per run) keep the other runs' sections from it."""
+    path = (out_dir or results_dir()) / f"{name}.json"
+    if not path.exists():
+        return {}
+    stored = json.loads(path.read_text())
+    return stored.get("data") or {}

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import gymnasium as gym
 import numpy as np
 from traingym.envs.tasks.pathologies import PATHOLOGIES, SHAPE, spurious_pixels
 from traingym.experiments.mixture_args import check_mixture_args
-from traingym.experiments.results import results_dir, write_result
+from traingym.experiments.results import stored_data, write_result
 from traingym.protocol.cli import parse_cli
 
 
@@ -79,15 +79,12 @@ class DetectionArgs:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import json
 
     args = parse_cli(DetectionArgs, argv, "python -m traingym.experiments.shortcut_detection")
     rates = detection_rates(args.env, args.instance_set, range(args.episodes))
     print(rates_table(rates))
     if args.write:
-        path = results_dir() / "input_relevance.json"
-        stored: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
-        sets = stored.get("instance_sets", {})
+        sets = stored_data("input_relevance").get("instance_sets", {})
         sets[args.instance_set] = {"env": args.env, "episodes": args.episodes, "rates": rates}
         body = ("Keep policy on the mixture's instances; input relevance as in `traingym.envs.input_relevance`. "
                 "A clean run should flag nothing; a spurious run should flag a planted pixel first.\n\n")

@@ -67,20 +67,19 @@ def test_bad_response_is_one_clear_error(field: str, value: object) -> None:
 
 
 @pytest.mark.slow
-def test_diagnosis_aware_beats_steer_on_a_fixed_set_of_pathologies() -> None:
-    """On the first 4 held-out shortcut and 4 noisy-label instances of the mixture (where the right move differs by
-    cause), reading the heuristic advisor's findings beats steering blind to the same tuned targets."""
+def test_diagnosis_aware_beats_steer_on_a_fixed_set_of_shortcut_runs() -> None:
+    """On the first 8 held-out spurious-pixel instances of the mixture (where only the neuron log says which inputs
+    to decorrelate), reading the heuristic advisor's findings beats steering blind, paired instance by instance."""
     import traingym.envs  # noqa: F401
     from traingym.envs.tasks.pathologies import DigitsPathologies
 
     env_id = "TrainGym/DigitsPathologies-v0"
     instances = DigitsPathologies().instance_set("test", "sgd")
-    chosen = tuple(i for p in ("spurious", "label_noise")
-                   for i in [k for k, x in enumerate(instances) if x["pathology"] == p][:4])
+    chosen = tuple([k for k, x in enumerate(instances) if x["pathology"] == "spurious"][:8])
     settings = EpisodeSettings(env_id, 20, 50, chosen, instance_set="test", advisor="heuristic")
     accuracy = {}
     for name in ("steer", "diagnosis_aware"):
         episodes = run_policy_object(make_baseline(name, env_id), name, settings)
         accuracy[name] = np.array([e.test_accuracy for e in episodes])
     difference = accuracy["diagnosis_aware"] - accuracy["steer"]
-    assert difference.mean() > 0.02 and (difference > 0).sum() >= 5, difference
+    assert difference.mean() > 0.02 and (difference > 0).sum() >= 6, difference

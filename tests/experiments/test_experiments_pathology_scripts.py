@@ -52,3 +52,22 @@ def test_bad_arguments_name_the_flag(args: type) -> None:
 def test_gap_variants_tune_on_train_instances_only() -> None:
     with pytest.raises(ValueError, match="--instance-set train"):
         GapArgs(variants=True, instance_set="test")
+
+
+def test_a_page_keeps_the_sections_other_runs_wrote(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages that gather several runs (train and test rows, tuning and held-out tables, several advisors) read the
+    earlier runs' data back from the JSON that write_result wrapped."""
+    from pathlib import Path
+
+    import traingym.experiments.results as results
+    from traingym.experiments import shortcut_detection
+
+    monkeypatch.setattr(results, "RESULTS_DIR", Path(str(tmp_path)))
+    rates = {p: {"episodes": 1, "any_flag": 0.0, "first_planted": 0.0, "planted_flagged": 0.0}
+             for p in ("clean", "spurious")}
+    monkeypatch.setattr(shortcut_detection, "detection_rates", lambda env, which, indices: rates)
+    shortcut_detection.main(["--instance-set", "train", "--episodes", "1", "--write"])
+    shortcut_detection.main(["--instance-set", "test", "--episodes", "1", "--write"])
+    assert set(results.stored_data("input_relevance")["instance_sets"]) == {"train", "test"}
+    page = (Path(str(tmp_path)) / "input_relevance.md").read_text()
+    assert "## train instances" in page and "## test instances" in page
