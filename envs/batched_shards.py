@@ -10,6 +10,7 @@ in sub-env order. Sub-env ``i`` is the same episode as in the one-process batche
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing as mp
 import sys
 import traceback
@@ -29,14 +30,17 @@ def shard_sizes(num_envs: int, workers: int) -> list[int]:
     return [num_envs // workers + (1 if w < num_envs % workers else 0) for w in range(workers)]
 
 
-def _worker(remote: Connection, parent: Connection, make_shard: Callable[..., VecEnv], env_id: str, num_envs: int,
-            env_kwargs: dict[str, Any]) -> None:
+def serve_worker(remote: Connection, parent: Connection, build: Callable[[], Any],
+                 serve: Callable[[Any, str, Any], Any]) -> None:
+    """A worker process's loop: build its env (``build()``), then answer each ``(command, data)`` from the parent
+    with ``("ok", serve(env, command, data))`` or ``("error", traceback)`` until ``"close"``. A failure to build
+    is the answer to the parent's first command. One torch thread: the ops are small, more threads only contend."""
     import torch
 
     parent.close()
-    torch.set_num_threads(1)  # one core per shard (tiny ops: more threads only contend)
+    torch.set_num_threads(1)
     try:
-        vec = make_shard(env_id, num_envs, **env_kwargs)
+        env = build()
     except Exception:  # noqa: BLE001  (e.g. a bad config field: the answer to the parent's first command)
         error = traceback.format_exc()
         try:
@@ -51,14 +55,19 @@ def _worker(remote: Connection, parent: Connection, make_shard: Callable[..., Ve
             if command == "close":
                 break
             try:
-                remote.send(("ok", _serve(vec, command, data)))
+                remote.send(("ok", serve(env, command, data)))
             except Exception:  # noqa: BLE001  (any failure goes back to the parent, which raises it)
                 remote.send(("error", traceback.format_exc()))
     except (KeyboardInterrupt, EOFError):
         pass
     finally:
-        vec.close()
+        env.close()
         remote.close()
+
+
+def _worker(remote: Connection, parent: Connection, make_shard: Callable[..., VecEnv], env_id: str, num_envs: int,
+            env_kwargs: dict[str, Any]) -> None:
+    serve_worker(remote, parent, functools.partial(make_shard, env_id, num_envs, **env_kwargs), _serve)
 
 
 def _serve(vec: Any, command: str, data: Any) -> Any:

@@ -13,15 +13,15 @@ conventions (autoreset, info masks) in the parent. Sub-env ``i`` is the same epi
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-import traceback
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
 from gymnasium.vector import AutoresetMode
-from traingym.envs.batched_shards import receive_answers, shard_sizes, start_workers
+from traingym.envs.batched_shards import receive_answers, serve_worker, shard_sizes, start_workers
 from traingym.envs.batched_vector import BatchedVectorEnv, StepResult
 
 
@@ -57,42 +57,18 @@ def make_batched_env(num_envs: int = 1, *, workers: int | None = None, **kwargs:
 
 
 def _worker(remote: Connection, parent: Connection, num_envs: int, kwargs: dict[str, Any]) -> None:
-    import torch
+    serve_worker(remote, parent, functools.partial(local_batched_env, num_envs, **kwargs), _serve)
 
-    parent.close()
-    torch.set_num_threads(1)  # one core per worker: these ops are small, more threads only contend
-    try:
-        env = local_batched_env(num_envs, **kwargs)
-    except Exception:  # noqa: BLE001  (e.g. a bad config field: the answer to the parent's first command)
-        error = traceback.format_exc()
-        try:
-            remote.recv()
-            remote.send(("error", error))
-        finally:
-            remote.close()
-        return
-    try:
-        while True:
-            command, data = remote.recv()
-            if command == "close":
-                break
-            try:
-                if command == "reset":
-                    answer: Any = env.reset_envs(*data)
-                elif command == "step":
-                    answer = env.step_envs(*data)
-                elif command == "spaces":
-                    answer = env.single_observation_space, env.single_action_space
-                else:
-                    raise NotImplementedError(f"unknown command {command!r}")
-                remote.send(("ok", answer))
-            except Exception:  # noqa: BLE001  (any failure goes back to the parent, which raises it)
-                remote.send(("error", traceback.format_exc()))
-    except (KeyboardInterrupt, EOFError):
-        pass
-    finally:
-        env.close()
-        remote.close()
+
+def _serve(env: Any, command: str, data: Any) -> Any:
+    """One command of the parent's, run on this worker's share of the sub-envs."""
+    if command == "reset":
+        return env.reset_envs(*data)
+    if command == "step":
+        return env.step_envs(*data)
+    if command == "spaces":
+        return env.single_observation_space, env.single_action_space
+    raise NotImplementedError(f"unknown command {command!r}")
 
 
 class WorkerBatchedEnv(BatchedVectorEnv):
