@@ -137,25 +137,25 @@ def start_workers(start_method: str | None, target: Callable[..., None], worker_
     try:
         spaces, *_ = receive_answers(remotes)
     except RuntimeError:
-        _stop(remotes, processes)
+        stop_workers(remotes, processes)
         raise
     except (EOFError, ConnectionError):  # a worker died before its first answer
         codes = [p.join(5) or p.exitcode for p in processes]
-        _stop(remotes, processes)
+        stop_workers(remotes, processes)
         raise RuntimeError(f"batched env workers exited before answering (exit codes {codes}); when this runs "
                            f"from a script, the usual cause: {MAIN_GUARD_ADVICE}") from None
     return remotes, processes, spaces
 
 
-def _stop(remotes: Sequence[Connection], processes: Sequence[Any]) -> None:
-    """Ask every worker to close and wait for it (a worker that has already exited is fine)."""
+def stop_workers(remotes: Sequence[Connection], processes: Sequence[Any]) -> None:
+    """Ask every worker to close, wait for it, close the pipes (a worker that already exited is fine)."""
     for remote in remotes:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # a worker that failed to build its env has already exited
             remote.send(("close", None))
     for process in processes:
-        process.join(5)
-        if process.is_alive():
-            process.terminate()
+        process.join()
+    for remote in remotes:
+        remote.close()
 
 
 def receive_answers(remotes: Sequence[Connection]) -> list[Any]:
@@ -221,13 +221,7 @@ class BatchedShardsVecEnv(VecEnv):
         if self.waiting:
             for remote in self.remotes:
                 remote.recv()
-        for remote in self.remotes:
-            with contextlib.suppress(OSError):  # a worker that failed to build its env has already exited
-                remote.send(("close", None))
-        for process in self.processes:
-            process.join()
-        for remote in self.remotes:
-            remote.close()
+        stop_workers(self.remotes, self.processes)
         self.closed = True
 
     def _by_shard(self, indices: VecEnvIndices) -> list[tuple[Connection, list[int]]]:

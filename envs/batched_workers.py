@@ -12,7 +12,6 @@ conventions (autoreset, info masks) in the parent. Sub-env ``i`` is the same epi
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ from typing import Any
 
 import numpy as np
 from gymnasium.vector import AutoresetMode
-from traingym.envs.batched_shards import receive_answers, serve_worker, shard_sizes, start_workers
+from traingym.envs.batched_shards import receive_answers, serve_worker, shard_sizes, start_workers, stop_workers
 from traingym.envs.batched_vector import BatchedVectorEnv, StepResult
 
 
@@ -121,13 +120,7 @@ class WorkerBatchedEnv(BatchedVectorEnv):
         if getattr(self, "_closed_workers", True):
             return
         self._closed_workers = True
-        for remote in self.remotes:
-            with contextlib.suppress(OSError):  # a worker that failed to build its env has already exited
-                remote.send(("close", None))
-        for process in self.processes:
-            process.join()
-        for remote in self.remotes:
-            remote.close()
+        stop_workers(self.remotes, self.processes)
 
     def __repr__(self) -> str:
         return f"WorkerBatchedEnv(num_envs={self.num_envs}, workers={len(self.remotes)})"
