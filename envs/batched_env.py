@@ -166,7 +166,7 @@ class BatchedTrainingEnv(BatchedVectorEnv):
             assert env._split is not None
             batches = env._draw_batches()
             per_env[i] = env.mask_flagged_inputs(env._split.x_train[batches]), env._split.y_train[batches]
-            if env._aug > 0:
+            if env.family_aug_level() > 0:
                 augmented.append(i)
         if augmented:
             # One batched augmentation of every augmented env's K batches; each env's generator draws its K
@@ -174,7 +174,7 @@ class BatchedTrainingEnv(BatchedVectorEnv):
             envs = [self.envs[i] for i in augmented]
             x_aug, y_aug = self.envs[0].task.augment_batches(
                 torch.cat([per_env[i][0] for i in augmented]), torch.cat([per_env[i][1] for i in augmented]),
-                [e._aug for e in envs for _ in range(k)], [e._aug_gen for e in envs for _ in range(k)])
+                [e.family_aug_level() for e in envs for _ in range(k)], [e._aug_gen for e in envs for _ in range(k)])
             for j, i in enumerate(augmented):
                 per_env[i] = x_aug[j * k: (j + 1) * k], y_aug[j * k: (j + 1) * k]
         return per_env

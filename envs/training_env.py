@@ -43,7 +43,9 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     first by augmentation (see :mod:`traingym.envs.tasks.reviews` and :mod:`traingym.envs.token_monitor`).
     Image and table tasks explain the validation errors with input relevance instead: over-relevant input features
     are reported (``flagged_inputs``), emitted as ``over_relevant_input`` events, observed, and decorrelated from
-    the label first by augmentation (:mod:`traingym.envs.input_relevance`).
+    the label first by augmentation (:mod:`traingym.envs.input_relevance`): while features are flagged, level 1
+    only decorrelates them and level k adds the family's own augmentation at level k - 1
+    (:meth:`family_aug_level`).
 
     ## Action Space
     ``MultiDiscrete([3, 3, 3, 3])``, one sub-action per knob, 0 = decrease, 1 = keep, 2 = increase:
@@ -312,10 +314,20 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         flat = decorrelate_inputs(x.flatten(2), inputs.flagged_ids, self._aug, self._mask_gen)
         return flat.reshape(x.shape)
 
+    def family_aug_level(self) -> int:
+        """The level of the family's own augmentation (shifts and noise, feature noise): the knob's level, one
+        lower while input features are flagged. Augmentation spends its first level on the flagged features, as the
+        text families' level 1 mostly masks flagged tokens: on 8x8 digits the family's level 1 (one-pixel shifts,
+        pixel noise) costs far more than a shortcut, so a remedy that brought it along did more harm than good
+        (``docs/results/information_gap.md``)."""
+        inputs = self._monitor.inputs
+        return max(0, self._aug - 1) if inputs is not None and inputs.flagged_ids else self._aug
+
     def _training_batch(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One training batch, augmented at the current level by the family."""
-        if self._aug > 0:
-            xb, yb = self.task.augment(xb, yb, self._aug, self._aug_gen)
+        """One training batch, augmented by the family at :meth:`family_aug_level`."""
+        level = self.family_aug_level()
+        if level > 0:
+            xb, yb = self.task.augment(xb, yb, level, self._aug_gen)
         return xb, yb
 
     def _training_outcome(self, mean_loss: float, accuracy: float, weight_norm: float) -> tuple[float, float, bool]:

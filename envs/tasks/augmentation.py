@@ -134,7 +134,8 @@ def _cutout_tables(h: int, w: int, sizes: tuple[int, ...], device: str) -> tuple
 
 DECORRELATE_PROB: tuple[float, ...] = (0.0, 1.0, 1.0, 1.0, 1.0)
 """Probability per augmentation level (0..4) that a flagged input feature of a row is decorrelated: always, from
-level 1 on (higher levels add only the family's own augmentation). Partly decorrelated, a shortcut stays predictive
+level 1 on (the env's level k adds the family's own augmentation at level k - 1 while features are flagged:
+``TrainingEnv.family_aug_level``). Partly decorrelated, a shortcut stays predictive
 on the rest of the rows: on spurious train instances of DigitsPathologies the text families' 50/75/90/100% masking
 table helped less than this one."""
 
