@@ -26,7 +26,7 @@ from traingym.agents.knob_subset import KnobSubsetVecEnv
 from traingym.agents.policies import PolicySpec
 from traingym.agents.tuning import EvaluationBaselines
 from traingym.agents.tuning import prepare_baselines as prepare_tuned_baselines
-from traingym.envs.batched_sb3 import make_batched_vec_env
+from traingym.envs.batched.sb3 import make_batched_vec_env
 from traingym.envs.tasks.base import TEST_SET_SIZE
 from traingym.protocol.moves import KNOBS
 from traingym.protocol.run_files import (

@@ -2,7 +2,7 @@
 
 For each observation setting (the default: all three keys; and ``training_stats`` only), one process holds a
 2-worker ``SubprocVecEnv`` of the single env, a :class:`BatchedTrainingEnv` for every N and a 2-worker
-:class:`~traingym.envs.batched_shards.BatchedShardsVecEnv` for every N >= 2, all on the same config and seed
+:class:`~traingym.envs.batched.shards.BatchedShardsVecEnv` for every N >= 2, all on the same config and seed
 (random instances from the train set, random actions, auto-resets included: what an agent sees). Blocks of steps
 alternate between them (subproc, N=1, N=4, N=4 in 2 workers, ...), each timed on its own; a figure is the median
 over blocks of env steps (sub-env steps) per second, and ``speedup_vs_subproc2`` divides by the subproc figure of
@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from traingym.envs.batched_env import BatchedTrainingEnv, Grouping
+from traingym.envs.batched.mlp import BatchedTrainingEnv, Grouping
 from traingym.experiments.results import write_result
 from traingym.protocol.cli import IntTuple, StrTuple, parse_cli
 
@@ -111,8 +111,8 @@ def flops_per_env_step(env: BatchedTrainingEnv) -> dict[str, float]:
 
 def measure(args: Args, obs_setting: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
     from stable_baselines3.common.vec_env import SubprocVecEnv
-    from traingym.envs.batched_sb3 import make_batched_vec_env
-    from traingym.envs.batched_shards import BatchedShardsVecEnv
+    from traingym.envs.batched.sb3 import make_batched_vec_env
+    from traingym.envs.batched.shards import BatchedShardsVecEnv
 
     kwargs = {**env_kwargs, **({"obs_keys": ["training_stats"]} if obs_setting == "training_stats" else {})}
     subproc = SubprocVecEnv([functools.partial(make_env, args.env_id, kwargs)] * 2)

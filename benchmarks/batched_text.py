@@ -38,7 +38,7 @@ import torch
 from traingym.agents.cli_args import IntTuple, StrTuple, parse_cli
 from traingym.agents.results import write_result
 from traingym.envs import ENV_KWARGS, ENV_TASKS
-from traingym.envs.batched_text import BatchedTextEnv
+from traingym.envs.batched.text import BatchedTextEnv
 
 from benchmarks.ppo_fps import TimedVecEnv
 from benchmarks.timing import PhaseClock, machine_info, median, rounded
@@ -150,7 +150,7 @@ def measure_shares(args: Args, kwargs: dict[str, Any], n: int) -> dict[str, Any]
 def measure_ppo(args: Args, kwargs: dict[str, Any], n: int) -> dict[str, Any]:
     """PPO on the batched env in 2 workers: seconds per env step spent outside the env (the update)."""
     from stable_baselines3 import PPO
-    from traingym.envs.batched_sb3 import make_batched_vec_env
+    from traingym.envs.batched.sb3 import make_batched_vec_env
 
     n_steps = 16
     vec = TimedVecEnv(make_batched_vec_env(args.env_id, n, seed=args.seed, workers=min(WORKERS, n), **kwargs))

@@ -58,4 +58,4 @@ write_result("batched_env_cuda", "Batched MLP vector env on the GPU next to the 
              data=result, command="bash benchmarks/gpu.sh")
 PY
 timeout 45 "$PY" -m pytest -q -p no:cacheprovider -m "slow or not slow" tests/envs/test_cuda.py \
-    tests/envs/test_batched_env.py -k "cuda"
+    tests/envs/batched/test_batched_env.py -k "cuda"

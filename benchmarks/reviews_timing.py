@@ -12,7 +12,7 @@ import sys
 import time
 
 import torch
-from traingym.envs.relevance import TokenRelevanceStats, token_relevance
+from traingym.envs.monitoring.relevance import TokenRelevanceStats, token_relevance
 from traingym.envs.tasks.reviews_augment import mask_tokens
 from traingym.envs.tasks.reviews_data import PROTECTED_IDS, ReviewsData, load_reviews, plant_shortcut
 from traingym.envs.tasks.reviews_model import build_review_bert, forked_global_rng

@@ -32,7 +32,7 @@ import time
 from dataclasses import asdict, dataclass
 
 import torch
-from traingym.envs.relevance import TokenRelevanceStats, token_relevance
+from traingym.envs.monitoring.relevance import TokenRelevanceStats, token_relevance
 from traingym.envs.tasks.reviews_augment import mask_tokens
 from traingym.envs.tasks.reviews_data import (
     PROTECTED_IDS,

@@ -1,9 +1,9 @@
 """The training doctor: TrainGym's neuron logs, advisor and agents on a training run that TrainGym does not own.
 
 Every ``every`` optimizer steps the doctor does what :class:`~traingym.envs.training_env.TrainingEnv` does after
-its K steps, with the env's own code (:class:`~traingym.envs.monitor.TrainingMonitor`): neuron-log training stats,
-a validation pass on a fixed buffer (flagged neurons, events), the history, the TrainingReport, the advisor's
-diagnosis and the observation. A policy proposes a move; in ``auto`` mode it is applied, in ``propose`` mode a
+its K steps, with the env's own code (:class:`~traingym.envs.monitoring.monitor.TrainingMonitor`): neuron-log
+training stats, a validation pass on a fixed buffer (flagged neurons, events), the history, the TrainingReport, the
+advisor's diagnosis and the observation. A policy proposes a move; in ``auto`` mode it is applied, in ``propose`` mode a
 :class:`~traingym.protocol.proposals.Decider` (a human at the terminal, the live page) accepts, edits or skips it,
 in ``watch`` mode nothing changes. A move changes the optimizer's learning rate and weight decay (every param
 group, the env's factors), scales the flagged neurons' incoming weights (the env's factors) and sets
@@ -40,7 +40,7 @@ from traingym.doctor.policy import OBSERVATION_FIELDS, DoctorPolicy, resolve_pol
 from traingym.doctor.rollback import HealthySnapshot, Rollback
 from traingym.envs.config import TrainingEnvConfig
 from traingym.envs.hidden_layer import HiddenLayer
-from traingym.envs.monitor import RunStatus, TrainingMonitor
+from traingym.envs.monitoring.monitor import RunStatus, TrainingMonitor
 from traingym.protocol.checks import check_range
 from traingym.protocol.moves import AUG_LEVELS, KEEP, SCALE_DOWN, SCALE_UP, Move
 from traingym.protocol.proposals import DecidedBy, Decider, Decision, Proposal

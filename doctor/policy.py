@@ -2,8 +2,8 @@
 SB3's ``predict``, together with the observation it expects.
 
 A policy decides from an observation whose keys (and shapes) are those of the env it was trained in. The doctor
-builds its observation with the env's own code (:class:`~traingym.envs.monitor.TrainingMonitor`) from the same
-observation settings (the agent's run ``config.json``: ``obs_keys``, encoder, ``flag_top_k``, ...), hands the
+builds its observation with the env's own code (:class:`~traingym.envs.monitoring.monitor.TrainingMonitor`) from
+the same observation settings (the agent's run ``config.json``: ``obs_keys``, encoder, ``flag_top_k``, ...), hands the
 policy exactly its keys, and checks at attach time that the spaces match the ones the agent was trained on.
 """
 

@@ -9,7 +9,7 @@ Importing this module registers the environments::
 """
 
 from gymnasium.envs.registration import register
-from traingym.envs.batched_env import BATCHED_TASKS
+from traingym.envs.batched.mlp import BATCHED_TASKS
 from traingym.envs.config import TrainingEnvConfig
 from traingym.envs.custom import CUSTOM_ENV_ID, EXAMPLE_TASK
 from traingym.envs.tasks.registry import register_task
@@ -39,20 +39,20 @@ ENV_KWARGS: dict[str, dict[str, object]] = {
 
 BATCHED_ENV_IDS: tuple[str, ...] = tuple(env_id for env_id, task in ENV_TASKS.items() if task in BATCHED_TASKS)
 """Ids whose ``gym.make_vec`` default (``vector_entry_point``) is
-:class:`~traingym.envs.batched_env.BatchedTrainingEnv`: all sub-envs' training steps run as one batched
+:class:`~traingym.envs.batched.mlp.BatchedTrainingEnv`: all sub-envs' training steps run as one batched
 computation. The others vectorize with sync/async."""
 
 TEXT_BATCHED_ENV_IDS: tuple[str, ...] = ("TrainGym/ReviewsBERT-v0", "TrainGym/ReviewsShortcut-v0")
-"""Ids whose ``vector_entry_point`` is :class:`~traingym.envs.batched_text.BatchedTextEnv` (training grouped by
+"""Ids whose ``vector_entry_point`` is :class:`~traingym.envs.batched.text.BatchedTextEnv` (training grouped by
 architecture)."""
 
 VECTOR_ENTRY_POINT_IDS: tuple[str, ...] = BATCHED_ENV_IDS + TEXT_BATCHED_ENV_IDS
 """Ids with a ``vector_entry_point``: ``gym.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point",
-workers=W)`` (:func:`~traingym.envs.batched_workers.make_batched_env`; ``workers`` defaults to the cores)."""
+workers=W)`` (:func:`~traingym.envs.batched.workers.make_batched_env`; ``workers`` defaults to the cores)."""
 
 for _env_id, _task in ENV_TASKS.items():
     register(id=_env_id, entry_point="traingym.envs.training_env:TrainingEnv",
-             vector_entry_point="traingym.envs.batched_workers:make_batched_env" if _env_id in VECTOR_ENTRY_POINT_IDS
+             vector_entry_point="traingym.envs.batched.workers:make_batched_env" if _env_id in VECTOR_ENTRY_POINT_IDS
              else None,
              max_episode_steps=DEFAULT_HORIZON, kwargs={"task": _task, **ENV_KWARGS.get(_env_id, {})})
 

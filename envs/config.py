@@ -97,9 +97,10 @@ class TrainingEnvConfig:
     """Ring-buffer size of the in-memory event log (1..100000)."""
     relevance: bool = True
     """After each step, relevance on the errors: text tasks token relevance on the diagnostic buffer (held-out
-    training data, :mod:`traingym.envs.token_monitor`), image and table tasks input relevance on the validation
-    buffer (:mod:`traingym.envs.input_relevance`). It flags over-relevant tokens / input features for the report,
-    events, the ``"neurons"`` block and augmentation. Off: nothing flagged, the relevance features stay zero."""
+    training data, :mod:`traingym.envs.monitoring.token_monitor`), image and table tasks input relevance on the
+    validation buffer (:mod:`traingym.envs.monitoring.input_relevance`). It flags over-relevant tokens / input
+    features for the report, events, the ``"neurons"`` block and augmentation. Off: nothing flagged, the relevance
+    features stay zero."""
     shortcut_p_pos: float = 0.9
     """reviews_shortcut: probability of the planted token in positive training reviews."""
     shortcut_p_neg: float = 0.05

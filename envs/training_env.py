@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from traingym.envs.config import TrainingEnvConfig, field_names
 from traingym.envs.hparams import initial_hparams, make_optimizer, moved_hparams, set_optimizer_hparams
-from traingym.envs.monitor import MAX_LOSS, OBS_BOUND, TRAINING_FIELDS, RunStatus, TrainingMonitor
+from traingym.envs.monitoring.monitor import MAX_LOSS, OBS_BOUND, TRAINING_FIELDS, RunStatus, TrainingMonitor
 from traingym.envs.tasks.augmentation import decorrelate_inputs
 from traingym.envs.tasks.base import Instance, Split, TaskFamily
 from traingym.envs.tasks.registry import make_task
@@ -40,11 +40,11 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     also run token relevance after each validation, on the errors of a *diagnostic* buffer held out from the
     training data (same distribution as training: a planted shortcut token occurs there, never in validation or
     test). Over-relevant tokens are reported, emitted as ``over_relevant_token`` events, observed, and masked
-    first by augmentation (see :mod:`traingym.envs.tasks.reviews` and :mod:`traingym.envs.token_monitor`).
+    first by augmentation (see :mod:`traingym.envs.tasks.reviews` and :mod:`traingym.envs.monitoring.token_monitor`).
     Image and table tasks explain the validation errors with input relevance instead: over-relevant input features
     are reported (``flagged_inputs``), emitted as ``over_relevant_input`` events, observed, and decorrelated from
-    the label first by augmentation (:mod:`traingym.envs.input_relevance`): while features are flagged, level 1
-    only decorrelates them and level k adds the family's own augmentation at level k - 1
+    the label first by augmentation (:mod:`traingym.envs.monitoring.input_relevance`): while features are
+    flagged, level 1 only decorrelates them and level k adds the family's own augmentation at level k - 1
     (:meth:`family_aug_level`).
 
     ## Action Space
@@ -67,10 +67,10 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
       least-squares slopes of val loss, val accuracy and loss gap over the last ``history_len`` steps, mean
       dead-unit fraction, log10 gradient norm and log10 weight-change norm of up to 4 hidden layers.
     - ``"neurons"``: the compressed neuron log (flagged-neuron importances per layer slot, per-layer summaries,
-      event counts); see :mod:`traingym.envs.neuron_features`. Then 12 relevance features (zeros with
+      event counts); see :mod:`traingym.envs.monitoring.neuron_features`. Then 12 relevance features (zeros with
       ``relevance=False``): text tasks the top-5 tokens' z / 10 and relevance share and the numbers flagged
-      (:mod:`traingym.envs.token_monitor`); image and table tasks the same for input features
-      (:mod:`traingym.envs.input_relevance`).
+      (:mod:`traingym.envs.monitoring.token_monitor`); image and table tasks the same for input features
+      (:mod:`traingym.envs.monitoring.input_relevance`).
     - ``"diagnosis"``: the advisor's diagnosis text encoded by a language model, plus one-hot findings and the
       one-hot suggested move; see :mod:`traingym.advisors`.
 
@@ -137,7 +137,7 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     @property
     def _log(self) -> Any:
-        """The run's :class:`~traingym.envs.neuron_log.NeuronLog` (None before the first reset)."""
+        """The run's :class:`~traingym.envs.monitoring.neuron_log.NeuronLog` (None before the first reset)."""
         return self._monitor.log
 
     # ------------------------------------------------------------------ gym API
@@ -189,7 +189,7 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def _end_step(self, train_loss: float, train_acc: float, diverged: bool
                   ) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
         """The part of a step after the K optimizer steps (``_train``'s outcome): validation, reward, observation.
-        The batched vector env (:mod:`traingym.envs.batched_env`) runs the K steps itself and then calls this."""
+        The batched vector env (:mod:`traingym.envs.batched.mlp`) runs the K steps itself and then calls this."""
         assert self._split is not None
         self._train_loss, self._train_acc = train_loss, train_acc
         previous = self._val_acc
@@ -342,8 +342,8 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     def _update_relevance(self) -> None:
         """Text tasks: token relevance on the diagnostic buffer's errors; hands the flagged tokens to the
-        family's augmentation (see :mod:`traingym.envs.token_monitor`). Runs after every step's validation but
-        not at reset: the untrained network has learned no reliance to diagnose."""
+        family's augmentation (see :mod:`traingym.envs.monitoring.token_monitor`). Runs after every step's validation
+        but not at reset: the untrained network has learned no reliance to diagnose."""
         if self._relevance is None:
             return
         assert self._model is not None and self._split is not None

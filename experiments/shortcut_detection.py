@@ -7,7 +7,8 @@ a planted shortcut pixel, and how many of the 20 planted pixels end up flagged::
     python -m traingym.experiments.shortcut_detection --instance-set train --episodes 128 --write
     python -m traingym.experiments.shortcut_detection --instance-set test --episodes 128 --write
 
-The flagging rule (:mod:`traingym.envs.input_relevance`) was chosen on the train rows; the test rows are held out.
+The flagging rule (:mod:`traingym.envs.monitoring.input_relevance`) was chosen on the train rows; the test rows are
+held out.
 """
 
 from __future__ import annotations
@@ -86,8 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.write:
         sets = stored_data("input_relevance").get("instance_sets", {})
         sets[args.instance_set] = {"env": args.env, "episodes": args.episodes, "rates": rates}
-        body = ("Keep policy on the mixture's instances; input relevance as in `traingym.envs.input_relevance`. "
-                "A clean run should flag nothing; a spurious run should flag a planted pixel first.\n\n")
+        body = ("Keep policy on the mixture's instances; input relevance as in "
+                "`traingym.envs.monitoring.input_relevance`. A clean run should flag nothing; a spurious run should "
+                "flag a planted pixel first.\n\n")
         body += "\n\n".join(f"## {name} instances\n\n`python -m traingym.experiments.shortcut_detection --instance-set "
                             f"{name} --episodes {v['episodes']} --write`\n\n{rates_table(v['rates'])}"
                             for name, v in sorted(sets.items(), reverse=True))

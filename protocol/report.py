@@ -33,7 +33,7 @@ MAX_LAYERS = 4
 SHORTCUT_Z = 4.0
 """Relevance z-score from which a token or an input feature is over-relevant (a shortcut candidate): the token and
 input monitors flag at it (input features raise the alarm at a higher z, see
-:mod:`traingym.envs.input_relevance`) and the heuristic advisor reads it."""
+:mod:`traingym.envs.monitoring.input_relevance`) and the heuristic advisor reads it."""
 MAX_FLAGGED_TOKENS = 5
 MAX_FLAGGED_INPUTS = 5
 MAX_RECENT_EVENTS = 8

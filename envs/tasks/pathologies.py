@@ -18,7 +18,7 @@ only what the env observes, and the report names the neutral base family):
 
 The shortcut pixels are drawn per instance (from its split seed) among the image's outer ring, where the real
 digits are blank, so no fixed rule can know them: which pixels carry the shortcut is the input relevance's business
-(:mod:`traingym.envs.input_relevance`).
+(:mod:`traingym.envs.monitoring.input_relevance`).
 """
 
 from __future__ import annotations

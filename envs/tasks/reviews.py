@@ -6,7 +6,7 @@ compact vocabulary), label 1 = fresh, 0 = rotten. An instance's ``split_seed`` f
 train / validation / test split (:func:`~traingym.envs.tasks.reviews_data.split_indices`); the validation
 buffer is the first ``val_size`` reviews of the validation part. A *diagnostic* buffer of ``val_size`` reviews
 is held out from the training part (never trained on): token relevance runs on its errors (see
-:class:`~traingym.envs.tasks.base.Split` and :mod:`traingym.envs.token_monitor`). Label noise flips training
+:class:`~traingym.envs.tasks.base.Split` and :mod:`traingym.envs.monitoring.token_monitor`). Label noise flips training
 labels only; validation, diagnostic and test labels are the true ones.
 
 ## Inputs and model

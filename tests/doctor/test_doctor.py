@@ -10,7 +10,7 @@ import pytest
 import torch
 from doctor_testkit import TinyNet, plain_loop, setup_run
 from traingym.doctor import TrainingDoctor, find_hidden_layers
-from traingym.envs.monitor import TRAINING_FIELDS
+from traingym.envs.monitoring.monitor import TRAINING_FIELDS
 from traingym.protocol.moves import KEEP, LR_FACTOR, SCALE_UP, WD_FACTOR
 from traingym.protocol.proposals import DecidedBy, Decision, Proposal
 from traingym.protocol.trajectory_format import read_trajectories

@@ -20,12 +20,12 @@ from envs_testkit import rollout, same_trace
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from traingym.envs import ENV_KWARGS, TrainingEnv
-from traingym.envs.event_log import EventLog, EventType, validate_record
-from traingym.envs.neuron_log import LAYER_SLOTS
-from traingym.envs.relevance import TokenRelevanceStats
+from traingym.envs.monitoring.event_log import EventLog, EventType, validate_record
+from traingym.envs.monitoring.neuron_log import LAYER_SLOTS
+from traingym.envs.monitoring.relevance import TokenRelevanceStats
+from traingym.envs.monitoring.token_monitor import FEATURE_SIZE, TokenRelevanceMonitor
 from traingym.envs.tasks.registry import make_task
 from traingym.envs.tasks.reviews_data import MASK_ID, PAD_ID, SHORTCUT_ID, SHORTCUT_TOKEN
-from traingym.envs.token_monitor import FEATURE_SIZE, TokenRelevanceMonitor
 from traingym.protocol.moves import KEEP_ACTION as KEEP
 from traingym.protocol.report import LAYER_FIELDS
 

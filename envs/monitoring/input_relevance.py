@@ -1,16 +1,16 @@
 """Over-relevant input features of an image or table task: contrastive gradient x input on the validation errors.
 
-The image / table analogue of the text families' token relevance (:mod:`traingym.envs.token_monitor`).
+The image / table analogue of the text families' token relevance (:mod:`traingym.envs.monitoring.token_monitor`).
 
 ## Where the relevance comes from
 After each step's validation pass (not at reset: an untrained network has learned no reliance) the neuron log
-explains the validation errors (:meth:`~traingym.envs.neuron_log.NeuronLog.record_input_relevance`): feature ``j``'s
-relevance on one error is ``max(0, x_j * d(logit_predicted - logit_true)/dx_j)``, the contrastive gradient x input
-(Shrikumar et al. 2016): what pushed the wrong class past the right one. A shortcut shows there because validation
-images carry the planted pattern decorrelated from the label (:mod:`traingym.envs.tasks.pathologies`): a model that
-relies on it errs where the pattern points to another class, and the pattern's features carry those errors. The
-plain gradient x input of the predicted logit (no contrast) spread the relevance over the strokes and flagged far
-fewer of the planted pixels.
+explains the validation errors (:meth:`~traingym.envs.monitoring.neuron_log.NeuronLog.record_input_relevance`):
+feature ``j``'s relevance on one error is ``max(0, x_j * d(logit_predicted - logit_true)/dx_j)``, the contrastive
+gradient x input (Shrikumar et al. 2016): what pushed the wrong class past the right one. A shortcut shows there
+because validation images carry the planted pattern decorrelated from the label
+(:mod:`traingym.envs.tasks.pathologies`): a model that relies on it errs where the pattern points to another class,
+and the pattern's features carry those errors. The plain gradient x input of the predicted logit (no contrast) spread
+the relevance over the strokes and flagged far fewer of the planted pixels.
 
 ## Aggregation and flags
 Each error's relevance is normalised to shares (summing to 1 over the features); a feature's score is its mean
@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from traingym.envs.event_log import EventLog
+from traingym.envs.monitoring.event_log import EventLog
 from traingym.protocol.events import EventType
 from traingym.protocol.report import SHORTCUT_Z
 

@@ -2,7 +2,7 @@
 computation, so a batched run uses every core instead of one.
 
 SB3's ``SubprocVecEnv`` runs one ``gym.Env`` per worker; here each worker holds a whole
-:class:`~traingym.envs.batched_sb3.BatchedSB3VecEnv` (a shard), and this class concatenates the shards' results
+:class:`~traingym.envs.batched.sb3.BatchedSB3VecEnv` (a shard), and this class concatenates the shards' results
 in sub-env order. Sub-env ``i`` is the same episode as in the one-process batched env, bit for bit: same seed
 ``seed + i``, same per-env generators, and no instance's arithmetic depends on which others share its stack.
 """
@@ -171,7 +171,7 @@ def receive_answers(remotes: Sequence[Connection]) -> list[Any]:
 class BatchedShardsVecEnv(VecEnv):
     """An SB3 ``VecEnv`` of ``num_envs`` batched sub-envs of ``env_id`` in ``workers`` processes.
 
-    Same protocol as :class:`~traingym.envs.batched_sb3.BatchedSB3VecEnv` (same-step autoreset,
+    Same protocol as :class:`~traingym.envs.batched.sb3.BatchedSB3VecEnv` (same-step autoreset,
     ``terminal_observation``, per-env seeds and options applied at the next ``reset()``); ``env_kwargs`` are
     ``TrainingEnvConfig`` fields. Workers start with ``forkserver`` (``spawn`` where it is missing), as SB3.
     """

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 from traingym.envs import TrainingEnv
-from traingym.envs.event_log import validate_record
+from traingym.envs.monitoring.event_log import validate_record
 
 FAST = {"steps_per_action": 5, "val_size": 128, "obs_keys": ["training_stats", "neurons"]}
 

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from traingym.envs.event_log import EventLog
-from traingym.envs.neuron_log import NeuronLog
+from traingym.envs.monitoring.event_log import EventLog
+from traingym.envs.monitoring.neuron_log import NeuronLog
 from traingym.protocol.events import EventType
 
 

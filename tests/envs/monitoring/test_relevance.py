@@ -1,10 +1,10 @@
-"""Tests for token relevance (Chefer et al. rollout) and its aggregation (envs/relevance.py)."""
+"""Tests for token relevance (Chefer et al. rollout) and its aggregation (envs/monitoring/relevance.py)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from traingym.envs.relevance import TokenRelevanceStats, token_relevance
+from traingym.envs.monitoring.relevance import TokenRelevanceStats, token_relevance
 from traingym.envs.tasks.reviews_data import CLS_ID, PAD_ID, PROTECTED_IDS, SEP_ID
 from traingym.envs.tasks.reviews_model import build_review_bert
 
@@ -247,7 +247,7 @@ def test_shortcut_probe_finds_the_planted_token(tmp_path) -> None:
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "shortcut_probe.py"
+    script = Path(__file__).resolve().parents[3] / "benchmarks" / "shortcut_probe.py"
     out = tmp_path / "probe.json"
     subprocess.run([sys.executable, str(script), "--seeds", "0", "--conditions", "shortcut", "--steps", "300",
                     "--out", str(out)], check=True, capture_output=True, timeout=600)

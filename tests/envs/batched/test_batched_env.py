@@ -9,10 +9,10 @@ import pytest
 import torch
 from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env import VecCheckNan
-from traingym.envs.batched_env import BatchedTrainingEnv
-from traingym.envs.batched_sb3 import BatchedSB3VecEnv, make_batched_vec_env
-from traingym.envs.batched_workers import WorkerBatchedEnv
-from traingym.envs.stacked_mlp import StackedMLP
+from traingym.envs.batched.mlp import BatchedTrainingEnv
+from traingym.envs.batched.sb3 import BatchedSB3VecEnv, make_batched_vec_env
+from traingym.envs.batched.stacked_mlp import StackedMLP
+from traingym.envs.batched.workers import WorkerBatchedEnv
 from traingym.envs.tasks.networks import build_mlp
 from traingym.envs.training_env import TrainingEnv
 
@@ -299,7 +299,7 @@ def test_benchmark_smoke_reports_every_size_and_setting() -> None:
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     proc = subprocess.run([sys.executable, "-m", "benchmarks.batched_env", "--smoke", "--obs-settings",
                            "training_stats"], cwd=root, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -16,8 +16,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
-from traingym.envs.batched_vector import BatchedVectorEnv
-from traingym.envs.stacked_mlp import StackedMLP
+from traingym.envs.batched.stacked_mlp import StackedMLP
+from traingym.envs.batched.vector import BatchedVectorEnv
 from traingym.envs.tasks.networks import MLP
 from traingym.envs.training_env import TrainingEnv
 
@@ -32,7 +32,7 @@ BATCHED_TASKS: tuple[str, ...] = ("digits_mlp", "tabular_mlp", "digits_pathologi
 class BatchedTrainingEnv(BatchedVectorEnv):
     """``num_envs`` :class:`TrainingEnv` s of an MLP family, stepped together.
 
-    Follows Gymnasium 1.x vector conventions (:class:`~traingym.envs.batched_vector.BatchedVectorEnv`).
+    Follows Gymnasium 1.x vector conventions (:class:`~traingym.envs.batched.vector.BatchedVectorEnv`).
 
     ``grouping`` chooses which sub-envs share a stack (see ``GROUPINGS``). Every other keyword argument is a
     :class:`~traingym.envs.config.TrainingEnvConfig` field, as for ``gym.make``; ``max_episode_steps`` truncates

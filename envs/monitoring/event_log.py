@@ -1,6 +1,6 @@
 """A bounded log of typed training events: an in-memory ring buffer plus an optional capped JSON Lines file.
 
-The :class:`~traingym.envs.neuron_log.NeuronLog` (and the env around it) *emits* events while a network
+The :class:`~traingym.envs.monitoring.neuron_log.NeuronLog` (and the env around it) *emits* events while a network
 trains; the env summarises them into the ``"events"`` block of the TrainingReport (counts + the most recent
 few). Whatever the episode length, the log stays bounded: at most ``capacity`` records in memory, and each
 log file at most ``max_file_bytes`` bytes on disk.

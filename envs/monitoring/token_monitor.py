@@ -5,9 +5,9 @@ After each step's validation pass (not at reset: an untrained network has no lea
 :meth:`TokenRelevanceMonitor.update` with the instance's *diagnostic* buffer
 (:class:`~traingym.envs.tasks.base.Split`: reviews held out from the training part, drawn from the training
 distribution, never trained on). Its errors, at most ``max_error_samples`` of them, are explained with Chefer
-token relevance (:func:`~traingym.envs.relevance.token_relevance`, eval mode, target = the predicted, wrong
+token relevance (:func:`~traingym.envs.monitoring.relevance.token_relevance`, eval mode, target = the predicted, wrong
 class) with ``absolute=True``: the positive-part rule misses a shortcut once the model's attention saturates on
-it (measurements in :mod:`traingym.envs.relevance`).
+it (measurements in :mod:`traingym.envs.monitoring.relevance`).
 
 Why not the validation buffer: the reward and the reported validation metrics come from the clean validation
 buffer, where a planted shortcut token never occurs, so it could never be seen there; in-distribution held-out
@@ -15,8 +15,8 @@ data is where a model's reliance on it shows. Event-triggered: a step whose diag
 computes nothing and leaves the statistics as they are.
 
 ## Aggregation: exponential moving sums
-Each update first multiplies the accumulated :class:`~traingym.envs.relevance.TokenRelevanceStats` by ``decay``
-(default :data:`DECAY` = 0.8, an effective window of ~5 env steps), then adds the new errors. So the z-scores
+Each update first multiplies the accumulated :class:`~traingym.envs.monitoring.relevance.TokenRelevanceStats` by
+``decay`` (default :data:`DECAY` = 0.8, an effective window of ~5 env steps), then adds the new errors. So the z-scores
 describe the model as it is now (the nearly untrained model of the first steps fades out) while pooling enough
 errors for stable scores (the planted token occurs in only a few errors per step).
 
@@ -43,7 +43,7 @@ evidence in every update, so a shortcut learned while augmentation is off is fla
 than with every-step relevance (and at once when augmentation is switched on). A first version that backed off
 whenever the flags were stable, augmentation on or not, delayed the masking of the planted shortcut and cost
 held-out test accuracy (paired difference -0.010 +- 0.013 over 36 episodes against the single env, see
-``tests/envs/test_batched_text.py``). Without a cadence (the single env) every step computes, as before.
+``tests/envs/batched/test_batched_text.py``). Without a cadence (the single env) every step computes, as before.
 
 ## Observation block (:data:`FEATURE_SIZE` = 12 floats, :meth:`features`)
 The top :data:`TOP_TOKENS` tokens by z (flagged or not; zero padded): ``z / 10`` and mean relevance share per
@@ -58,8 +58,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 from torch import nn
-from traingym.envs.event_log import EventLog
-from traingym.envs.relevance import TokenRelevanceStats, token_relevance
+from traingym.envs.monitoring.event_log import EventLog
+from traingym.envs.monitoring.relevance import TokenRelevanceStats, token_relevance
 from traingym.envs.tasks.reviews_data import PAD_ID, PROTECTED_IDS
 from traingym.protocol.events import EventType
 from traingym.protocol.report import SHORTCUT_Z
@@ -110,7 +110,7 @@ class TokenRelevanceMonitor:
     * ``max_error_samples``: most diagnostic errors explained per update.
     * ``events``: event log that ``over_relevant_token`` events go to (None: no events).
     * ``decay``: factor in [0, 1] applied to the statistics before each update.
-    * ``z_threshold``, ``min_count``: as in :class:`~traingym.envs.relevance.TokenRelevanceStats`.
+    * ``z_threshold``, ``min_count``: as in :class:`~traingym.envs.monitoring.relevance.TokenRelevanceStats`.
     """
 
     def __init__(self, id_to_token: Sequence[str], max_error_samples: int, *, events: EventLog | None = None,

@@ -8,8 +8,8 @@ import pytest
 import torch
 import traingym.envs  # noqa: F401
 from torch import nn
-from traingym.envs.event_log import EventLog
-from traingym.envs.input_relevance import (
+from traingym.envs.monitoring.event_log import EventLog
+from traingym.envs.monitoring.input_relevance import (
     ALARM_Z,
     FEATURE_SIZE,
     PERSISTENCE,
@@ -17,7 +17,7 @@ from traingym.envs.input_relevance import (
     feature_names,
     robust_z,
 )
-from traingym.envs.neuron_log import NeuronLog
+from traingym.envs.monitoring.neuron_log import NeuronLog
 from traingym.envs.tasks.augmentation import decorrelate_inputs
 from traingym.protocol.events import EventType
 

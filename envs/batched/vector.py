@@ -2,9 +2,9 @@
 with ``_key`` masks, per-sub-env seeds, ``reset_mask`` and both autoreset modes, over two primitives a subclass
 provides: resetting one sub-env and stepping a set of sub-envs together.
 
-Subclasses: :class:`~traingym.envs.batched_env.BatchedTrainingEnv` (MLP families),
-:class:`~traingym.envs.batched_text.BatchedTextEnv` (the reviews families) and
-:class:`~traingym.envs.batched_workers.WorkerBatchedEnv` (either of them split across worker processes).
+Subclasses: :class:`~traingym.envs.batched.mlp.BatchedTrainingEnv` (MLP families),
+:class:`~traingym.envs.batched.text.BatchedTextEnv` (the reviews families) and
+:class:`~traingym.envs.batched.workers.WorkerBatchedEnv` (either of them split across worker processes).
 """
 
 from __future__ import annotations

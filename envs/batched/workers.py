@@ -3,8 +3,8 @@ workers=W)`` splits the N sub-envs between W worker processes, each stepping its
 
 :func:`make_batched_env` is the ``vector_entry_point`` of the batched ids (:data:`traingym.envs.BATCHED_ENV_IDS`):
 ``workers`` defaults to what the machine's cores allow (the CPUs this process may run on, at most N). With one
-worker the batched env runs in this process (:class:`~traingym.envs.batched_env.BatchedTrainingEnv` for the MLP
-families, :class:`~traingym.envs.batched_text.BatchedTextEnv` for the reviews families); with more,
+worker the batched env runs in this process (:class:`~traingym.envs.batched.mlp.BatchedTrainingEnv` for the MLP
+families, :class:`~traingym.envs.batched.text.BatchedTextEnv` for the reviews families); with more,
 :class:`WorkerBatchedEnv` holds one such env per worker (one torch thread each) and keeps the Gymnasium vector
 conventions (autoreset, info masks) in the parent. Sub-env ``i`` is the same episode whatever the split: same seed
 ``seed + i``, per-sub-env generators, and no sub-env's arithmetic depends on which others share its batch.
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 from gymnasium.vector import AutoresetMode
-from traingym.envs.batched_shards import receive_answers, serve_worker, shard_sizes, start_workers, stop_workers
-from traingym.envs.batched_vector import BatchedVectorEnv, StepResult
+from traingym.envs.batched.shards import receive_answers, serve_worker, shard_sizes, start_workers, stop_workers
+from traingym.envs.batched.vector import BatchedVectorEnv, StepResult
 
 
 def default_workers(num_envs: int) -> int:
@@ -32,11 +32,11 @@ def default_workers(num_envs: int) -> int:
 
 def local_batched_env(num_envs: int, **kwargs: Any) -> BatchedVectorEnv:
     """The in-process batched env of the kwargs' task family (TrainingEnvConfig fields plus the vector env's own)."""
-    from traingym.envs.batched_text import TEXT_TASKS, BatchedTextEnv
+    from traingym.envs.batched.text import TEXT_TASKS, BatchedTextEnv
 
     if kwargs.get("task") in TEXT_TASKS:
         return BatchedTextEnv(num_envs, **kwargs)
-    from traingym.envs.batched_env import BatchedTrainingEnv
+    from traingym.envs.batched.mlp import BatchedTrainingEnv
 
     return BatchedTrainingEnv(num_envs, **kwargs)
 

@@ -7,8 +7,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from stable_baselines3.common.vec_env import VecCheckNan
-from traingym.envs.batched_sb3 import BatchedSB3VecEnv, make_batched_vec_env
-from traingym.envs.batched_shards import BatchedShardsVecEnv, shard_sizes
+from traingym.envs.batched.sb3 import BatchedSB3VecEnv, make_batched_vec_env
+from traingym.envs.batched.shards import BatchedShardsVecEnv, shard_sizes
 
 KWARGS = {"obs_keys": ["training_stats", "neurons"], "steps_per_action": 4, "val_size": 64, "horizon": 4}
 

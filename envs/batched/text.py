@@ -2,7 +2,7 @@
 grouped computation per architecture: the text family's Gymnasium vector env.
 
 Each sub-env is an ordinary :class:`~traingym.envs.training_env.TrainingEnv`; only its K optimizer steps' forward
-and backward passes are replaced, by one :class:`~traingym.envs.stacked_bert.StackedReviewBert` computation per
+and backward passes are replaced, by one :class:`~traingym.envs.batched.stacked_bert.StackedReviewBert` computation per
 architecture group (1-2 layers x hidden 32/64 in the instance range: up to four groups). What stays per sub-env is
 what is per episode or per run: its batches and augmentation (its own generators, drawn as the single env draws
 them), its dropout masks (a generator seeded as the single env seeds torch's global RNG, so the masks are the
@@ -16,7 +16,7 @@ differences grow over an episode, so beyond the first step equivalence is statis
 the same held-out instances reach the same final test accuracy on average (slow test).
 
 ## Token relevance cadence
-The sub-envs' token relevance runs on the cadence of :class:`~traingym.envs.token_monitor.RelevanceCadence`:
+The sub-envs' token relevance runs on the cadence of :class:`~traingym.envs.monitoring.token_monitor.RelevanceCadence`:
 every step while augmentation is on (it masks the flagged tokens) or the flagged tokens changed; with augmentation
 off and stable flags, every 2nd and then every 4th step.
 
@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
-from traingym.envs.batched_vector import BatchedVectorEnv, StepResult
-from traingym.envs.stacked_bert import ArchitectureKey, StackedReviewBert, architecture_key, dropout_masks
+from traingym.envs.batched.stacked_bert import ArchitectureKey, StackedReviewBert, architecture_key, dropout_masks
+from traingym.envs.batched.vector import BatchedVectorEnv, StepResult
+from traingym.envs.monitoring.token_monitor import RelevanceCadence
 from traingym.envs.tasks.reviews_model import ReviewClassifier
-from traingym.envs.token_monitor import RelevanceCadence
 from traingym.envs.training_env import TrainingEnv
 
 TEXT_TASKS: tuple[str, ...] = ("reviews_bert", "reviews_shortcut")
@@ -47,7 +47,7 @@ TEXT_TASKS: tuple[str, ...] = ("reviews_bert", "reviews_shortcut")
 class BatchedTextEnv(BatchedVectorEnv):
     """``num_envs`` :class:`TrainingEnv` s of a reviews family, their training steps grouped by architecture.
 
-    Gymnasium vector conventions as :class:`~traingym.envs.batched_vector.BatchedVectorEnv`. Every other keyword
+    Gymnasium vector conventions as :class:`~traingym.envs.batched.vector.BatchedVectorEnv`. Every other keyword
     argument is a :class:`~traingym.envs.config.TrainingEnvConfig` field, as for ``gym.make``;
     ``max_episode_steps`` truncates like ``gym.make``'s ``TimeLimit``. ``relevance_cadence=False`` runs token
     relevance every step, as the single env.

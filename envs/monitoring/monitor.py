@@ -21,14 +21,14 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import nn
 from traingym.envs.config import LR_BOUNDS, WD_BOUNDS, TrainingEnvConfig
-from traingym.envs.event_detector import EventDetector
-from traingym.envs.event_log import EventLog, report_view
 from traingym.envs.hidden_layer import HiddenLayer
-from traingym.envs.input_relevance import FEATURE_SIZE as INPUT_FEATURE_SIZE
-from traingym.envs.input_relevance import InputRelevanceMonitor, feature_names
-from traingym.envs.neuron_log import LAYER_SLOTS, NeuronLog
-from traingym.envs.token_monitor import FEATURE_SIZE as TOKEN_FEATURE_SIZE
-from traingym.envs.token_monitor import TokenRelevanceMonitor
+from traingym.envs.monitoring.event_detector import EventDetector
+from traingym.envs.monitoring.event_log import EventLog, report_view
+from traingym.envs.monitoring.input_relevance import FEATURE_SIZE as INPUT_FEATURE_SIZE
+from traingym.envs.monitoring.input_relevance import InputRelevanceMonitor, feature_names
+from traingym.envs.monitoring.neuron_log import LAYER_SLOTS, NeuronLog
+from traingym.envs.monitoring.token_monitor import FEATURE_SIZE as TOKEN_FEATURE_SIZE
+from traingym.envs.monitoring.token_monitor import TokenRelevanceMonitor
 from traingym.protocol.events import EventType
 from traingym.protocol.moves import AUG_LEVELS
 from traingym.protocol.report import (
@@ -94,7 +94,7 @@ class TrainingMonitor:
         if "training_stats" in config.obs_keys:
             obs_spaces["training_stats"] = _box(len(TRAINING_FIELDS))
         if "neurons" in config.obs_keys:
-            from traingym.envs.neuron_features import NeuronFeatures
+            from traingym.envs.monitoring.neuron_features import NeuronFeatures
 
             # Text families carry the token block, the others the input block (zeros with relevance off, or for
             # a run whose input shape is unknown): the same space either way.

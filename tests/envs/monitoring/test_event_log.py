@@ -1,4 +1,4 @@
-"""Tests for the bounded event log (envs/event_log.py)."""
+"""Tests for the bounded event log (envs/monitoring/event_log.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 import pytest
-from traingym.envs.event_log import (
+from traingym.envs.monitoring.event_log import (
     EVENT_RECORD_SCHEMA,
     EVENT_TYPES,
     MAX_IDS,

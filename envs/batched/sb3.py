@@ -11,14 +11,14 @@ from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 from traingym.envs import ENV_KWARGS, ENV_TASKS, VECTOR_ENTRY_POINT_IDS
-from traingym.envs.batched_vector import BatchedVectorEnv
-from traingym.envs.batched_workers import local_batched_env
+from traingym.envs.batched.vector import BatchedVectorEnv
+from traingym.envs.batched.workers import local_batched_env
 
 
 class BatchedSB3VecEnv(VecEnv):
     """SB3's vector-env protocol (same-step autoreset, ``terminal_observation`` and ``TimeLimit.truncated`` in the
     step's info, per-env seeds and options applied at the next ``reset()``) over an in-process batched env
-    (:class:`~traingym.envs.batched_env.BatchedTrainingEnv` or :class:`~traingym.envs.batched_text.BatchedTextEnv`:
+    (:class:`~traingym.envs.batched.mlp.BatchedTrainingEnv` or :class:`~traingym.envs.batched.text.BatchedTextEnv`:
     sub-envs in ``env.envs``)."""
 
     def __init__(self, env: BatchedVectorEnv) -> None:
@@ -82,7 +82,7 @@ def make_batched_vec_env(env_id: str, num_envs: int, seed: int | None = None, wo
     ``env_kwargs`` are :class:`~traingym.envs.config.TrainingEnvConfig` fields (over the id's registered ones);
     ``seed`` seeds sub-env ``i`` with ``seed + i`` at the first ``reset()``, as SB3's ``make_vec_env``.
     ``workers`` > 1 splits the sub-envs between that many processes, each training its share as one batched
-    computation (:class:`~traingym.envs.batched_shards.BatchedShardsVecEnv`).
+    computation (:class:`~traingym.envs.batched.shards.BatchedShardsVecEnv`).
     """
     if env_id not in VECTOR_ENTRY_POINT_IDS:
         raise ValueError(f"env_id must be one of {VECTOR_ENTRY_POINT_IDS} for batched training, got {env_id!r}")
@@ -90,7 +90,7 @@ def make_batched_vec_env(env_id: str, num_envs: int, seed: int | None = None, wo
         raise ValueError(f"workers must be an int in [1, num_envs={num_envs}], got {workers!r}")
     vec: VecEnv
     if workers > 1:
-        from traingym.envs.batched_shards import BatchedShardsVecEnv
+        from traingym.envs.batched.shards import BatchedShardsVecEnv
 
         # Each worker builds its shard with this function (workers=1): passed, not imported back by the shards.
         vec = BatchedShardsVecEnv(env_id, num_envs, workers, make_batched_vec_env, **env_kwargs)

@@ -52,7 +52,7 @@ default threshold 4.0 (:data:`traingym.protocol.report.SHORTCUT_Z`). A plain mea
 no shrinkage; not kept as an option) flagged many more tokens of clean models and could tie the planted token with
 a rarely seen word.
 ``benchmarks/shortcut_probe.py`` measures this (``--seeds 0 1 2 3 4``); the slow test
-``tests/envs/test_relevance.py::test_shortcut_probe_finds_the_planted_token`` runs it.
+``tests/envs/monitoring/test_relevance.py::test_shortcut_probe_finds_the_planted_token`` runs it.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from traingym.envs.event_log import EVENT_TYPES, EventLog
-from traingym.envs.neuron_log import LAYER_SLOTS, NeuronLog
+from traingym.envs.monitoring.event_log import EVENT_TYPES, EventLog
+from traingym.envs.monitoring.neuron_log import LAYER_SLOTS, NeuronLog
 from traingym.protocol.report import LAYER_FIELDS
 
 _LOG_FIELDS = {"grad_norm", "weight_change", "mean_abs_weight"}
@@ -18,9 +18,10 @@ class NeuronFeatures:
     2. the summaries of :data:`~traingym.protocol.report.LAYER_FIELDS` (grad norm, weight change and mean
        |weight| as log10, the rest as fractions);
 
-    then, once: per event type (:data:`~traingym.envs.event_log.EVENT_TYPES`), log1p of the events of the last
-    step and log1p of the events since the episode began. Text tasks append the token block of
-    :meth:`~traingym.envs.token_monitor.TokenRelevanceMonitor.features` (``extra``; zeros when relevance is off).
+    then, once: per event type (:data:`~traingym.envs.monitoring.event_log.EVENT_TYPES`), log1p of the events of the
+    last step and log1p of the events since the episode began. Text tasks append the token block of
+    :meth:`~traingym.envs.monitoring.token_monitor.TokenRelevanceMonitor.features` (``extra``; zeros when relevance
+    is off).
     """
 
     def __init__(self, top_k: int, extra_size: int = 0) -> None:

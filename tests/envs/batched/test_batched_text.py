@@ -10,12 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from gymnasium.vector import AutoresetMode
-from traingym.envs.batched_text import BatchedTextEnv
-from traingym.envs.batched_workers import WorkerBatchedEnv, default_workers, make_batched_env
-from traingym.envs.stacked_bert import StackedReviewBert, dropout_masks, grouped_forward
+from traingym.envs.batched.stacked_bert import StackedReviewBert, dropout_masks, grouped_forward
+from traingym.envs.batched.text import BatchedTextEnv
+from traingym.envs.batched.workers import WorkerBatchedEnv, default_workers, make_batched_env
+from traingym.envs.monitoring.token_monitor import RelevanceCadence
 from traingym.envs.tasks.reviews_data import PAD_ID, SHORTCUT_ID
 from traingym.envs.tasks.reviews_model import ReviewClassifier, build_review_bert, forked_global_rng
-from traingym.envs.token_monitor import RelevanceCadence
 from traingym.envs.training_env import TrainingEnv
 from traingym.protocol.moves import KEEP_ACTION
 
@@ -299,7 +299,7 @@ def test_fixed_policies_reach_the_same_test_accuracy_as_single_envs() -> None:
 
 def test_sb3_adapter_runs_the_text_env_with_terminal_observations() -> None:
     from stable_baselines3.common.vec_env import VecCheckNan
-    from traingym.envs.batched_sb3 import BatchedSB3VecEnv, make_batched_vec_env
+    from traingym.envs.batched.sb3 import BatchedSB3VecEnv, make_batched_vec_env
 
     vec = make_batched_vec_env("TrainGym/ReviewsBERT-v0", 2, seed=3, obs_keys=["training_stats"], steps_per_action=1,
                                val_size=64, horizon=1)
