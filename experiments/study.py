@@ -32,7 +32,7 @@ from traingym.envs.tasks.base import TEST_SET_SIZE
 from traingym.protocol.checks import check_range
 from traingym.protocol.cli import IntTuple, StrTuple
 
-Preset = Literal["default", "ablation", "generalisation", "pathologies"]
+Preset = Literal["default", "ablation", "generalisation", "pathologies", "pathologies_ablation"]
 ALL_KNOBS = ("lr", "weight_decay", "aug_level", "neuron_scale")
 GENERALISATION_TRAIN_ENVS = ("TrainGym/DigitsMLP-v0", "TrainGym/DigitsCNN-v0", "TrainGym/TabularMLP-v0")
 """The families the generalisation agent trains on (together); it is evaluated on MNISTCNN, which it never saw."""
@@ -55,22 +55,38 @@ PRESET_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
                         "obs_keys": ("training_stats", "neurons", "diagnosis"), "knobs": ALL_KNOBS,
                         "diagnosis_dim": 8, "norm_obs_keys": ("training_stats",)}},
 }
+# The observation ablation on the mixture: the pathologies preset's two variants and the two in between, with the
+# same settings (the new variants train first; the shared ones are the pathologies preset's runs, see PRESET_RUNS).
+PRESET_VARIANTS["pathologies_ablation"] = {
+    "training_stats+neurons": {"obs_keys": ("training_stats", "neurons"), "knobs": ALL_KNOBS,
+                               "norm_obs_keys": ("training_stats",)},
+    "training_stats+diagnosis": {**PRESET_VARIANTS["pathologies"]["training_stats+neurons+diagnosis"],
+                                 "obs_keys": ("training_stats", "diagnosis")},
+    **PRESET_VARIANTS["pathologies"]}
 """Per preset: agent variants, each as ``Args`` overrides of the main job's defaults."""
 RESULT_PAGES: dict[str, tuple[str, str]] = {
     "default": ("agent_default", "Main job (train_agent.py defaults) on held-out instances, per agent seed"),
     "ablation": ("ablation_digits_mlp", "Observation-key ablation of the main job on held-out instances"),
     "pathologies": ("agent_pathologies", "Agents on the pathology mixture: training_stats alone against "
                                          "training_stats + neurons + diagnosis, held-out instances"),
+    "pathologies_ablation": ("ablation_pathologies", "Observation-key ablation on the pathology mixture, held-out "
+                                                     "instances"),
     "generalisation": ("agent_generalisation", "One agent trained on DigitsMLP + DigitsCNN + TabularMLP, evaluated on "
                                                "held-out MNISTCNN (a family it never saw)"),
 }
 PRESET_ENV: dict[str, str] = {"generalisation": "TrainGym/MNISTCNN-v0",
-                              "pathologies": "TrainGym/DigitsPathologies-v0"}
+                              "pathologies": "TrainGym/DigitsPathologies-v0",
+                              "pathologies_ablation": "TrainGym/DigitsPathologies-v0"}
 """The evaluation env per preset (others: DigitsMLP)."""
 PRESET_BASELINES: dict[str, tuple[str, ...]] = {"generalisation": ("keep", "plateau", "steer"),
                                                 "pathologies": ("keep", "good_defaults", "steer", "diagnosis_aware",
-                                                                "diagnosis_aware_defaults")}
+                                                                "diagnosis_aware_defaults"),
+}
 """The baselines per preset (others: keep, random, step_decay, plateau, steer)."""
+PRESET_BASELINES["pathologies_ablation"] = PRESET_BASELINES["pathologies"]
+PRESET_RUNS: dict[str, str] = {"pathologies_ablation": "pathologies"}
+"""Presets whose runs and evaluated episodes live in another preset's folder: a variant with the same name and
+settings is the same training run, trained once."""
 AGENTS_PAGE = ("agent_candidate", "Agents trained elsewhere (a candidate configuration) on held-out instances")
 """The page of a study of existing runs (``--agents``): not the main job's defaults, so not agent_default."""
 TUNING_PAGE = ("agent_tuning", "Candidate agents on fresh draws from the TRAIN distribution (tuning, no held-out "
@@ -147,7 +163,7 @@ class StudyArgs:
             overrides["total_timesteps"] = self.total_timesteps
         if self.n_envs is not None:
             overrides["n_envs"] = self.n_envs
-        run_dir = Path(self.out_dir) / self.preset / "runs" / f"{variant}-seed{seed}"
+        run_dir = Path(self.out_dir) / PRESET_RUNS.get(self.preset, self.preset) / "runs" / f"{variant}-seed{seed}"
         return Args(env=self.env, seed=seed, run_dir=str(run_dir), eval_freq=0, baselines=(), progress_bar=False,
                     **overrides)
 
@@ -214,8 +230,11 @@ def markdown(study: StudyArgs, rows: list[dict[str, Any]], baseline_means: dict[
         summary[variant] = {"mean": mean, "mean_diff": deltas, "bar_passed": passed}
         lines.append(f"| {variant} | {mean:.3f} | " + " | ".join(f"{deltas[b]:+.3f}" for b in others)
                      + f" | {'passed' if passed else 'not passed'} |")
-    if len(dict.fromkeys(r["variant"] for r in rows)) == 2 and study.preset == "pathologies":
-        lines += ["", *variant_comparison(rows, episodes, summary)]
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    if study.preset in PRESET_RUNS.values() or study.preset in PRESET_RUNS:
+        reference = "training_stats" if "training_stats" in variants else variants[0]
+        for variant in (v for v in variants if v != reference):
+            lines += ["", *variant_comparison(rows, episodes, summary, reference, variant)]
     where = (f"Held-out instances 0..{study.eval_episodes - 1}" if study.instance_set == "test" else
              f"{study.eval_episodes} fresh draws (seeds 0..{study.eval_episodes - 1}) from the TRAIN distribution")
     lines += ["", f"{where} of {study.env}; the agent's final model; paired "
@@ -226,12 +245,11 @@ def markdown(study: StudyArgs, rows: list[dict[str, Any]], baseline_means: dict[
 
 
 def variant_comparison(rows: list[dict[str, Any]], episodes: dict[str, list[float]] | None,
-                       summary: dict[str, Any]) -> list[str]:
-    """The second variant against the first, seed by seed (paired over instances), and its mean against the
+                       summary: dict[str, Any], first: str, second: str) -> list[str]:
+    """Variant ``second`` against ``first``, seed by seed (paired over instances), and its mean against the
     diagnosis-aware controller's: issue 24's goal (every seed above with the CI above 0; mean within 0.01 of the
     controller or above)."""
     assert episodes is not None
-    first, second = dict.fromkeys(r["variant"] for r in rows)
     lines = [f"| seed | {second} − {first} [95% CI] |", "|---|---|"]
     every = True
     for seed in sorted({r["seed"] for r in rows}):
@@ -244,8 +262,9 @@ def variant_comparison(rows: list[dict[str, Any]], episodes: dict[str, list[floa
     aware = [label for label in ("diagnosis_aware", "diagnosis_aware_defaults") if label in episodes]
     controller = max((float(np.mean(episodes[label])) for label in aware), default=float("nan"))
     near = mean >= controller - 0.01
-    summary["comparison"] = {"every_seed_above": bool(every), "mean": mean, "diagnosis_aware": controller,
-                             "within_0.01_of_controller": bool(near)}
+    summary.setdefault("comparison", {})[second] = {
+        "against": first, "every_seed_above": bool(every), "mean": mean, "diagnosis_aware": controller,
+        "within_0.01_of_controller": bool(near)}
     lines += ["", f"Every seed of {second} above {first} with the CI above 0: {'yes' if every else 'no'}. "
               f"Mean {mean:.3f} against the diagnosis-aware controller's {controller:.3f}: "
               f"{'within 0.01 or above' if near else 'more than 0.01 below'}."]
@@ -348,8 +367,9 @@ def run_study(study: StudyArgs, command: str | None = None) -> dict[str, Any]:
     settings = EpisodeSettings(study.env, first.horizon, first.steps_per_action, tuple(range(study.eval_episodes)),
                                instance_set=study.instance_set, advisor=first.resolved_advisor())
     out = Path(study.out_dir) / study.preset
-    results = evaluate_cached(specs, settings, study.workers,
-                              out / ("episodes" if study.instance_set == "test" else f"episodes-{study.instance_set}"))
+    shared = Path(study.out_dir) / PRESET_RUNS.get(study.preset, study.preset)
+    episodes_dir = "episodes" if study.instance_set == "test" else f"episodes-{study.instance_set}"
+    results = evaluate_cached(specs, settings, study.workers, shared / episodes_dir)
     summaries = summarize(results, "keep")
     print_table(summaries, "keep", title=f"study {study.preset}: held-out {study.env}")
     rows = agent_rows(agents, results, study.baselines)

@@ -87,3 +87,13 @@ def test_every_preset_variant_is_a_valid_training_run(tmp_path: Path) -> None:
             assert all(getattr(args, key) == value for key, value in overrides.items())
     raw = StudyArgs(preset="ablation", smoke=True).agent_args("training_stats+neurons-raw", 0)
     assert raw.norm_obs_keys == ("training_stats",) and raw.resolved_obs_keys() == ("training_stats", "neurons")
+
+
+def test_the_pathology_ablation_shares_the_pathology_study_runs(tmp_path: Path) -> None:
+    ablation = StudyArgs(preset="pathologies_ablation", out_dir=str(tmp_path))
+    study = StudyArgs(preset="pathologies", out_dir=str(tmp_path))
+    for variant in PRESET_VARIANTS["pathologies"]:  # the same run: trained once, evaluated once
+        assert ablation.agent_args(variant, 1) == study.agent_args(variant, 1)
+    assert set(PRESET_VARIANTS["pathologies_ablation"]) - set(PRESET_VARIANTS["pathologies"]) == {
+        "training_stats+neurons", "training_stats+diagnosis"}
+    assert ablation.agent_args("training_stats+neurons", 1).run_dir != study.agent_args("training_stats", 1).run_dir
