@@ -575,7 +575,7 @@ def plot_accuracy_vs_compute(table: Sequence[dict[str, Any]], path: Path, config
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     series = [s for s in config.sources() if s == "tpe" or s.startswith("llm_tpe[")]
-    colors = plt.get_cmap("tab10").colors
+    colors = [c for k, c in enumerate(plt.get_cmap("tab10").colors) if k != 7]  # tab10's gray is keep's
     markers = "osD^vP"
     for k, source in enumerate(series):
         rows = [r for r in table if r["source"] == source]
