@@ -12,7 +12,7 @@ from typing import Annotated, Any, Union
 import numpy as np
 import tyro
 from traingym.advisors import AdvisorUnavailableError
-from traingym.hpo.compare import CompareConfig, format_table, run_comparison
+from traingym.hpo.compare import AdvisorSpecError, CompareConfig, format_table, run_comparison
 from traingym.hpo.study import HPOConfig, make_sampler, run_study
 from traingym.protocol.cli import IntTuple, parse_cli, usage_error
 
@@ -61,7 +61,10 @@ def study(args: StudyArgs) -> int:
 
 def compare(config: CompareConfig) -> int:
     started = time.perf_counter()
-    result = run_comparison(config, log=lambda line: print(line, flush=True))
+    try:
+        result = run_comparison(config, log=lambda line: print(line, flush=True))
+    except AdvisorSpecError as error:  # an unusable --advisors entry is a usage error, found before any training
+        usage_error(PROG, str(error))
     print(format_table(result.table))
     for note in result.notes:
         print("note:", note)
