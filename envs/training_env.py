@@ -68,7 +68,7 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
       dead-unit fraction, log10 gradient norm and log10 weight-change norm of up to 4 hidden layers.
     - ``"neurons"``: the compressed neuron log (flagged-neuron importances per layer slot, per-layer summaries,
       event counts); see :mod:`traingym.envs.monitoring.neuron_features`. Then 12 relevance features (zeros with
-      ``relevance=False``): text tasks the top-5 tokens' z / 10 and relevance share and the numbers flagged
+      ``relevance=False``): text tasks the top-5 tokens' squashed z and relevance share and the numbers flagged
       (:mod:`traingym.envs.monitoring.token_monitor`); image and table tasks the same for input features
       (:mod:`traingym.envs.monitoring.input_relevance`).
     - ``"diagnosis"``: the advisor's diagnosis text encoded by a language model, plus one-hot findings and the

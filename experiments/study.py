@@ -367,6 +367,7 @@ def run_study(study: StudyArgs, command: str | None = None) -> dict[str, Any]:
     settings = EpisodeSettings(study.env, first.horizon, first.steps_per_action, tuple(range(study.eval_episodes)),
                                instance_set=study.instance_set, advisor=first.resolved_advisor())
     out = Path(study.out_dir) / study.preset
+    out.mkdir(parents=True, exist_ok=True)  # the episodes may live in another preset's folder (PRESET_RUNS)
     shared = Path(study.out_dir) / PRESET_RUNS.get(study.preset, study.preset)
     episodes_dir = "episodes" if study.instance_set == "test" else f"episodes-{study.instance_set}"
     results = evaluate_cached(specs, settings, study.workers, shared / episodes_dir)

@@ -35,9 +35,10 @@ would otherwise be relearned. A feature that becomes flagged emits an ``over_rel
 ``[feature]``, values ``z``, ``share``).
 
 ## Observation block (:data:`FEATURE_SIZE` = 12 floats, the size of the token block)
-The top :data:`TOP_FEATURES` features by z (flagged or not): ``z / 10`` and mean share per occurrence, interleaved;
-then the number flagged now (at most :data:`TOP_FEATURES`) / :data:`TOP_FEATURES` and the number of sticky features
-/ :data:`STICKY_FEATURES`.
+The top :data:`TOP_FEATURES` features by z (flagged or not): ``squash(z, Z_SCALE)``
+(:mod:`~traingym.envs.monitoring.neuron_features`) and mean share per occurrence, interleaved; then the number
+flagged now (at most :data:`TOP_FEATURES`) / :data:`TOP_FEATURES` and the number of sticky features /
+:data:`STICKY_FEATURES`.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from traingym.envs.monitoring.event_log import EventLog
+from traingym.envs.monitoring.neuron_features import Z_SCALE, squash
 from traingym.protocol.events import EventType
 from traingym.protocol.report import SHORTCUT_Z
 
@@ -145,7 +147,7 @@ class InputRelevanceMonitor:
         if self._counts.any():
             scores = self.scores
             for i, j in enumerate(np.argsort(-self._z, kind="stable")[:TOP_FEATURES]):
-                out[2 * i: 2 * i + 2] = (self._z[j] / 10.0, scores[j])
+                out[2 * i: 2 * i + 2] = (squash(self._z[j], Z_SCALE), scores[j])
         out[-2] = min(len(self._flagged_now), TOP_FEATURES) / TOP_FEATURES
         out[-1] = len(self._sticky) / STICKY_FEATURES
         return out

@@ -46,9 +46,9 @@ held-out test accuracy (paired difference -0.010 +- 0.013 over 36 episodes again
 ``tests/envs/batched/test_batched_text.py``). Without a cadence (the single env) every step computes, as before.
 
 ## Observation block (:data:`FEATURE_SIZE` = 12 floats, :meth:`features`)
-The top :data:`TOP_TOKENS` tokens by z (flagged or not; zero padded): ``z / 10`` and mean relevance share per
-occurrence, interleaved; then the number flagged now / :data:`TOP_TOKENS` and the number of sticky tokens /
-:data:`STICKY_TOKENS`.
+The top :data:`TOP_TOKENS` tokens by z (flagged or not; zero padded): ``squash(z, Z_SCALE)``
+(:mod:`~traingym.envs.monitoring.neuron_features`) and mean relevance share per occurrence, interleaved; then the
+number flagged now / :data:`TOP_TOKENS` and the number of sticky tokens / :data:`STICKY_TOKENS`.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ import numpy as np
 import torch
 from torch import nn
 from traingym.envs.monitoring.event_log import EventLog
+from traingym.envs.monitoring.neuron_features import Z_SCALE, squash
 from traingym.envs.monitoring.relevance import TokenRelevanceStats, token_relevance
 from traingym.envs.tasks.reviews_data import PAD_ID, PROTECTED_IDS
 from traingym.protocol.events import EventType
@@ -194,7 +195,7 @@ class TokenRelevanceMonitor:
         """The ``(FEATURE_SIZE,)`` float32 observation block (module doc)."""
         out = np.zeros(FEATURE_SIZE, dtype=np.float32)
         for i, row in enumerate(self.stats.top(TOP_TOKENS, only_flagged=False)):
-            out[2 * i: 2 * i + 2] = (row.z / 10.0, row.share)
+            out[2 * i: 2 * i + 2] = (squash(row.z, Z_SCALE), row.share)
         out[-2] = len(self._flagged_now) / TOP_TOKENS
         out[-1] = len(self._sticky) / STICKY_TOKENS
         return out

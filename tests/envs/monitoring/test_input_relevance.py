@@ -17,6 +17,7 @@ from traingym.envs.monitoring.input_relevance import (
     feature_names,
     robust_z,
 )
+from traingym.envs.monitoring.neuron_features import Z_SCALE
 from traingym.envs.monitoring.neuron_log import NeuronLog
 from traingym.envs.tasks.augmentation import decorrelate_inputs
 from traingym.protocol.events import EventType
@@ -80,7 +81,8 @@ def test_observation_block_and_input_checks() -> None:
     for step in range(1, PERSISTENCE + 1):
         monitor.update(_pass(20, {4: 0.5}, seed=step), step)
     block = monitor.features()
-    assert block[0] == pytest.approx(monitor._z[4] / 10) and block[-2] == pytest.approx(1 / 5)
+    assert block[0] == pytest.approx(np.tanh(monitor._z[4] / Z_SCALE)) and block[-2] == pytest.approx(1 / 5)
+    assert monitor._z[4] > 10 * Z_SCALE and np.abs(block).max() <= 1  # a z of 100+ stays in [-1, 1] (was z / 10)
 
 
 def test_input_relevance_is_the_contrastive_gradient_times_input_of_a_linear_model() -> None:
