@@ -100,7 +100,7 @@ def flops_per_env_step(env: BatchedTrainingEnv) -> dict[str, float]:
     config = env.envs[0].config
     k, b = config.steps_per_action, config.batch_size
     useful, computed = [], []
-    for stack in env._groups.values():
+    for stack in env.stacks:
         for depth, width, n_in, n_out in stack.shapes:
             dims = [n_in, *[width] * depth, n_out]
             padded = [stack.n_in, *[stack.width] * depth, stack.n_out]  # each row runs its own depth only
@@ -219,7 +219,7 @@ def _training_only_sps(env: BatchedTrainingEnv, clock: PhaseClock, args: Args, r
 def _time_training(env: BatchedTrainingEnv, clock: PhaseClock) -> None:
     """Time every group stack's ``train`` under the label ``train`` (groups appear on resets: re-wrapped each
     block)."""
-    for stack in env._groups.values():
+    for stack in env.stacks:
         if not hasattr(stack.train, "timed"):
             stack.train = clock.wrap("train", stack.train)  # type: ignore[method-assign]
             stack.train.timed = True  # type: ignore[attr-defined]

@@ -35,10 +35,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from traingym.agents.cli_args import IntTuple, StrTuple, parse_cli
-from traingym.agents.results import write_result
 from traingym.envs import ENV_KWARGS, ENV_TASKS
 from traingym.envs.batched.text import BatchedTextEnv
+from traingym.experiments.results import write_result
+from traingym.protocol.cli import IntTuple, StrTuple, parse_cli
 
 from benchmarks.ppo_fps import TimedVecEnv
 from benchmarks.timing import PhaseClock, machine_info, median, rounded
@@ -126,10 +126,10 @@ def measure_shares(args: Args, kwargs: dict[str, Any], n: int) -> dict[str, Any]
     rng = np.random.default_rng(args.seed)
     env = BatchedTextEnv(n, task=ENV_TASKS[args.env_id], **{**ENV_KWARGS.get(args.env_id, {}), **kwargs})
     clock = PhaseClock()
-    env._train = clock.wrap("train", env._train)  # type: ignore[method-assign]
-    for sub in env.envs:
-        if sub._relevance is not None:
-            sub._relevance.update = clock.wrap("relevance", sub._relevance.update)  # type: ignore[method-assign]
+    env.train_steps = clock.wrap("train", env.train_steps)  # type: ignore[method-assign]
+    for relevance in (sub.token_relevance for sub in env.envs):
+        if relevance is not None:
+            relevance.update = clock.wrap("relevance", relevance.update)  # type: ignore[method-assign]
     try:
         env.reset(seed=args.seed)
         env.step(rng.integers(0, 3, size=(n, 4)))

@@ -13,6 +13,7 @@ from gymnasium import spaces
 from traingym.envs.config import TrainingEnvConfig, field_names
 from traingym.envs.hparams import initial_hparams, make_optimizer, moved_hparams, set_optimizer_hparams
 from traingym.envs.monitoring.monitor import MAX_LOSS, OBS_BOUND, TRAINING_FIELDS, RunStatus, TrainingMonitor
+from traingym.envs.monitoring.token_monitor import TokenRelevanceMonitor
 from traingym.envs.tasks.augmentation import decorrelate_inputs
 from traingym.envs.tasks.base import Instance, Split, TaskFamily
 from traingym.envs.tasks.registry import make_task
@@ -91,6 +92,20 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     - Truncation: after ``horizon`` env steps (default 20; the env truncates itself, so that it knows the final
       step and can report test accuracy). The registered ``max_episode_steps`` equals the default horizon; to
       change the episode length pass both: ``gym.make(id, horizon=T, max_episode_steps=T)``.
+
+    ## Step phases
+    ``step`` is composed of public phases, so that the batched vector envs (:mod:`traingym.envs.batched`) run the
+    same code for everything but the K optimizer steps, which they replace with one batched computation:
+
+    - :meth:`begin_step` (the move), then the K steps: :meth:`train_steps` here, or a batched env's computation
+      built from :meth:`draw_batch_indices`, :meth:`training_batches` (flagged inputs masked) and
+      :meth:`augment_batch` (or :meth:`family_aug_level` and :attr:`aug_generator` for many batches at once);
+    - :meth:`finish_training` (divergence, the neuron log's training statistics), then :meth:`end_step`
+      (validation, relevance, reward, observation, info).
+
+    Read-only properties give the state the phases leave: :attr:`model`, :attr:`split`, :attr:`optimizer`,
+    :attr:`lr`, :attr:`weight_decay`, :attr:`aug_level`, :attr:`elapsed_steps`, :attr:`scaled_neurons`,
+    :attr:`torch_generator`, :attr:`aug_generator`, :attr:`token_relevance`.
 
     ## Arguments
     Every field of :class:`TrainingEnvConfig` is a keyword argument, plus ``render_mode="ansi"``.
@@ -176,20 +191,116 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return obs, info
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
-        self._begin_step(action)
-        return self._end_step(*self._train())
+        self.begin_step(action)
+        return self.end_step(*self.finish_training(*self.train_steps()))
 
-    def _begin_step(self, action: np.ndarray) -> None:
-        """The part of a step before the K optimizer steps: the move (hyperparameters, flagged-neuron scaling)."""
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        return getattr(self, "_last_render", None) or self._status_line(0.0)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._monitor.close()
+
+    # ------------------------------------------------------------------ step phases
+    # Public so that the batched envs compose them (see "Step phases" in the class docstring); ``step`` is exactly
+    # begin_step -> train_steps -> finish_training -> end_step.
+    def begin_step(self, action: np.ndarray) -> None:
+        """The part of a step before the K optimizer steps: the move (hyperparameters, flagged-neuron scaling,
+        see :attr:`scaled_neurons`) and the step counter."""
         if self._model is None or self._split is None:
             raise RuntimeError("call reset() before step()")
         self._apply_move(action_to_move(action))
         self._t += 1
 
-    def _end_step(self, train_loss: float, train_acc: float, diverged: bool
-                  ) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
-        """The part of a step after the K optimizer steps (``_train``'s outcome): validation, reward, observation.
-        The batched vector env (:mod:`traingym.envs.batched.mlp`) runs the K steps itself and then calls this."""
+    def train_steps(self) -> tuple[float, float, float]:
+        """The single env's K optimizer steps; returns the mean training loss, the training accuracy and the
+        global weight norm after them, for :meth:`finish_training`. The batched envs replace this phase alone."""
+        assert self._model is not None
+        model, k = self._model, self.config.steps_per_action
+        model.train()
+        x_batches, y_batches = self.training_batches(self.draw_batch_indices())
+        # Metrics are gathered per step and reduced in chunks: a few tensor ops per chunk instead of per step.
+        losses: list[torch.Tensor] = []
+        outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        with self.task.training_context(self._torch_gen, self.device):
+            for xb, yb in zip(x_batches, y_batches):
+                xb, yb = self.augment_batch(xb, yb)
+                logits = model(xb)
+                loss = F.cross_entropy(logits, yb)
+                self._optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self._optimizer.step()
+                # Kept as they are (no per-step detach): their graph is freed by backward, and the metrics below
+                # are computed without grad.
+                losses.append(loss)
+                outputs.append((logits, yb))
+                if len(outputs) == METRIC_CHUNK:
+                    correct += _count_correct(outputs)
+        with torch.no_grad():
+            if outputs:
+                correct += _count_correct(outputs)
+            weight_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(list(model.parameters()))))
+            mean_loss, accuracy, norm = torch.stack(
+                [torch.stack(losses).sum() / k, correct.float() / y_batches.numel(), weight_norm]).tolist()  # one sync
+        return mean_loss, accuracy, norm
+
+    def draw_batch_indices(self) -> torch.Tensor:
+        """``(K, batch)`` training-set indices of the next K steps, drawn from :attr:`torch_generator` (a batched
+        env draws them here too, so its sub-envs see the single env's batches)."""
+        assert self._split is not None
+        k, b = self.config.steps_per_action, min(self.config.batch_size, self._split.x_train.shape[0])
+        return torch.randint(self._split.x_train.shape[0], (k, b), generator=self._torch_gen).to(self.device)
+
+    def training_batches(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The K training batches at ``indices`` (:meth:`draw_batch_indices`): inputs ``(K, B, ...)`` with the
+        flagged input features masked (:meth:`mask_flagged_inputs`) and labels ``(K, B)``; not yet augmented by
+        the family (:meth:`augment_batch`)."""
+        assert self._split is not None
+        return self.mask_flagged_inputs(self._split.x_train[indices]), self._split.y_train[indices]
+
+    def mask_flagged_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The next K training batches ``(K, B, ...)`` with the over-relevant input features flagged so far
+        decorrelated from the label at the current augmentation level
+        (:func:`~traingym.envs.tasks.augmentation.decorrelate_inputs`; images and tables, before the family's
+        augmentation). Unchanged, with nothing drawn, at level 0 or with nothing flagged."""
+        inputs = self._monitor.inputs
+        if inputs is None or not inputs.flagged_ids or self._aug == 0:
+            return x
+        flat = decorrelate_inputs(x.flatten(2), inputs.flagged_ids, self._aug, self._mask_gen)
+        return flat.reshape(x.shape)
+
+    def family_aug_level(self) -> int:
+        """The level of the family's own augmentation (shifts and noise, feature noise): the knob's level, one
+        lower while input features are flagged. Augmentation spends its first level on the flagged features, as the
+        text families' level 1 mostly masks flagged tokens: on 8x8 digits the family's level 1 (one-pixel shifts,
+        pixel noise) costs far more than a shortcut, so a remedy that brought it along did more harm than good
+        (``docs/results/information_gap.md``)."""
+        inputs = self._monitor.inputs
+        return max(0, self._aug - 1) if inputs is not None and inputs.flagged_ids else self._aug
+
+    def augment_batch(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One training batch augmented by the family at :meth:`family_aug_level`, drawing from
+        :attr:`aug_generator` (unchanged, with nothing drawn, at level 0)."""
+        level = self.family_aug_level()
+        if level > 0:
+            xb, yb = self.task.augment(xb, yb, level, self._aug_gen)
+        return xb, yb
+
+    def finish_training(self, mean_loss: float, accuracy: float, weight_norm: float) -> tuple[float, float, bool]:
+        """After the K steps (the model's parameters and last-step gradients in place): the divergence check and
+        the neuron log's training statistics; returns the mean train loss (capped), train accuracy and whether the
+        run diverged, for :meth:`end_step`."""
+        return self._monitor.training_outcome(mean_loss, accuracy, weight_norm)
+
+    def end_step(self, train_loss: float, train_acc: float, diverged: bool
+                 ) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
+        """The rest of the step after :meth:`finish_training`: validation and relevance (unless diverged), reward,
+        events, observation and info (test accuracy at the episode's end); returns ``step``'s tuple."""
         assert self._split is not None
         self._train_loss, self._train_acc = train_loss, train_acc
         previous = self._val_acc
@@ -214,16 +325,65 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             self._last_render = self._status_line(reward)
         return obs, float(reward), terminated, truncated, info
 
-    def render(self) -> str | None:
-        if self.render_mode != "ansi":
-            return None
-        return getattr(self, "_last_render", None) or self._status_line(0.0)
+    # ------------------------------------------------------------------ state the phases leave (read-only)
+    @property
+    def model(self) -> torch.nn.Module | None:
+        """The target network being trained (None before the first reset); a batched env trains it in place or
+        copies its parameters in and out around the K steps."""
+        return self._model
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._monitor.close()
+    @property
+    def split(self) -> Split | None:
+        """The episode's data split on the env's device (None before the first reset)."""
+        return self._split
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The network's optimizer, its hyperparameters set by the last move (after reset)."""
+        return self._optimizer
+
+    @property
+    def lr(self) -> float:
+        """The current learning rate (after reset)."""
+        return self._lr
+
+    @property
+    def weight_decay(self) -> float:
+        """The current weight decay (after reset)."""
+        return self._wd
+
+    @property
+    def aug_level(self) -> int:
+        """The augmentation knob's current level, 0..4 (after reset); see :meth:`family_aug_level`."""
+        return self._aug
+
+    @property
+    def elapsed_steps(self) -> int:
+        """Env steps taken in this episode (after reset)."""
+        return self._t
+
+    @property
+    def scaled_neurons(self) -> int:
+        """Neurons whose incoming weights the last move scaled (0: the model's weights are as the K steps left
+        them; otherwise a copy of the weights is stale)."""
+        return self._scaled
+
+    @property
+    def torch_generator(self) -> torch.Generator:
+        """The episode's generator of initial weights, batch indices and dropout seeds (after reset): whoever runs
+        the K steps draws from it in the single env's order, or the episode changes."""
+        return self._torch_gen
+
+    @property
+    def aug_generator(self) -> torch.Generator:
+        """The generator of the family's augmentation (after reset), drawn in step order."""
+        return self._aug_gen
+
+    @property
+    def token_relevance(self) -> TokenRelevanceMonitor | None:
+        """Text tasks' token relevance monitor, run by :meth:`end_step` (None for other tasks or with
+        ``relevance=False``); its ``cadence`` decides which steps compute it."""
+        return self._relevance
 
     # ------------------------------------------------------------------ internals
     def _choose_instance(self, options: dict[str, Any]) -> tuple[Instance, int | None]:
@@ -263,77 +423,6 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if d_scale != 0 and self._log is not None:
             self._scaled = self._log.scale_flagged(SCALE_UP if d_scale > 0 else SCALE_DOWN)
         self._last_move = move
-
-    def _train(self) -> tuple[float, float, bool]:
-        """K optimizer steps; returns mean train loss, train accuracy and whether the run diverged."""
-        assert self._model is not None and self._split is not None
-        model, k = self._model, self.config.steps_per_action
-        model.train()
-        batches = self._draw_batches()
-        x_batches = self.mask_flagged_inputs(self._split.x_train[batches])
-        # Metrics are gathered per step and reduced in chunks: a few tensor ops per chunk instead of per step.
-        losses: list[torch.Tensor] = []
-        outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
-        correct = torch.zeros((), device=self.device, dtype=torch.int64)
-        with self.task.training_context(self._torch_gen, self.device):
-            for xb, idx in zip(x_batches, batches):
-                xb, yb = self._training_batch(xb, self._split.y_train[idx])
-                logits = model(xb)
-                loss = F.cross_entropy(logits, yb)
-                self._optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self._optimizer.step()
-                # Kept as they are (no per-step detach): their graph is freed by backward, and the metrics below
-                # are computed without grad.
-                losses.append(loss)
-                outputs.append((logits, yb))
-                if len(outputs) == METRIC_CHUNK:
-                    correct += _count_correct(outputs)
-        with torch.no_grad():
-            if outputs:
-                correct += _count_correct(outputs)
-            weight_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(list(model.parameters()))))
-            mean_loss, accuracy, norm = torch.stack(
-                [torch.stack(losses).sum() / k, correct.float() / batches.numel(), weight_norm]).tolist()  # one sync
-        return self._training_outcome(mean_loss, accuracy, norm)
-
-    def _draw_batches(self) -> torch.Tensor:
-        """``(K, batch)`` training indices of the next K steps, drawn from the env's torch Generator."""
-        assert self._split is not None
-        k, b = self.config.steps_per_action, min(self.config.batch_size, self._split.x_train.shape[0])
-        return torch.randint(self._split.x_train.shape[0], (k, b), generator=self._torch_gen).to(self.device)
-
-    def mask_flagged_inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """The next K training batches ``(K, B, ...)`` with the over-relevant input features flagged so far
-        decorrelated from the label at the current augmentation level
-        (:func:`~traingym.envs.tasks.augmentation.decorrelate_inputs`; images and tables, before the family's
-        augmentation). Unchanged, with nothing drawn, at level 0 or with nothing flagged."""
-        inputs = self._monitor.inputs
-        if inputs is None or not inputs.flagged_ids or self._aug == 0:
-            return x
-        flat = decorrelate_inputs(x.flatten(2), inputs.flagged_ids, self._aug, self._mask_gen)
-        return flat.reshape(x.shape)
-
-    def family_aug_level(self) -> int:
-        """The level of the family's own augmentation (shifts and noise, feature noise): the knob's level, one
-        lower while input features are flagged. Augmentation spends its first level on the flagged features, as the
-        text families' level 1 mostly masks flagged tokens: on 8x8 digits the family's level 1 (one-pixel shifts,
-        pixel noise) costs far more than a shortcut, so a remedy that brought it along did more harm than good
-        (``docs/results/information_gap.md``)."""
-        inputs = self._monitor.inputs
-        return max(0, self._aug - 1) if inputs is not None and inputs.flagged_ids else self._aug
-
-    def _training_batch(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One training batch, augmented by the family at :meth:`family_aug_level`."""
-        level = self.family_aug_level()
-        if level > 0:
-            xb, yb = self.task.augment(xb, yb, level, self._aug_gen)
-        return xb, yb
-
-    def _training_outcome(self, mean_loss: float, accuracy: float, weight_norm: float) -> tuple[float, float, bool]:
-        """Divergence check and training statistics of the neuron log after the K steps (the model's parameters
-        and last-step gradients are in place); returns mean train loss, train accuracy and divergence."""
-        return self._monitor.training_outcome(mean_loss, accuracy, weight_norm)
 
     def _validate(self) -> tuple[float, float]:
         """Validation pass on the fixed buffer; refreshes the neuron log and flagged neurons."""

@@ -3,9 +3,10 @@
 A tiny target network's env step is dominated by per-op framework overhead in its K training steps, so this
 vector env holds N ordinary :class:`TrainingEnv` s and replaces only their training steps with one
 :class:`StackedMLP` computation; reset, moves, validation, neuron log, events, report, diagnosis and observation
-are each env's own code. Batches, augmentation, label noise and data splits stay per instance (each env's own
-torch Generators, drawn exactly as the single env draws them), so the same seeds give the same episodes as N
-single envs up to float rounding (tested).
+are each env's own code, through :class:`TrainingEnv`'s public step phases (its docstring, "Step phases").
+Batches, augmentation, label noise and data splits stay per instance (each env's own torch Generators, drawn
+exactly as the single env draws them), so the same seeds give the same episodes as N single envs up to float
+rounding (tested).
 """
 
 from __future__ import annotations
@@ -66,6 +67,12 @@ class BatchedTrainingEnv(BatchedVectorEnv):
         for env in getattr(self, "envs", ()):
             env.close()
 
+    @property
+    def stacks(self) -> tuple[StackedMLP, ...]:
+        """The current group stacks (one per group key, see ``grouping``): what the K steps run on, for benchmarks
+        and tests that look inside."""
+        return tuple(self._groups.values())
+
     # ------------------------------------------------------------------ per sub-env (also used by the SB3 adapter)
     def reset_envs(self, indices: Sequence[int], seeds: Sequence[int | None], options: dict[str, Any] | None
                    ) -> list[tuple[dict[str, np.ndarray], dict[str, Any]]]:
@@ -74,8 +81,8 @@ class BatchedTrainingEnv(BatchedVectorEnv):
         for i, seed in zip(indices, seeds):
             env = self.envs[i]
             obs, info = env.reset(seed=seed, options=options)
-            assert env._model is not None
-            self._place(i, env._model)  # type: ignore[arg-type]
+            assert env.model is not None
+            self._place(i, env.model)  # type: ignore[arg-type]
             self._env_obs[i] = obs
             out.append((obs, info))
         return out
@@ -87,10 +94,10 @@ class BatchedTrainingEnv(BatchedVectorEnv):
         run = [i for i in range(self.num_envs) if skip is None or not skip[i]]
         for i in run:
             env = self.envs[i]
-            env._begin_step(actions[i])
-            if env._scaled:  # the move scaled flagged neurons in the module: refresh the stacked copy
+            env.begin_step(actions[i])
+            if env.scaled_neurons:  # the move scaled flagged neurons in the module: refresh the stacked copy
                 key, row = self._slot(i)
-                self._groups[key].load(row, env._model, reset_state=False)  # type: ignore[arg-type]
+                self._groups[key].load(row, env.model, reset_state=False)  # type: ignore[arg-type]
         results: list[tuple | None] = [None] * self.num_envs
         if not run:
             return results
@@ -102,19 +109,19 @@ class BatchedTrainingEnv(BatchedVectorEnv):
             if not any(i in per_env for i in rows):
                 continue
             x, y = self._group_batches(stack, rows, per_env)
-            outcomes.append(stack.train(x, y, [envs[i]._lr for i in rows], [envs[i]._wd for i in rows]))
+            outcomes.append(stack.train(x, y, [envs[i].lr for i in rows], [envs[i].weight_decay for i in rows]))
             members += rows
         outcome = torch.cat(outcomes, 1).tolist()  # one host copy for all groups
         column = {i: c for c, i in enumerate(members)}
         for i in run:
             env = envs[i]
-            assert env._model is not None
+            assert env.model is not None
             key, row = self._slot(i)
-            self._groups[key].store(row, env._model)  # type: ignore[arg-type]
+            self._groups[key].store(row, env.model)  # type: ignore[arg-type]
             c = column[i]
             mean_loss, accuracy, norm = outcome[0][c], outcome[1][c], outcome[2][c]
-            obs, reward, terminated, truncated, info = env._end_step(*env._training_outcome(mean_loss, accuracy, norm))
-            if self.max_episode_steps is not None and env._t >= self.max_episode_steps:
+            obs, reward, terminated, truncated, info = env.end_step(*env.finish_training(mean_loss, accuracy, norm))
+            if self.max_episode_steps is not None and env.elapsed_steps >= self.max_episode_steps:
                 truncated = True  # as gym.make's TimeLimit
             results[i] = (obs, reward, terminated, truncated, info)
             self._env_obs[i] = obs
@@ -163,18 +170,17 @@ class BatchedTrainingEnv(BatchedVectorEnv):
         augmented: list[int] = []
         for i in run:
             env = self.envs[i]
-            assert env._split is not None
-            batches = env._draw_batches()
-            per_env[i] = env.mask_flagged_inputs(env._split.x_train[batches]), env._split.y_train[batches]
+            per_env[i] = env.training_batches(env.draw_batch_indices())
             if env.family_aug_level() > 0:
                 augmented.append(i)
         if augmented:
             # One batched augmentation of every augmented env's K batches; each env's generator draws its K
             # batches' randomness in step order, as the single env's K calls of ``augment`` do.
             envs = [self.envs[i] for i in augmented]
+            levels = [e.family_aug_level() for e in envs for _ in range(k)]
             x_aug, y_aug = self.envs[0].task.augment_batches(
                 torch.cat([per_env[i][0] for i in augmented]), torch.cat([per_env[i][1] for i in augmented]),
-                [e.family_aug_level() for e in envs for _ in range(k)], [e._aug_gen for e in envs for _ in range(k)])
+                levels, [e.aug_generator for e in envs for _ in range(k)])
             for j, i in enumerate(augmented):
                 per_env[i] = x_aug[j * k: (j + 1) * k], y_aug[j * k: (j + 1) * k]
         return per_env

@@ -1,13 +1,13 @@
 """N review-BERT training environments (``reviews_bert``, ``reviews_shortcut``) whose K training steps run as one
 grouped computation per architecture: the text family's Gymnasium vector env.
 
-Each sub-env is an ordinary :class:`~traingym.envs.training_env.TrainingEnv`; only its K optimizer steps' forward
-and backward passes are replaced, by one :class:`~traingym.envs.batched.stacked_bert.StackedReviewBert` computation per
-architecture group (1-2 layers x hidden 32/64 in the instance range: up to four groups). What stays per sub-env is
-what is per episode or per run: its batches and augmentation (its own generators, drawn as the single env draws
-them), its dropout masks (a generator seeded as the single env seeds torch's global RNG, so the masks are the
-single env's on the CPU), its own fused AdamW step, and the env's validation, neuron log, events, report and
-observation.
+Each sub-env is an ordinary :class:`~traingym.envs.training_env.TrainingEnv`, stepped through its public step
+phases (its docstring, "Step phases"); only its K optimizer steps' forward and backward passes are replaced, by
+one :class:`~traingym.envs.batched.stacked_bert.StackedReviewBert` computation per architecture group (1-2 layers
+x hidden 32/64 in the instance range: up to four groups). What stays per sub-env is what is per episode or per
+run: its batches and augmentation (its own generators, drawn as the single env draws them), its dropout masks (a
+generator seeded as the single env seeds torch's global RNG, so the masks are the single env's on the CPU), its
+own fused AdamW step, and the env's validation, neuron log, events, report and observation.
 
 ## Equivalence with the single env
 On the CPU the first step's observation agrees with the single env's to float rounding (<= 1e-5, tested): same
@@ -37,7 +37,7 @@ from gymnasium.vector import AutoresetMode
 from traingym.envs.batched.stacked_bert import ArchitectureKey, StackedReviewBert, architecture_key, dropout_masks
 from traingym.envs.batched.vector import BatchedVectorEnv, StepResult
 from traingym.envs.monitoring.token_monitor import RelevanceCadence
-from traingym.envs.tasks.reviews_model import ReviewClassifier
+from traingym.envs.tasks.reviews_model import ReviewClassifier, training_seed
 from traingym.envs.training_env import TrainingEnv
 
 TEXT_TASKS: tuple[str, ...] = ("reviews_bert", "reviews_shortcut")
@@ -68,8 +68,8 @@ class BatchedTextEnv(BatchedVectorEnv):
         self.device = self.envs[0].device
         if relevance_cadence:
             for env in self.envs:
-                if env._relevance is not None:  # the flagged tokens act while augmentation masks them
-                    env._relevance.cadence = RelevanceCadence(acting=lambda env=env: env._aug > 0)
+                if env.token_relevance is not None:  # the flagged tokens act while augmentation masks them
+                    env.token_relevance.cadence = RelevanceCadence(acting=lambda env=env: env.aug_level > 0)
         self._groups: dict[ArchitectureKey, StackedReviewBert] = {}
         """One stack per architecture; members in sub-env order."""
 
@@ -94,15 +94,15 @@ class BatchedTextEnv(BatchedVectorEnv):
         """Each running sub-env's move, the grouped K training steps, then each one's validation and observation."""
         run = [i for i in range(self.num_envs) if skip is None or not skip[i]]
         for i in run:
-            self.envs[i]._begin_step(actions[i])
+            self.envs[i].begin_step(actions[i])
         results: list[StepResult | None] = [None] * self.num_envs
         if not run:
             return results
-        outcomes = self._train(run)
+        outcomes = self.train_steps(run)
         for i in run:
             env = self.envs[i]
-            obs, reward, terminated, truncated, info = env._end_step(*env._training_outcome(*outcomes[i]))
-            if self.max_episode_steps is not None and env._t >= self.max_episode_steps:
+            obs, reward, terminated, truncated, info = env.end_step(*env.finish_training(*outcomes[i]))
+            if self.max_episode_steps is not None and env.elapsed_steps >= self.max_episode_steps:
                 truncated = True  # as gym.make's TimeLimit
             results[i] = (obs, reward, terminated, truncated, info)
             self._env_obs[i] = obs
@@ -110,7 +110,7 @@ class BatchedTextEnv(BatchedVectorEnv):
 
     # ------------------------------------------------------------------ internals
     def _model(self, i: int) -> ReviewClassifier:
-        model = self.envs[i]._model
+        model = self.envs[i].model
         if not isinstance(model, ReviewClassifier):
             raise RuntimeError(f"sub-env {i} has not been reset")
         return model
@@ -119,8 +119,8 @@ class BatchedTextEnv(BatchedVectorEnv):
         """Stack every reset sub-env's network with the others of its architecture (sub-env order)."""
         members: dict[ArchitectureKey, list[ReviewClassifier]] = {}
         for env in self.envs:
-            if isinstance(env._model, ReviewClassifier):
-                members.setdefault(architecture_key(env._model), []).append(env._model)
+            if isinstance(env.model, ReviewClassifier):
+                members.setdefault(architecture_key(env.model), []).append(env.model)
         groups = {}
         for key, models in members.items():
             group = self._groups.get(key) or StackedReviewBert(models[0].hf_model.config)
@@ -129,23 +129,21 @@ class BatchedTextEnv(BatchedVectorEnv):
             groups[key] = group
         self._groups = groups
 
-    def _train(self, run: list[int]) -> dict[int, tuple[float, float, float]]:
-        """The K training steps of the running sub-envs; returns each one's mean loss, accuracy and weight norm."""
+    def train_steps(self, run: list[int]) -> dict[int, tuple[float, float, float]]:
+        """The K training steps of the sub-envs ``run``, grouped (each one's ``TrainingEnv.train_steps``); returns
+        each one's mean loss, accuracy and weight norm, for its ``finish_training``."""
         k = self.envs[0].config.steps_per_action
         batches: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         generators: dict[int, torch.Generator] = {}
         for i in run:
             env = self.envs[i]
-            assert env._split is not None
-            idx = env._draw_batches()
-            x_all = env.mask_flagged_inputs(env._split.x_train[idx])  # as TrainingEnv._train (unchanged for text)
-            # As TrainingEnv._train's training_context: one draw from the env's generator seeds the dropout RNG.
-            seed = int(torch.randint(0, 2**62, (1,), generator=env._torch_gen).item())
-            generators[i] = torch.Generator(device=self.device).manual_seed(seed)
-            pairs = [env._training_batch(xb, env._split.y_train[row]) for xb, row in zip(x_all, idx)]
+            x_all, y_all = env.training_batches(env.draw_batch_indices())  # as TrainingEnv.train_steps
+            # As TrainingEnv.train_steps' training_context: one draw from the env's generator seeds the dropout RNG.
+            generators[i] = torch.Generator(device=self.device).manual_seed(training_seed(env.torch_generator))
+            pairs = [env.augment_batch(xb, yb) for xb, yb in zip(x_all, y_all)]
             batches[i] = torch.stack([x for x, _ in pairs]), torch.stack([y for _, y in pairs])
-        position = {id(self._model(i)): i for i in range(self.num_envs) if isinstance(self.envs[i]._model,
-                                                                                          ReviewClassifier)}
+        position = {id(self._model(i)): i for i in range(self.num_envs)
+                    if isinstance(self.envs[i].model, ReviewClassifier)}
         sums: dict[int, list[torch.Tensor]] = {}
         for group in self._groups.values():
             rows = [position[id(m)] for m in group.members]
@@ -156,7 +154,7 @@ class BatchedTextEnv(BatchedVectorEnv):
             x = torch.stack([batches[i][0] if i in batches else first[0] for i in rows], 1)  # (K, n, B, L)
             y = torch.stack([batches[i][1] if i in batches else first[1] for i in rows], 1)
             gens = [generators.get(i) for i in rows]
-            optimizers = [self.envs[i]._optimizer for i in active]
+            optimizers = [self.envs[i].optimizer for i in active]
             loss_sum = torch.zeros(len(rows), device=self.device)
             correct = torch.zeros(len(rows), dtype=torch.int64, device=self.device)
             for step in range(k):

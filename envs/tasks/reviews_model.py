@@ -164,6 +164,13 @@ def review_bert_hidden_layers(model: BertForSequenceClassification) -> list[Hidd
     return layers
 
 
+def training_seed(generator: torch.Generator) -> int:
+    """The seed of the dropout RNG for one env step's training steps: one draw from ``generator``. The single env
+    seeds torch's global RNG with it (:func:`forked_global_rng`); the batched text env seeds each member's own
+    dropout generator with it, so both draw the same masks."""
+    return int(torch.randint(0, 2**62, (1,), generator=generator).item())
+
+
 @contextlib.contextmanager
 def forked_global_rng(generator: torch.Generator, devices: Sequence[torch.device | int] = ()) -> Iterator[None]:
     """Run a block with torch's global RNG seeded from ``generator``, restoring the global state on exit.
@@ -172,7 +179,7 @@ def forked_global_rng(generator: torch.Generator, devices: Sequence[torch.device
     advanced by one draw. The CPU state is always restored; pass the CUDA devices the block uses in
     ``devices`` to restore theirs as well (``torch.manual_seed`` seeds every device).
     """
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+    seed = training_seed(generator)
     with torch.random.fork_rng(devices=list(devices)):
         torch.manual_seed(seed)
         yield

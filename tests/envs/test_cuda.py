@@ -21,7 +21,7 @@ def test_cuda_episode_trains_on_the_gpu(task: str) -> None:
     env = TrainingEnv(task=task, device="cuda", **FAST)
     instance = {**env.instances[0], "aug_level": 1}
     obs, info = env.reset(seed=0, options={"instance": instance})
-    model, split = env._model, env._split
+    model, split = env.model, env.split
     assert all(p.is_cuda for p in model.parameters())
     assert all(t.is_cuda for t in (split.x_train, split.y_train, split.x_val, split.y_val, split.x_test))
     before = [p.detach().clone() for p in model.parameters()]
@@ -37,8 +37,8 @@ def test_cuda_episode_trains_on_the_gpu(task: str) -> None:
     assert terminated or step == env.config.horizon  # a full episode unless the run diverged
     assert 0.0 <= info["test_accuracy"] <= 1.0
     assert scaled > 0
-    assert all(p.is_cuda for p in env._model.parameters())
-    assert any(not torch.equal(b, p.detach()) for b, p in zip(before, env._model.parameters()))
+    assert all(p.is_cuda for p in env.model.parameters())
+    assert any(not torch.equal(b, p.detach()) for b, p in zip(before, env.model.parameters()))
     env.close()
 
 

@@ -26,9 +26,9 @@ def test_training_steps_run_without_hooks(task: str) -> None:
     """The neuron log hooks the hidden layers only during its own passes, never between env steps."""
     env = TrainingEnv(task=task, **FAST)
     env.reset(seed=0)
-    assert _hooks(env._model) == 0
+    assert _hooks(env.model) == 0
     obs, *_ = env.step(np.array([1, 1, 1, 2]))
-    assert _hooks(env._model) == 0
+    assert _hooks(env.model) == 0
     assert obs["neurons"].any()  # the log still captured activations and flagged neurons
     assert any(ids.numel() for ids in env._log.flagged)
     env.close()

@@ -71,7 +71,7 @@ def test_registration_kwargs_are_json_and_adam(env_id: str) -> None:
     assert json.loads(spec.to_json())["kwargs"] == {"task": spec.kwargs["task"], **ENV_KWARGS[env_id]}
     env = gym.make(env_id, **TINY)
     env.reset(seed=0)
-    optimizer = env.unwrapped._optimizer
+    optimizer = env.unwrapped.optimizer
     assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["fused"] is True
     assert env.unwrapped.config.batch_size == 32
     env.close()
@@ -156,7 +156,7 @@ def test_relevance_off_keeps_the_space_and_reports_nothing() -> None:
     off.reset(seed=0)
     obs, *_ = off.step(np.array([1, 1, 2, 1]))
     assert not obs["neurons"][-FEATURE_SIZE:].any()
-    assert off.unwrapped.report()["flagged_tokens"] == [] and off.unwrapped._relevance is None
+    assert off.unwrapped.report()["flagged_tokens"] == [] and off.unwrapped.token_relevance is None
     on.close()
     off.close()
 
@@ -164,7 +164,7 @@ def test_relevance_off_keeps_the_space_and_reports_nothing() -> None:
 def test_monitor_is_event_triggered_and_decays() -> None:
     env = TrainingEnv(task="reviews_bert", **TINY)
     env.reset(seed=0)
-    model, split = env._model, env._split
+    model, split = env.model, env.split
     monitor = TokenRelevanceMonitor(env.task.vocabulary(), 16)
     with torch.no_grad():
         model.eval()
@@ -203,7 +203,7 @@ def trained_episode(env_id: str, seed: int, raise_aug: bool = False) -> dict:
     env = gym.make(env_id, **TRAINED)
     info = run_episode(env, seed, [RAISE_AUG] * 4 if raise_aug else None)
     unwrapped = env.unwrapped
-    stats = unwrapped._relevance.stats
+    stats = unwrapped.token_relevance.stats
     best = stats.top(1, only_flagged=False)
     summary = {"test_accuracy": info["test_accuracy"], "aug_level": info["aug_level"],
                "top": (best[0].token, best[0].z) if best else ("", 0.0),

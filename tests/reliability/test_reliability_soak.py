@@ -188,7 +188,7 @@ def test_hooks_never_outlive_a_step_or_close(env_id: str, hook_spy: list[tuple[n
     models: list[nn.Module] = []
     for seed in range(3):
         env.reset(seed=seed)
-        models.append(env.unwrapped._model)
+        models.append(env.unwrapped.model)
         library_hooks = []
         for action in (DIVERGE, np.array([1, 1, 1, 0]), np.array([2, 1, 1, 2])):
             env.step(action)
@@ -220,11 +220,11 @@ def test_hooks_are_removed_when_a_pass_raises(hook_spy: list[tuple[nn.Module, in
     module.forward = failing_in_validation  # type: ignore[method-assign]
     with pytest.raises(RuntimeError, match="injected failure"):
         env.step(np.array([1, 1, 1, 1]))
-    assert hook_spy and hook_count(env._model) == 0
+    assert hook_spy and hook_count(env.model) == 0
     del module.forward
     env.reset(seed=1)
     _, reward, *_ = env.step(np.array([1, 1, 1, 1]))
-    assert math.isfinite(reward) and hook_count(env._model) == 0
+    assert math.isfinite(reward) and hook_count(env.model) == 0
     env.close()
 
 

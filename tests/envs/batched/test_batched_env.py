@@ -123,7 +123,7 @@ def test_decorrelated_flagged_inputs_are_the_same_as_single_envs() -> None:
         for env, action, result in zip(singles, actions, batched.step_envs(actions)):
             obs = env.step(action)[0]
             assert result is not None and _max_obs_diff(result[0], obs) <= 1e-5
-            decorrelated += bool(env._monitor.inputs.flagged_ids) and env._aug > 0
+            decorrelated += bool(env._monitor.inputs.flagged_ids) and env.aug_level > 0
     assert decorrelated > 0  # the decorrelation path ran
     batched.close()
 
@@ -266,7 +266,7 @@ def test_cuda_runs_all_instances_on_the_gpu_and_agrees_with_cpu() -> None:
             env.reset_env(i, seed=i, options={"instance": instance})
         for _ in range(3):
             results = env.step_envs(np.ones((len(instances), 4), dtype=np.int64))
-        weights = [w for stack in env._groups.values() for w in stack.weights]
+        weights = [w for stack in env.stacks for w in stack.weights]
         assert all(w.device.type == "cuda" for w in weights) == (device == "cuda")
         outs.append(np.stack([r[0]["training_stats"] for r in results if r is not None]))
         env.close()

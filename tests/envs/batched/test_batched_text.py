@@ -223,10 +223,10 @@ def test_cadence_flags_the_same_top_token_as_every_step_relevance() -> None:
         for env in singles:
             env.step(KEEP_ACTION)
     for cadenced, every in zip(batched.envs, singles):
-        top_cadenced = cadenced._relevance.stats.top(1, only_flagged=False)[0].token_id
-        top_every = every._relevance.stats.top(1, only_flagged=False)[0].token_id
+        top_cadenced = cadenced.token_relevance.stats.top(1, only_flagged=False)[0].token_id
+        top_every = every.token_relevance.stats.top(1, only_flagged=False)[0].token_id
         assert top_cadenced == top_every == SHORTCUT_ID
-        assert cadenced._relevance.computed < every._relevance.computed == 10
+        assert cadenced.token_relevance.computed < every.token_relevance.computed == 10
     batched.close()
 
 

@@ -137,14 +137,14 @@ def test_augmentation_spends_its_first_level_on_flagged_inputs() -> None:
     env = gym.make("TrainGym/DigitsMLP-v0", obs_keys=["training_stats"])
     env.reset(seed=0)
     unwrapped = env.unwrapped
-    x = unwrapped._split.x_train[:8]
-    y = unwrapped._split.y_train[:8]
+    x = unwrapped.split.x_train[:8]
+    y = unwrapped.split.y_train[:8]
     unwrapped._aug = 1
     assert unwrapped.family_aug_level() == 1  # nothing flagged: the family's own level 1 (shifts, pixel noise)
-    assert not torch.equal(unwrapped._training_batch(x, y)[0], x)
+    assert not torch.equal(unwrapped.augment_batch(x, y)[0], x)
     unwrapped._monitor.inputs._sticky = [0, 7]
     assert unwrapped.family_aug_level() == 0  # flagged: level 1 only decorrelates them
-    assert torch.equal(unwrapped._training_batch(x, y)[0], x)
+    assert torch.equal(unwrapped.augment_batch(x, y)[0], x)
     unwrapped._aug = 3
     assert unwrapped.family_aug_level() == 2
     env.close()
