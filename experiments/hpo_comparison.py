@@ -24,18 +24,16 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from traingym.hpo.compare import (
-    AdvisorSpecError,
     CompareConfig,
     Comparison,
-    format_table,
     llm_tpe_totals,
     markdown_table,
     row_source,
-    run_comparison,
+    run_and_print,
     source_label,
     study_seconds,
 )
-from traingym.protocol.cli import parse_cli, usage_error
+from traingym.protocol.cli import parse_cli
 
 PROG = "python -m traingym.experiments.hpo_comparison"
 
@@ -140,13 +138,7 @@ def write_page(result: Comparison, args: HPOPageArgs, out_dir: Path | None = Non
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_cli(HPOPageArgs, argv, PROG)
     started = time.perf_counter()
-    try:
-        result = run_comparison(args, log=lambda line: print(line, flush=True))
-    except AdvisorSpecError as error:  # an unusable --advisors entry is a usage error, found before any training
-        usage_error(PROG, str(error))
-    print(format_table(result.table))
-    for note in result.notes:
-        print("note:", note)
+    result = run_and_print(args, PROG)
     page = f"; page {write_page(result, args)}" if args.write else ""
     print(f"wrote {args.out_dir}/table.csv, table.json, accuracy_vs_compute.png{page} "
           f"({time.perf_counter() - started:.0f}s)", flush=True)

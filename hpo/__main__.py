@@ -12,7 +12,7 @@ from typing import Annotated, Any, Union
 import numpy as np
 import tyro
 from traingym.advisors import AdvisorUnavailableError
-from traingym.hpo.compare import AdvisorSpecError, CompareConfig, format_table, run_comparison
+from traingym.hpo.compare import CompareConfig, run_and_print
 from traingym.hpo.study import HPOConfig, make_sampler, run_study
 from traingym.protocol.cli import IntTuple, parse_cli, usage_error
 
@@ -61,13 +61,7 @@ def study(args: StudyArgs) -> int:
 
 def compare(config: CompareConfig) -> int:
     started = time.perf_counter()
-    try:
-        result = run_comparison(config, log=lambda line: print(line, flush=True))
-    except AdvisorSpecError as error:  # an unusable --advisors entry is a usage error, found before any training
-        usage_error(PROG, str(error))
-    print(format_table(result.table))
-    for note in result.notes:
-        print("note:", note)
+    run_and_print(config, PROG)
     print(f"wrote {config.out_dir}/table.csv, table.json, accuracy_vs_compute.png "
           f"({time.perf_counter() - started:.0f}s)", flush=True)
     return 0

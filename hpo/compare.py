@@ -655,3 +655,18 @@ def markdown_table(table: Sequence[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(h for h, _ in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(text(r) for _, text in columns) + " |" for r in table]
     return "\n".join(lines)
+
+
+def run_and_print(config: CompareConfig, prog: str) -> Comparison:
+    """:func:`run_comparison` for a command line: progress and the table on stdout, an unusable ``--advisors``
+    entry as one usage line of ``prog`` (found before any training)."""
+    from traingym.protocol.cli import usage_error
+
+    try:
+        result = run_comparison(config, log=lambda line: print(line, flush=True))
+    except AdvisorSpecError as error:
+        usage_error(prog, str(error))
+    print(format_table(result.table))
+    for note in result.notes:
+        print("note:", note)
+    return result
