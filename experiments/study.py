@@ -55,6 +55,8 @@ PRESET_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
                         "obs_keys": ("training_stats", "neurons", "diagnosis"), "knobs": ALL_KNOBS,
                         "diagnosis_dim": 8, "norm_obs_keys": ("training_stats",)}},
 }
+LONG_SUFFIX = "-30k"
+"""Name suffix of the pathology ablation's longer-budget variants (compared with training_stats of that budget)."""
 # The observation ablation on the mixture: the pathologies preset's two variants and the two in between, with the
 # same settings (the new variants train first; the shared ones are the pathologies preset's runs, see PRESET_RUNS).
 PRESET_VARIANTS["pathologies_ablation"] = {
@@ -62,7 +64,10 @@ PRESET_VARIANTS["pathologies_ablation"] = {
                                "norm_obs_keys": ("training_stats",)},
     "training_stats+diagnosis": {**PRESET_VARIANTS["pathologies"]["training_stats+neurons+diagnosis"],
                                  "obs_keys": ("training_stats", "diagnosis")},
-    **PRESET_VARIANTS["pathologies"]}
+    **PRESET_VARIANTS["pathologies"],
+    # Is it the budget? The same two variants with three times the env steps.
+    **{f"{name}{LONG_SUFFIX}": {**overrides, "total_timesteps": 30_000}
+       for name, overrides in PRESET_VARIANTS["pathologies"].items()}}
 """Per preset: agent variants, each as ``Args`` overrides of the main job's defaults."""
 RESULT_PAGES: dict[str, tuple[str, str]] = {
     "default": ("agent_default", "Main job (train_agent.py defaults) on held-out instances, per agent seed"),
@@ -232,9 +237,11 @@ def markdown(study: StudyArgs, rows: list[dict[str, Any]], baseline_means: dict[
                      + f" | {'passed' if passed else 'not passed'} |")
     variants = list(dict.fromkeys(r["variant"] for r in rows))
     if study.preset in PRESET_RUNS.values() or study.preset in PRESET_RUNS:
-        reference = "training_stats" if "training_stats" in variants else variants[0]
-        for variant in (v for v in variants if v != reference):
-            lines += ["", *variant_comparison(rows, episodes, summary, reference, variant)]
+        for variant in variants:
+            suffix = LONG_SUFFIX if variant.endswith(LONG_SUFFIX) else ""
+            reference = f"training_stats{suffix}" if f"training_stats{suffix}" in variants else variants[0]
+            if variant != reference:
+                lines += ["", *variant_comparison(rows, episodes, summary, reference, variant)]
     where = (f"Held-out instances 0..{study.eval_episodes - 1}" if study.instance_set == "test" else
              f"{study.eval_episodes} fresh draws (seeds 0..{study.eval_episodes - 1}) from the TRAIN distribution")
     lines += ["", f"{where} of {study.env}; the agent's final model; paired "

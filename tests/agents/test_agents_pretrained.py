@@ -68,3 +68,21 @@ def test_the_shipped_digits_mlp_agent_beats_keep_on_held_out_instances() -> None
     keep = [e.test_accuracy for e in run_policy_object(make_baseline("keep", settings.env_id), "keep", settings)]
     assert sum(a > k for a, k in zip(agent, keep)) >= 7
     assert sum(agent) / 8 > sum(keep) / 8 + 0.25
+
+
+@pytest.mark.parametrize(("name", "obs_keys"), [("pathologies", ("training_stats", "neurons", "diagnosis")),
+                                                ("pathologies-stats", ("training_stats",))])
+def test_the_pathology_agents_load_by_name_with_their_env_and_observation(name: str, obs_keys: tuple) -> None:
+    """Both sides of the comparison in docs/results/agent_pathologies.md ship, so anyone can rerun it."""
+    import json
+
+    from traingym.agents.episodes import EpisodeSettings, run_policy_object
+
+    policy = load_agent(f"pretrained:{name}")
+    args = json.loads((pretrained.PRETRAINED_DIR / name / "config.json").read_text())["args"]
+    assert args["env"] == "TrainGym/DigitsPathologies-v0" and tuple(policy.env_overrides["obs_keys"]) == obs_keys
+    assert len(args["knobs"]) == 4  # the weight-scaling move included
+    assert pretrained.shipped_agent_for("TrainGym/DigitsPathologies-v0") == "pretrained:pathologies"
+    settings = EpisodeSettings("TrainGym/DigitsPathologies-v0", horizon=3, steps_per_action=5, instance_indices=(0,))
+    (episode,) = run_policy_object(policy, name, settings)
+    assert episode.steps == 3 and 0.0 <= episode.test_accuracy <= 1.0

@@ -95,5 +95,8 @@ def test_the_pathology_ablation_shares_the_pathology_study_runs(tmp_path: Path) 
     for variant in PRESET_VARIANTS["pathologies"]:  # the same run: trained once, evaluated once
         assert ablation.agent_args(variant, 1) == study.agent_args(variant, 1)
     assert set(PRESET_VARIANTS["pathologies_ablation"]) - set(PRESET_VARIANTS["pathologies"]) == {
-        "training_stats+neurons", "training_stats+diagnosis"}
+        "training_stats+neurons", "training_stats+diagnosis", "training_stats-30k",
+        "training_stats+neurons+diagnosis-30k"}
+    longer = ablation.agent_args("training_stats-30k", 1)
+    assert longer.total_timesteps == 3 * study.agent_args("training_stats", 1).total_timesteps
     assert ablation.agent_args("training_stats+neurons", 1).run_dir != study.agent_args("training_stats", 1).run_dir
