@@ -18,9 +18,10 @@ Z_SCALE = SHORTCUT_Z
 def squash(values: np.ndarray | float, scale: float) -> np.ndarray:
     """``tanh(values / scale)``: every feature of the block in (-1, 1), monotone, linear near 0.
 
-    Why: the block's raw log10 summaries reach -8 and the relevance z-scores reach 100 on shortcut runs; an agent's
-    tanh MLP saturates on such inputs, and normalising them with running statistics blows the rare large values up
-    further (``docs/results/ablation_pathologies.md``, ``ablation_digits_mlp.md``)."""
+    Why: the block's raw log10 summaries reach -8 and the relevance z-scores reach 100 on shortcut runs, which
+    saturate a tanh policy network, and normalising them with running statistics blows the rare large values up
+    further (``ablation_digits_mlp.md``). Bounded features did not by themselves make the neurons block help an
+    agent (``docs/results/ablation_pathologies.md``)."""
     return np.tanh(np.asarray(values, dtype=np.float64) / scale)
 
 
