@@ -179,6 +179,14 @@ class Args:
     """Minibatch size (PPO, RecurrentPPO); None: the largest of 64, 32, 16, ... that divides n_steps * n_envs."""
     net_arch: tuple[int, ...] = ()
     """Hidden layer sizes of the policy and value networks (PPO, RecurrentPPO, A2C); empty: SB3's default (64, 64)."""
+    kickstart: str = ""
+    """A baseline the agent imitates before RL (e.g. diagnosis_aware): it plays --kickstart-episodes episodes on
+    TRAIN instances and the policy is fitted to its moves, the value head to their returns (traingym.agents.kickstart;
+    ppo and a2c, --backend sb3); those env steps count against --total-timesteps. Empty: none."""
+    kickstart_episodes: int = 48
+    """Demonstration episodes of --kickstart."""
+    kickstart_epochs: int = 30
+    """Passes over the demonstrations when fitting the agent to them (--kickstart)."""
     eval_freq: int = 5_000
     """Env steps between periodic evaluations on held-out instances (best-model selection); 0 disables them."""
     eval_freq_episodes: int = 16
@@ -248,6 +256,16 @@ class Args:
                 raise ValueError("--diagnosis-dim only matters with the 'diagnosis' observation key; add it to "
                                  "--obs-keys")
             check_range("--diagnosis-dim", self.diagnosis_dim, 1, MINILM_DIM, integer=True)
+        if self.kickstart:
+            if self.kickstart not in BASELINES:
+                raise ValueError(f"--kickstart must be a baseline name from {sorted(BASELINES)}, got "
+                                 f"{self.kickstart!r}")
+            if self.algo not in ("ppo", "a2c") or self.backend != "sb3":
+                raise ValueError(f"--kickstart needs --algo ppo or a2c and --backend sb3, got --algo {self.algo} "
+                                 f"--backend {self.backend}")
+            check_range("--kickstart-epochs", self.kickstart_epochs, 1, 1000, integer=True)
+            check_range("--kickstart-episodes", self.kickstart_episodes, 1,
+                        max(1, (self.total_timesteps - 1) // self.horizon), integer=True)
         unknown = [b for b in self.baselines if b not in BASELINES]
         if unknown:
             raise ValueError(f"--baselines must be names from {sorted(BASELINES)}, got {unknown}")

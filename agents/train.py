@@ -22,6 +22,7 @@ from traingym.agents.checkpoints import AtomicCheckpointCallback, atomic_write_j
 from traingym.agents.env_factory import env_factory
 from traingym.agents.episodes import EpisodeSettings
 from traingym.agents.evaluate import PolicySummary, evaluate, run_evaluation, summarize
+from traingym.agents.kickstart import KickstartResult, kickstart
 from traingym.agents.knob_subset import KnobSubsetVecEnv
 from traingym.agents.policies import PolicySpec
 from traingym.agents.tuning import EvaluationBaselines
@@ -32,6 +33,7 @@ from traingym.protocol.moves import KNOBS
 from traingym.protocol.run_files import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
+    KICKSTART_FILE,
     LEARNING_CURVE_BASELINES,
     LEARNING_CURVE_CSV,
     MODEL_FILE,
@@ -217,6 +219,10 @@ def train(args: Args) -> TrainResult:
             kwargs = args.algo_kwargs()
             model = build_model(args.algo, venv, args.seed, args.device,
                                 str(run_dir / "tb") if args.tensorboard else None, args.verbose, **kwargs)
+            if args.kickstart:
+                kicked = run_kickstart(args, run_dir, model, normalizer)
+                print(f"kickstart: imitated {kicked.controller} for {kicked.env_steps} env steps "
+                      f"(action accuracy {kicked.action_accuracy:.3f})")
         write_config(run_dir, args, resumed_from)
         remaining = args.total_timesteps - model.num_timesteps
         start = time.perf_counter()
@@ -226,8 +232,9 @@ def train(args: Args) -> TrainResult:
                 from traingym.report.watch_callback import WatchCallback
 
                 callbacks.append(WatchCallback(watch.state))
-            model.learn(remaining, callback=CallbackList(callbacks),
-                        progress_bar=args.progress_bar, reset_num_timesteps=resumed_from is None, tb_log_name="tb")
+            # A kickstart's env steps are already on the counter: continue it rather than restart it.
+            model.learn(remaining, callback=CallbackList(callbacks), progress_bar=args.progress_bar,
+                        reset_num_timesteps=resumed_from is None and model.num_timesteps == 0, tb_log_name="tb")
         seconds = time.perf_counter() - start
         model_path = save_agent(model, normalizer, run_dir / MODEL_FILE)
     finally:
@@ -236,6 +243,18 @@ def train(args: Args) -> TrainResult:
             watch.stop()
     print(f"trained {model.num_timesteps} env steps in {seconds:.0f} s; model saved to {model_path}")
     return TrainResult(run_dir, model_path, model.num_timesteps, resumed_from, seconds)
+
+
+def run_kickstart(args: Args, run_dir: Path, model: BaseAlgorithm, normalizer: VecNormalize | None
+                  ) -> KickstartResult:
+    """Fit a fresh agent to ``--kickstart``'s demonstrations; their env steps go on the model's step counter and
+    what happened into the run directory's ``KICKSTART_FILE``."""
+    result = kickstart(model, normalizer, args.kickstart, args.env, args.env_kwargs(), args.resolved_obs_keys(),
+                       args.resolved_knobs(), args.kickstart_episodes, args.kickstart_epochs, args.horizon,
+                       args.gamma, args.seed)
+    model.num_timesteps = result.env_steps
+    atomic_write_json(run_dir / KICKSTART_FILE, result.to_json())
+    return result
 
 
 def prepare_baselines(args: Args) -> EvaluationBaselines:

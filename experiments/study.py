@@ -32,7 +32,8 @@ from traingym.envs.tasks.base import TEST_SET_SIZE
 from traingym.protocol.checks import check_range
 from traingym.protocol.cli import IntTuple, StrTuple
 
-Preset = Literal["default", "ablation", "generalisation", "pathologies", "pathologies_ablation"]
+Preset = Literal["default", "ablation", "generalisation", "pathologies", "pathologies_ablation",
+                 "pathologies_kickstart"]
 ALL_KNOBS = ("lr", "weight_decay", "aug_level", "neuron_scale")
 GENERALISATION_TRAIN_ENVS = ("TrainGym/DigitsMLP-v0", "TrainGym/DigitsCNN-v0", "TrainGym/TabularMLP-v0")
 """The families the generalisation agent trains on (together); it is evaluated on MNISTCNN, which it never saw."""
@@ -68,6 +69,14 @@ PRESET_VARIANTS["pathologies_ablation"] = {
     # Is it the budget? The same two variants with three times the env steps.
     **{f"{name}{LONG_SUFFIX}": {**overrides, "total_timesteps": 30_000}
        for name, overrides in PRESET_VARIANTS["pathologies"].items()}}
+KICKSTART_SUFFIX = "-kickstart"
+"""Name suffix of variants that first imitate the diagnosis-aware controller (compared with training_stats kickstarted
+the same way)."""
+# Both agents of the pathologies preset, each first fitted to the diagnosis-aware controller's moves from what it
+# observes (traingym.agents.kickstart), the demonstrations counted in the same 10k env steps.
+PRESET_VARIANTS["pathologies_kickstart"] = {
+    f"{name}{KICKSTART_SUFFIX}": {**overrides, "kickstart": "diagnosis_aware"}
+    for name, overrides in PRESET_VARIANTS["pathologies"].items()}
 """Per preset: agent variants, each as ``Args`` overrides of the main job's defaults."""
 RESULT_PAGES: dict[str, tuple[str, str]] = {
     "default": ("agent_default", "Main job (train_agent.py defaults) on held-out instances, per agent seed"),
@@ -76,20 +85,23 @@ RESULT_PAGES: dict[str, tuple[str, str]] = {
                                          "training_stats + neurons + diagnosis, held-out instances"),
     "pathologies_ablation": ("ablation_pathologies", "Observation-key ablation on the pathology mixture, held-out "
                                                      "instances"),
+    "pathologies_kickstart": ("agent_pathologies_kickstart", "Agents on the pathology mixture kickstarted from the "
+                                                             "diagnosis-aware controller, held-out instances"),
     "generalisation": ("agent_generalisation", "One agent trained on DigitsMLP + DigitsCNN + TabularMLP, evaluated on "
                                                "held-out MNISTCNN (a family it never saw)"),
 }
 PRESET_ENV: dict[str, str] = {"generalisation": "TrainGym/MNISTCNN-v0",
                               "pathologies": "TrainGym/DigitsPathologies-v0",
-                              "pathologies_ablation": "TrainGym/DigitsPathologies-v0"}
+                              "pathologies_ablation": "TrainGym/DigitsPathologies-v0",
+                              "pathologies_kickstart": "TrainGym/DigitsPathologies-v0"}
 """The evaluation env per preset (others: DigitsMLP)."""
 PRESET_BASELINES: dict[str, tuple[str, ...]] = {"generalisation": ("keep", "plateau", "steer"),
                                                 "pathologies": ("keep", "good_defaults", "steer", "diagnosis_aware",
                                                                 "diagnosis_aware_defaults"),
 }
 """The baselines per preset (others: keep, random, step_decay, plateau, steer)."""
-PRESET_BASELINES["pathologies_ablation"] = PRESET_BASELINES["pathologies"]
-PRESET_RUNS: dict[str, str] = {"pathologies_ablation": "pathologies"}
+PRESET_BASELINES["pathologies_ablation"] = PRESET_BASELINES["pathologies_kickstart"] = PRESET_BASELINES["pathologies"]
+PRESET_RUNS: dict[str, str] = {"pathologies_ablation": "pathologies", "pathologies_kickstart": "pathologies"}
 """Presets whose runs and evaluated episodes live in another preset's folder: a variant with the same name and
 settings is the same training run, trained once."""
 AGENTS_PAGE = ("agent_candidate", "Agents trained elsewhere (a candidate configuration) on held-out instances")
@@ -238,7 +250,7 @@ def markdown(study: StudyArgs, rows: list[dict[str, Any]], baseline_means: dict[
     variants = list(dict.fromkeys(r["variant"] for r in rows))
     if study.preset in PRESET_RUNS.values() or study.preset in PRESET_RUNS:
         for variant in variants:
-            suffix = LONG_SUFFIX if variant.endswith(LONG_SUFFIX) else ""
+            suffix = next((s for s in (LONG_SUFFIX, KICKSTART_SUFFIX) if variant.endswith(s)), "")
             reference = f"training_stats{suffix}" if f"training_stats{suffix}" in variants else variants[0]
             if variant != reference:
                 lines += ["", *variant_comparison(rows, episodes, summary, reference, variant)]
