@@ -265,7 +265,7 @@ class Args:
                                  f"--backend {self.backend}")
             check_range("--kickstart-epochs", self.kickstart_epochs, 1, 1000, integer=True)
             check_range("--kickstart-episodes", self.kickstart_episodes, 1,
-                        max(1, (self.total_timesteps - 1) // self.horizon), integer=True)
+                        max(1, self.total_timesteps // self.horizon), integer=True)
         unknown = [b for b in self.baselines if b not in BASELINES]
         if unknown:
             raise ValueError(f"--baselines must be names from {sorted(BASELINES)}, got {unknown}")

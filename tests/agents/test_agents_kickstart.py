@@ -1,0 +1,82 @@
+"""--kickstart: the controller's demonstrations, the fit of the agent to them, the budget they use."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import DummyVecEnv
+from traingym.agents.args import Args
+from traingym.agents.env_factory import env_factory
+from traingym.agents.kickstart import collect_demonstrations, fit_policy, returns_to_go
+from traingym.agents.train import train
+from traingym.protocol.moves import KNOBS
+from traingym.protocol.run_files import KICKSTART_FILE
+
+PATHOLOGIES = "TrainGym/DigitsPathologies-v0"
+TINY = {"total_timesteps": 64, "n_envs": 1, "horizon": 3, "steps_per_action": 5, "n_steps": 8, "eval_freq": 0,
+        "checkpoint_freq": 0, "baselines": (), "progress_bar": False, "tensorboard": False}
+
+
+def test_returns_to_go_stop_at_episode_boundaries() -> None:
+    rewards = np.array([1.0, 2.0, 3.0, 10.0, 20.0], dtype=np.float32)
+    starts = np.array([True, False, False, True, False])
+    assert returns_to_go(rewards, starts, 1.0).tolist() == [6.0, 5.0, 3.0, 30.0, 20.0]
+    assert returns_to_go(rewards, starts, 0.5).tolist() == [1 + 0.5 * (2 + 0.5 * 3), 2 + 1.5, 3.0, 20.0, 20.0]
+
+
+def test_demonstrations_hold_only_the_agents_keys_while_the_controller_reads_the_findings() -> None:
+    kwargs = {"steps_per_action": 5, "obs_keys": ("training_stats",)}
+    demos = collect_demonstrations("diagnosis_aware", PATHOLOGIES, kwargs, ("training_stats",), KNOBS,
+                                   episodes=2, horizon=3, seed=0)
+    assert set(demos.observations) == {"training_stats"}
+    assert demos.steps == 6 and demos.actions.shape == (6, len(KNOBS))
+    assert demos.episode_starts.tolist() == [True, False, False] * 2
+    again = collect_demonstrations("diagnosis_aware", PATHOLOGIES, kwargs, ("training_stats",), KNOBS,
+                                   episodes=2, horizon=3, seed=0)
+    assert np.array_equal(demos.actions, again.actions)
+    assert np.array_equal(demos.observations["training_stats"], again.observations["training_stats"])
+
+
+def test_demonstrations_keep_only_the_agents_knobs() -> None:
+    kwargs = {"steps_per_action": 5, "obs_keys": ("training_stats",)}
+    demos = collect_demonstrations("steer", "TrainGym/DigitsMLP-v0", kwargs, ("training_stats",),
+                                   ("lr", "aug_level"), episodes=1, horizon=3, seed=1)
+    assert demos.actions.shape == (3, 2) and set(demos.actions.reshape(-1).tolist()) <= {0, 1, 2}
+
+
+def test_fit_policy_makes_the_demonstrated_action_the_most_likely_one() -> None:
+    venv = DummyVecEnv([env_factory("TrainGym/DigitsMLP-v0", 3, {"steps_per_action": 2,
+                                                                   "obs_keys": ("training_stats",)})])
+    model = PPO("MultiInputPolicy", venv, n_steps=8, batch_size=8, seed=0)
+    rng = np.random.default_rng(0)
+    observations = {"training_stats": rng.normal(size=(64, venv.observation_space["training_stats"].shape[0]))
+                    .astype(np.float32)}
+    # The demonstrated move depends on the observation: the fit has to read it.
+    actions = np.where(observations["training_stats"][:, :1] > 0, [[0, 1, 2, 1]], [[2, 1, 0, 1]])
+    before = fit_policy(model, observations, actions, np.zeros(64, dtype=np.float32), epochs=0)
+    after = fit_policy(model, observations, actions, np.zeros(64, dtype=np.float32), epochs=60)
+    venv.close()
+    assert before < 0.5 and after >= 0.95
+
+
+def test_kickstarted_run_counts_the_demonstrations_in_its_budget(tmp_path: Path) -> None:
+    result = train(Args(run_dir=str(tmp_path / "run"), env=PATHOLOGIES, kickstart="diagnosis_aware",
+                        kickstart_episodes=2, kickstart_epochs=2, **TINY))
+    record = json.loads((tmp_path / "run" / KICKSTART_FILE).read_text())
+    assert record["controller"] == "diagnosis_aware" and record["env_steps"] == 6
+    assert 64 <= result.num_timesteps < 64 + 8  # 6 demonstration steps + PPO rollouts of 8 up to the budget
+    assert 0.0 <= record["action_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"kickstart": "oracle"}, "--kickstart must be a baseline name"),
+    ({"kickstart": "steer", "algo": "dqn"}, "--kickstart needs --algo ppo or a2c"),
+    ({"kickstart": "steer", "kickstart_episodes": 1000}, "--kickstart-episodes"),
+])
+def test_bad_kickstart_arguments_are_one_clear_message(overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Args(**overrides)
