@@ -33,7 +33,7 @@ from traingym.protocol.checks import check_range
 from traingym.protocol.cli import IntTuple, StrTuple
 
 Preset = Literal["default", "ablation", "generalisation", "pathologies", "pathologies_ablation",
-                 "pathologies_kickstart"]
+                 "pathologies_kickstart", "default_kickstart"]
 ALL_KNOBS = ("lr", "weight_decay", "aug_level", "neuron_scale")
 GENERALISATION_TRAIN_ENVS = ("TrainGym/DigitsMLP-v0", "TrainGym/DigitsCNN-v0", "TrainGym/TabularMLP-v0")
 """The families the generalisation agent trains on (together); it is evaluated on MNISTCNN, which it never saw."""
@@ -81,9 +81,13 @@ FINE_TUNING: dict[str, dict[str, Any]] = {"": {}, "-lr3e-4": {"learning_rate": 3
 PRESET_VARIANTS["pathologies_kickstart"] = {
     f"{name}{KICKSTART_SUFFIX}{tuning}": {**overrides, "kickstart": "diagnosis_aware", **settings}
     for tuning, settings in FINE_TUNING.items() for name, overrides in PRESET_VARIANTS["pathologies"].items()}
+# The main job with and without imitating steer first (the same 10k env steps).
+PRESET_VARIANTS["default_kickstart"] = {"default": {}, "kickstart-steer": {"kickstart": "steer"}}
 """Per preset: agent variants, each as ``Args`` overrides of the main job's defaults."""
 RESULT_PAGES: dict[str, tuple[str, str]] = {
     "default": ("agent_default", "Main job (train_agent.py defaults) on held-out instances, per agent seed"),
+    "default_kickstart": ("agent_default_kickstart", "Main job with and without imitating steer first, held-out "
+                                                     "instances, per agent seed"),
     "ablation": ("ablation_digits_mlp", "Observation-key ablation of the main job on held-out instances"),
     "pathologies": ("agent_pathologies", "Agents on the pathology mixture: training_stats alone against "
                                          "training_stats + neurons + diagnosis, held-out instances"),
@@ -105,7 +109,8 @@ PRESET_BASELINES: dict[str, tuple[str, ...]] = {"generalisation": ("keep", "plat
 }
 """The baselines per preset (others: keep, random, step_decay, plateau, steer)."""
 PRESET_BASELINES["pathologies_ablation"] = PRESET_BASELINES["pathologies_kickstart"] = PRESET_BASELINES["pathologies"]
-PRESET_RUNS: dict[str, str] = {"pathologies_ablation": "pathologies", "pathologies_kickstart": "pathologies"}
+PRESET_RUNS: dict[str, str] = {"pathologies_ablation": "pathologies", "pathologies_kickstart": "pathologies",
+                               "default_kickstart": "default"}
 """Presets whose runs and evaluated episodes live in another preset's folder: a variant with the same name and
 settings is the same training run, trained once."""
 AGENTS_PAGE = ("agent_candidate", "Agents trained elsewhere (a candidate configuration) on held-out instances")
@@ -287,12 +292,13 @@ def variant_comparison(rows: list[dict[str, Any]], episodes: dict[str, list[floa
     summary.setdefault("comparison", {})[second] = {
         "against": first, "every_seed_above": bool(every), "mean": mean, "controllers": controllers,
         "within_0.01_of_controller": near}
-    lines += ["", f"Every seed of {second} above {first} with the CI above 0: {'yes' if every else 'no'}. "
-              f"Mean {mean:.3f} against "
-              + "; against ".join(f"{label}'s {value:.3f} ({CONTROLLERS[label]}): "
-                                  f"{'within 0.01 or above' if near[label] else 'more than 0.01 below'}"
-                                  for label, value in controllers.items()) + "."]
-    return lines
+    verdict = f"Every seed of {second} above {first} with the CI above 0: {'yes' if every else 'no'}."
+    if controllers:
+        verdict += (f" Mean {mean:.3f} against "
+                    + "; against ".join(f"{label}'s {value:.3f} ({CONTROLLERS[label]}): "
+                                        f"{'within 0.01 or above' if near[label] else 'more than 0.01 below'}"
+                                        for label, value in controllers.items()) + ".")
+    return [*lines, "", verdict]
 
 
 CONTROLLERS = {"diagnosis_aware": "moves only through the agent's actions",
