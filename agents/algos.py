@@ -35,11 +35,11 @@ def uses_discrete_actions(algo: str) -> bool:
 def algo_kwargs(algo: str, n_envs: int, total_timesteps: int, learning_rate: float | None, n_steps: int | None,
                 ent_coef: float, gamma: float, gae_lambda: float = 0.95, n_epochs: int = 10,
                 batch_size: int | None = None, net_arch: tuple[int, ...] | None = None,
-                anneal_lr: bool = False) -> dict[str, Any]:
+                anneal_lr: bool = False, target_kl: float | None = None) -> dict[str, Any]:
     """Constructor kwargs for the small budgets TrainGym runs at (an episode is 20 steps, a run ~1e4 steps).
 
-    ``gae_lambda``, ``n_epochs`` and ``batch_size`` (None: the largest of 64, 32, ... dividing the rollout) apply
-    to PPO and RecurrentPPO; ``net_arch`` (hidden sizes of both the policy and the
+    ``gae_lambda``, ``n_epochs``, ``target_kl`` and ``batch_size`` (None: the largest of 64, 32, ... dividing the
+    rollout) apply to PPO and RecurrentPPO; ``net_arch`` (hidden sizes of both the policy and the
     value network; None: SB3's default) and ``anneal_lr`` (the learning rate falls linearly to 0 over the run) to
     PPO, RecurrentPPO and A2C. The kwargs stay JSON-able (``config.json`` records them); :func:`build_model` turns
     ``anneal_lr`` into SB3's ``LinearSchedule``.
@@ -55,6 +55,8 @@ def algo_kwargs(algo: str, n_envs: int, total_timesteps: int, learning_rate: flo
         batch = batch_size or next(b for b in (64, 32, 16, 8, 4, 2, 1) if rollout % b == 0 and b <= rollout)
         kwargs.update(n_steps=steps, batch_size=batch, n_epochs=n_epochs, gae_lambda=gae_lambda, ent_coef=ent_coef,
                       learning_rate=learning_rate or 1e-3)
+        if target_kl is not None:
+            kwargs["target_kl"] = target_kl
     elif algo == "a2c":
         kwargs.update(n_steps=n_steps or 5, ent_coef=ent_coef, learning_rate=learning_rate or 7e-4)
     elif algo == "dqn":

@@ -175,6 +175,9 @@ class Args:
     """GAE lambda (PPO, RecurrentPPO)."""
     n_epochs: int = 10
     """Optimisation epochs per rollout (PPO, RecurrentPPO)."""
+    target_kl: float | None = None
+    """Stop a PPO update's epochs once the approximate KL to the rollout's policy exceeds 1.5x this (SB3's
+    target_kl; PPO, RecurrentPPO): a trust region, e.g. around a --kickstart policy. None: no limit."""
     batch_size: int | None = None
     """Minibatch size (PPO, RecurrentPPO); None: the largest of 64, 32, 16, ... that divides n_steps * n_envs."""
     net_arch: tuple[int, ...] = ()
@@ -286,6 +289,8 @@ class Args:
             raise ValueError(f"--gamma must be in (0, 1], got {self.gamma}")
         check_range("--gae-lambda", self.gae_lambda, 0, 1)
         check_range("--n-epochs", self.n_epochs, 1, 100, integer=True)
+        if self.target_kl is not None:
+            check_range("--target-kl", self.target_kl, 1e-6, 10.0)
         if self.batch_size is not None and self.batch_size < 2:
             raise ValueError(f"--batch-size must be >= 2, got {self.batch_size}")
         if any(not 1 <= width <= 4096 for width in self.net_arch):
@@ -387,7 +392,7 @@ class Args:
 
         return algo_kwargs(self.algo, self.n_envs, self.total_timesteps, self.learning_rate, self.n_steps,
                            self.ent_coef, self.gamma, self.gae_lambda, self.n_epochs, self.batch_size,
-                           self.net_arch or None, self.resolved_anneal_lr())
+                           self.net_arch or None, self.resolved_anneal_lr(), self.target_kl)
 
     def to_json(self) -> dict[str, Any]:
         """The arguments as a JSON-able dict (what ``config.json`` stores; arguments only, never secrets)."""

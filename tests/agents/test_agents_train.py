@@ -238,3 +238,13 @@ def test_ppo_default_rollout_gives_minibatches_of_at_least_16(n_envs: int) -> No
     kwargs = Args(n_envs=n_envs, vec_env="subproc").algo_kwargs()
     assert kwargs["n_steps"] * n_envs >= 64 and kwargs["n_steps"] >= 16
     assert kwargs["batch_size"] >= 16 and kwargs["n_steps"] * n_envs % kwargs["batch_size"] == 0
+
+
+def test_target_kl_reaches_ppo_and_is_refused_out_of_range(tmp_path: Path) -> None:
+    from stable_baselines3 import PPO
+
+    result = train(Args(run_dir=str(tmp_path / "run"), target_kl=0.02, **TINY))
+    assert PPO.load(result.model_path).target_kl == 0.02
+    assert "target_kl" not in Args(algo="a2c", target_kl=0.02).algo_kwargs()
+    with pytest.raises(ValueError, match="--target-kl"):
+        Args(target_kl=-1.0)
