@@ -190,6 +190,9 @@ class Args:
     """Demonstration episodes of --kickstart."""
     kickstart_epochs: int = 30
     """Passes over the demonstrations when fitting the agent to them (--kickstart)."""
+    kickstart_rounds: int = 1
+    """1: behaviour cloning of the controller's own episodes; R > 1: DAgger, the episodes split over R rounds, in
+    every round after the first the agent drives and the controller labels the states it reaches (--kickstart)."""
     eval_freq: int = 5_000
     """Env steps between periodic evaluations on held-out instances (best-model selection); 0 disables them."""
     eval_freq_episodes: int = 16
@@ -267,6 +270,7 @@ class Args:
                 raise ValueError(f"--kickstart needs --algo ppo or a2c and --backend sb3, got --algo {self.algo} "
                                  f"--backend {self.backend}")
             check_range("--kickstart-epochs", self.kickstart_epochs, 1, 1000, integer=True)
+            check_range("--kickstart-rounds", self.kickstart_rounds, 1, self.kickstart_episodes, integer=True)
             check_range("--kickstart-episodes", self.kickstart_episodes, 1,
                         max(1, self.total_timesteps // self.horizon), integer=True)
         unknown = [b for b in self.baselines if b not in BASELINES]

@@ -17,6 +17,7 @@ Ray pin (gymnasium 1.2) excludes; the fit below is SB3's policy loss with the ac
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from traingym.agents.baselines import make_baseline
 from traingym.agents.env_factory import make_env
 from traingym.agents.policies import env_overrides
-from traingym.protocol.moves import knob_indices
+from traingym.protocol.moves import expand_actions, knob_indices
 
 DEMO_SEED_OFFSET = 1_000_003
 """Demonstration episode ``e`` of agent seed ``s`` resets with seed ``DEMO_SEED_OFFSET * (s + 1) + e`` (a random
@@ -58,16 +59,24 @@ class KickstartResult:
     env_steps: int
     epochs: int
     action_accuracy: float
-    """Share of demonstration steps whose most likely agent action equals the controller's, after the fit."""
+    """Share of the gathered steps whose most likely agent action equals the controller's, after the last fit."""
+    rounds: int = 1
 
     def to_json(self) -> dict[str, Any]:
-        return {"controller": self.controller, "episodes": self.episodes, "env_steps": self.env_steps,
-                "epochs": self.epochs, "action_accuracy": round(self.action_accuracy, 4)}
+        return {"controller": self.controller, "episodes": self.episodes, "rounds": self.rounds,
+                "env_steps": self.env_steps, "epochs": self.epochs, "action_accuracy": round(self.action_accuracy, 4)}
+
+
+Driver = Callable[[dict[str, np.ndarray]], np.ndarray]
+"""The agent acting on its own (raw) observation: returns its action over its knobs."""
 
 
 def collect_demonstrations(controller: str, env_id: str, env_kwargs: dict[str, Any], obs_keys: tuple[str, ...],
-                           knobs: tuple[str, ...], episodes: int, horizon: int, seed: int) -> Demonstrations:
-    """Run ``controller`` (a baseline name) for ``episodes`` episodes on random TRAIN instances.
+                           knobs: tuple[str, ...], episodes: int, horizon: int, seed: int, first_episode: int = 0,
+                           driver: Driver | None = None) -> Demonstrations:
+    """Episodes ``first_episode ..`` on random TRAIN instances, labelled with ``controller``'s moves (a baseline
+    name); the controller also acts, unless ``driver`` (the agent) does: then the controller only says what it would
+    have done in the states the agent reaches (DAgger's labels).
 
     ``env_kwargs`` are the agent's training-env kwargs; the controller's own needs (the diagnosis key for the
     advisor's findings) are added, and only ``obs_keys`` are kept of each observation.
@@ -83,18 +92,20 @@ def collect_demonstrations(controller: str, env_id: str, env_kwargs: dict[str, A
     observations: dict[str, list[np.ndarray]] = {k: [] for k in obs_keys}
     actions, rewards, starts = [], [], []
     try:
-        for episode in range(episodes):
+        for episode in range(first_episode, first_episode + episodes):
             episode_seed = DEMO_SEED_OFFSET * (seed + 1) + episode
             policy.begin_episode(episode_seed)
             obs, info = env.reset(seed=episode_seed)
             done, start = False, True
             while not done:
                 policy.observe_info(info)
-                action, _ = policy.predict(obs, episode_start=np.array([start]))
+                label, _ = policy.predict(obs, episode_start=np.array([start]))
+                seen = {key: np.asarray(obs[key], dtype=np.float32) for key in obs_keys}
                 for key in obs_keys:
-                    observations[key].append(np.asarray(obs[key], dtype=np.float32))
-                actions.append(np.asarray(action)[list(indices)])
+                    observations[key].append(seen[key])
+                actions.append(np.asarray(label)[list(indices)])
                 starts.append(start)
+                action = label if driver is None else expand_actions(driver(seen), indices)
                 obs, reward, terminated, truncated, info = env.step(action)
                 rewards.append(float(reward))
                 done, start = terminated or truncated, False
@@ -163,11 +174,33 @@ def fit_policy(model: BaseAlgorithm, observations: dict[str, np.ndarray], action
 
 def kickstart(model: BaseAlgorithm, normalizer: VecNormalize | None, controller: str, env_id: str,
               env_kwargs: dict[str, Any], obs_keys: tuple[str, ...], knobs: tuple[str, ...], episodes: int,
-              epochs: int, horizon: int, gamma: float, seed: int) -> KickstartResult:
-    """Collect the controller's demonstrations, prime the normaliser with them and fit the agent to them."""
-    demos = collect_demonstrations(controller, env_id, env_kwargs, obs_keys, knobs, episodes, horizon, seed)
-    rewards = demos.rewards if normalizer is None else prime_normalizer(normalizer, demos, gamma)
-    observations = demos.observations if normalizer is None else normalizer.normalize_obs(demos.observations)
-    returns = returns_to_go(rewards, demos.episode_starts, gamma)
-    accuracy = fit_policy(model, observations, demos.actions, returns, epochs, seed=seed)
-    return KickstartResult(controller, episodes, demos.steps, epochs, accuracy)
+              epochs: int, horizon: int, gamma: float, seed: int, rounds: int = 1) -> KickstartResult:
+    """Fit the agent to the controller: behaviour cloning of the controller's own episodes (``rounds`` 1), or
+    DAgger (Ross et al. 2011, ``rounds`` > 1): the ``episodes`` are split over the rounds; in the first the
+    controller drives, in each later one the agent fitted so far drives and the controller labels the states it
+    reaches, and the agent is fitted again to everything gathered (errors that take the agent off the controller's
+    path get labels there). Each round's data primes the normaliser as if the agent had run it."""
+    per_round = [episodes // rounds + (r < episodes % rounds) for r in range(rounds)]
+    gathered: list[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]] = []
+    accuracy, steps, first = 0.0, 0, 0
+    for count in per_round:
+        driver = None if not gathered else _driver(model, normalizer)
+        demos = collect_demonstrations(controller, env_id, env_kwargs, obs_keys, knobs, count, horizon, seed,
+                                       first_episode=first, driver=driver)
+        first, steps = first + count, steps + demos.steps
+        rewards = demos.rewards if normalizer is None else prime_normalizer(normalizer, demos, gamma)
+        gathered.append((demos.observations, demos.actions, returns_to_go(rewards, demos.episode_starts, gamma)))
+        raw = {key: np.concatenate([g[0][key] for g in gathered]) for key in obs_keys}
+        observations = raw if normalizer is None else normalizer.normalize_obs(raw)
+        accuracy = fit_policy(model, observations, np.concatenate([g[1] for g in gathered]),
+                              np.concatenate([g[2] for g in gathered]), epochs, seed=seed + len(gathered))
+    return KickstartResult(controller, episodes, steps, epochs, accuracy, rounds)
+
+
+def _driver(model: BaseAlgorithm, normalizer: VecNormalize | None) -> Driver:
+    """The agent's deterministic action on one raw observation (normalised as in training)."""
+    def act(observation: dict[str, np.ndarray]) -> np.ndarray:
+        seen = observation if normalizer is None else normalizer.normalize_obs(observation)
+        action, _ = model.predict(seen, deterministic=True)
+        return np.asarray(action)
+    return act

@@ -251,7 +251,7 @@ def run_kickstart(args: Args, run_dir: Path, model: BaseAlgorithm, normalizer: V
     what happened into the run directory's ``KICKSTART_FILE``."""
     result = kickstart(model, normalizer, args.kickstart, args.env, args.env_kwargs(), args.resolved_obs_keys(),
                        args.resolved_knobs(), args.kickstart_episodes, args.kickstart_epochs, args.horizon,
-                       args.gamma, args.seed)
+                       args.gamma, args.seed, args.kickstart_rounds)
     model.num_timesteps = result.env_steps
     atomic_write_json(run_dir / KICKSTART_FILE, result.to_json())
     return result

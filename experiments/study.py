@@ -76,10 +76,11 @@ the same way)."""
 # observes (traingym.agents.kickstart), the demonstrations counted in the same 10k env steps.
 # Candidate fine-tuning settings (chosen on TRAIN draws, --instance-set sampled): the main job's PPO settings; a
 # smaller step without the entropy bonus (the imitated policy is near deterministic); no RL at all (imitation only);
-# the smaller step inside a KL trust region around the policy of each rollout.
+# the smaller step inside a KL trust region around the policy of each rollout; imitation only, by DAgger in 4 rounds.
 FINE_TUNING: dict[str, dict[str, Any]] = {"": {}, "-lr3e-4": {"learning_rate": 3e-4, "ent_coef": 0.0},
                                           "-only": {"total_timesteps": 960},
-                                          "-kl": {"learning_rate": 3e-4, "ent_coef": 0.0, "target_kl": 0.01}}
+                                          "-kl": {"learning_rate": 3e-4, "ent_coef": 0.0, "target_kl": 0.01},
+                                          "-dagger": {"total_timesteps": 960, "kickstart_rounds": 4}}
 PRESET_VARIANTS["pathologies_kickstart"] = {
     f"{name}{KICKSTART_SUFFIX}{tuning}": {**overrides, "kickstart": "diagnosis_aware", **settings}
     for tuning, settings in FINE_TUNING.items() for name, overrides in PRESET_VARIANTS["pathologies"].items()}

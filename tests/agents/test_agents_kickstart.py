@@ -48,6 +48,17 @@ def test_demonstrations_keep_only_the_agents_knobs() -> None:
     assert demos.actions.shape == (3, 2) and set(demos.actions.reshape(-1).tolist()) <= {0, 1, 2}
 
 
+def test_with_a_driver_the_agent_acts_and_the_controller_only_labels() -> None:
+    kwargs = {"steps_per_action": 5, "obs_keys": ("training_stats",)}
+    common = ("keep", "TrainGym/DigitsMLP-v0", kwargs, ("training_stats",), KNOBS)
+    own = collect_demonstrations(*common, episodes=1, horizon=3, seed=0)
+    driven = collect_demonstrations(*common, episodes=1, horizon=3, seed=0,
+                                    driver=lambda observation: np.array([0, 1, 1, 1]))  # halve the LR every step
+    assert (driven.actions == 1).all()  # keep's labels, whoever acts
+    first, later = own.observations["training_stats"], driven.observations["training_stats"]
+    assert np.array_equal(first[0], later[0]) and not np.array_equal(first[1:], later[1:])
+
+
 def test_fit_policy_makes_the_demonstrated_action_the_most_likely_one() -> None:
     venv = DummyVecEnv([env_factory("TrainGym/DigitsMLP-v0", 3, {"steps_per_action": 2,
                                                                    "obs_keys": ("training_stats",)})])
@@ -72,10 +83,18 @@ def test_kickstarted_run_counts_the_demonstrations_in_its_budget(tmp_path: Path)
     assert 0.0 <= record["action_accuracy"] <= 1.0
 
 
+def test_dagger_rounds_split_the_episodes_and_count_every_step(tmp_path: Path) -> None:
+    result = train(Args(run_dir=str(tmp_path / "run"), env=PATHOLOGIES, kickstart="diagnosis_aware",
+                        kickstart_episodes=3, kickstart_rounds=2, kickstart_epochs=2, **TINY))
+    record = json.loads((tmp_path / "run" / KICKSTART_FILE).read_text())
+    assert record["rounds"] == 2 and record["env_steps"] == 9 and result.num_timesteps >= 64
+
+
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"kickstart": "oracle"}, "--kickstart must be a baseline name"),
     ({"kickstart": "steer", "algo": "dqn"}, "--kickstart needs --algo ppo or a2c"),
     ({"kickstart": "steer", "kickstart_episodes": 1000}, "--kickstart-episodes"),
+    ({"kickstart": "steer", "kickstart_episodes": 4, "kickstart_rounds": 5}, "--kickstart-rounds"),
 ])
 def test_bad_kickstart_arguments_are_one_clear_message(overrides: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
