@@ -434,6 +434,10 @@ def run_study(study: StudyArgs, command: str | None = None) -> dict[str, Any]:
         config += (f"Agent: `{first.algo}`, {first.total_timesteps} env steps, obs keys "
                    f"{'+'.join(first.resolved_obs_keys())}, {first.n_envs} envs, algorithm kwargs "
                    f"`{json.dumps(first.algo_kwargs(), default=str)}`.\n\n")
+        if not study.agents and len(PRESET_VARIANTS[study.preset]) > 1:
+            config += "Variants (`train_agent.py` arguments that differ from the main job's):\n\n" + "".join(
+                f"- `{name}`: `{json.dumps(overrides, default=str)}`\n"
+                for name, overrides in PRESET_VARIANTS[study.preset].items()) + "\n"
         write_result(name, title, config + body, data, command)
     return data
 
