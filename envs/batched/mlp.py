@@ -1,12 +1,17 @@
 """N MLP training environments whose K optimizer steps run as one batched computation: a Gymnasium vector env.
 
-A tiny target network's env step is dominated by per-op framework overhead in its K training steps, so this
-vector env holds N ordinary :class:`TrainingEnv` s and replaces only their training steps with one
-:class:`StackedMLP` computation; reset, moves, validation, neuron log, events, report, diagnosis and observation
-are each env's own code, through :class:`TrainingEnv`'s public step phases (its docstring, "Step phases").
-Batches, augmentation, label noise and data splits stay per instance (each env's own torch Generators, drawn
-exactly as the single env draws them), so the same seeds give the same episodes as N single envs up to float
-rounding (tested).
+A tiny target network's env step is dominated by per-op framework overhead, so this vector env holds N ordinary
+:class:`TrainingEnv` s and replaces their training steps with one :class:`StackedMLP` computation and their
+validation forward passes with one stacked pass; reset, moves, the neuron log's error passes, events, report,
+diagnosis and observation are each env's own code, through :class:`TrainingEnv`'s public step phases (its
+docstring, "Step phases").
+
+Batches, augmentation, label noise and data splits stay per instance, from each env's own torch Generators, so
+the same seeds give the same episodes whatever the grouping or the split between worker processes (tested). Batch
+indices are drawn as the single env draws them; augmentation is drawn once for a sub-env's K batches (the single
+env draws per batch, K Python calls per sub-env per step): the same distribution, other samples. So episodes
+equal N single envs' up to float rounding at K = 1 or without augmentation (tested), and otherwise match them
+statistically (final test accuracies under fixed policies, a slow test).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 from traingym.envs.batched.stacked_mlp import StackedMLP
 from traingym.envs.batched.vector import BatchedVectorEnv
+from traingym.envs.monitoring.neuron_log import ValidationPass
 from traingym.envs.tasks.networks import MLP
 from traingym.envs.training_env import TrainingEnv
 
@@ -103,6 +109,7 @@ class BatchedTrainingEnv(BatchedVectorEnv):
             return results
         per_env = self._training_batches(run)
         envs, outcomes, members = self.envs, [], []
+        validation: dict[int, ValidationPass] = {}
         for key, stack in self._groups.items():
             rows = [i for i in range(self.num_envs) if self._slots[i] is not None and self._slots[i][0] == key]
             rows.sort(key=lambda i: self._slot(i)[1])
@@ -110,6 +117,7 @@ class BatchedTrainingEnv(BatchedVectorEnv):
                 continue
             x, y = self._group_batches(stack, rows, per_env)
             outcomes.append(stack.train(x, y, [envs[i].lr for i in rows], [envs[i].weight_decay for i in rows]))
+            validation.update(self._validation_passes(stack, rows))
             members += rows
         outcome = torch.cat(outcomes, 1).tolist()  # one host copy for all groups
         column = {i: c for c, i in enumerate(members)}
@@ -120,7 +128,8 @@ class BatchedTrainingEnv(BatchedVectorEnv):
             self._groups[key].store(row, env.model)  # type: ignore[arg-type]
             c = column[i]
             mean_loss, accuracy, norm = outcome[0][c], outcome[1][c], outcome[2][c]
-            obs, reward, terminated, truncated, info = env.end_step(*env.finish_training(mean_loss, accuracy, norm))
+            obs, reward, terminated, truncated, info = env.end_step(*env.finish_training(mean_loss, accuracy, norm),
+                                                                    validation[i])
             if self.max_episode_steps is not None and env.elapsed_steps >= self.max_episode_steps:
                 truncated = True  # as gym.make's TimeLimit
             results[i] = (obs, reward, terminated, truncated, info)
@@ -163,9 +172,10 @@ class BatchedTrainingEnv(BatchedVectorEnv):
         self._groups[key].load(slot[1], model, reset_state=True)
 
     def _training_batches(self, run: list[int]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-        """Each running env's K batches, ``(K, B, n_in)`` and ``(K, B)``: drawn from the env's own generator, and
-        augmented with it in step order, exactly as the single env's K steps draw them."""
-        k = self.envs[0].config.steps_per_action
+        """Each running env's K batches, ``(K, B, n_in)`` and ``(K, B)``, from the env's own generators: indices
+        drawn as the single env draws them, augmentation drawn once for all K batches (one call per kind of draw
+        per sub-env, where the single env draws per batch: the same distribution, other samples, identical at
+        K = 1). Per-batch draws cost one Python call per sub-env per batch, the largest cost outside training."""
         per_env: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         augmented: list[int] = []
         for i in run:
@@ -174,16 +184,35 @@ class BatchedTrainingEnv(BatchedVectorEnv):
             if env.family_aug_level() > 0:
                 augmented.append(i)
         if augmented:
-            # One batched augmentation of every augmented env's K batches; each env's generator draws its K
-            # batches' randomness in step order, as the single env's K calls of ``augment`` do.
+            # One batched augmentation: each env's K batches are one batch of K * B rows.
             envs = [self.envs[i] for i in augmented]
-            levels = [e.family_aug_level() for e in envs for _ in range(k)]
             x_aug, y_aug = self.envs[0].task.augment_batches(
-                torch.cat([per_env[i][0] for i in augmented]), torch.cat([per_env[i][1] for i in augmented]),
-                levels, [e.aug_generator for e in envs for _ in range(k)])
+                torch.stack([per_env[i][0].flatten(0, 1) for i in augmented]),
+                torch.stack([per_env[i][1].flatten() for i in augmented]),
+                [e.family_aug_level() for e in envs], [e.aug_generator for e in envs])
             for j, i in enumerate(augmented):
-                per_env[i] = x_aug[j * k: (j + 1) * k], y_aug[j * k: (j + 1) * k]
+                per_env[i] = x_aug[j].view_as(per_env[i][0]), y_aug[j].view_as(per_env[i][1])
         return per_env
+
+    def _validation_passes(self, stack: StackedMLP, rows: list[int]) -> dict[int, ValidationPass]:
+        """One stacked forward pass of a group's trained parameters over its sub-envs' validation buffers (zero
+        padded), sliced into each sub-env's logits and hidden outputs for its monitor: one pass instead of one
+        per sub-env."""
+        splits = [self.envs[i].split for i in rows]
+        assert all(split is not None for split in splits)
+        sizes = [split.x_val.shape[0] for split in splits]  # type: ignore[union-attr]
+        x = torch.zeros((len(rows), max(sizes), stack.n_in), device=self.device)
+        for r, split in enumerate(splits):
+            x_val = split.x_val.flatten(1)  # type: ignore[union-attr]
+            x[r, : x_val.shape[0], : x_val.shape[1]] = x_val
+        logits, hidden = stack.forward(x)
+        passes: dict[int, ValidationPass] = {}
+        for r, (i, size) in enumerate(zip(rows, sizes)):
+            model = self.envs[i].model
+            assert isinstance(model, MLP)
+            passes[i] = (logits[r, :size, : model.head.out_features],
+                         [h[r, :size, : linear.out_features] for h, linear in zip(hidden, model.linears)])
+        return passes
 
     def _group_batches(self, stack: StackedMLP, rows: list[int], per_env: dict[int, tuple[torch.Tensor, torch.Tensor]]
                        ) -> tuple[torch.Tensor, torch.Tensor]:

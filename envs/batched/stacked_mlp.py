@@ -203,6 +203,19 @@ class StackedMLP:
                 layer.weight.grad = self.grads[j][i, :out_f, :in_f].clone()
                 layer.bias.grad = self.grads[self.depth + 1 + j][i, :out_f].clone()
 
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Every instance's forward pass on its own inputs ``x`` ``(n, V, n_in)`` (the validation buffers): logits
+        ``(n, V, n_out)`` (padded classes included: slice each row to its own) and each hidden layer's post-ReLU
+        output ``(n, V, width)``. Every row runs every layer: a row's identity layers pass its last hidden output on
+        unchanged (``relu(I h) = h``, exactly), so its head input is its own."""
+        h, hidden = x, []
+        for w, b in zip(self.weights[:-1], self.biases[:-1]):
+            h = torch.baddbmm(b[:, None], h, w.transpose(1, 2)).relu_()
+            hidden.append(h)
+        return torch.baddbmm(self.biases[-1][:, None], h, self.weights[-1].transpose(1, 2)), hidden
+
     # ------------------------------------------------------------------ training
     def train(self, x: torch.Tensor, y: torch.Tensor, lr: Sequence[float], weight_decay: Sequence[float]
               ) -> torch.Tensor:

@@ -26,7 +26,7 @@ from traingym.envs.monitoring.event_detector import EventDetector
 from traingym.envs.monitoring.event_log import EventLog, report_view
 from traingym.envs.monitoring.input_relevance import FEATURE_SIZE as INPUT_FEATURE_SIZE
 from traingym.envs.monitoring.input_relevance import InputRelevanceMonitor, feature_names
-from traingym.envs.monitoring.neuron_log import LAYER_SLOTS, NeuronLog
+from traingym.envs.monitoring.neuron_log import LAYER_SLOTS, NeuronLog, ValidationPass
 from traingym.envs.monitoring.token_monitor import FEATURE_SIZE as TOKEN_FEATURE_SIZE
 from traingym.envs.monitoring.token_monitor import TokenRelevanceMonitor
 from traingym.protocol.events import EventType
@@ -158,11 +158,12 @@ class TrainingMonitor:
         return MAX_LOSS, 1.0 / n_classes
 
     def validate(self, model: nn.Module, x_val: torch.Tensor, y_val: torch.Tensor, step: int,
-                 train_loss: float) -> tuple[float, float]:
-        """Validation pass on the fixed buffer; refreshes the neuron log and flagged neurons, detects events."""
+                 train_loss: float, computed: ValidationPass | None = None) -> tuple[float, float]:
+        """Validation pass on the fixed buffer; refreshes the neuron log and flagged neurons, detects events.
+        ``computed``: the forward pass already run elsewhere (:meth:`NeuronLog.validation_logits`)."""
         assert self.log is not None
         model.eval()
-        logits = self.log.validation_logits(model, x_val)
+        logits = self.log.validation_logits(model, x_val, computed)
         predicted = logits.argmax(1)
         errors = predicted != y_val
         # Not at step 0 (the env's reset): an untrained network has learned no reliance to diagnose.

@@ -23,6 +23,9 @@ from traingym.protocol.report import LAYER_FIELDS, MAX_LAYERS
 
 LAYER_SLOTS = MAX_LAYERS
 """Hidden layers reported per network (later layers are dropped, missing ones padded with zeros)."""
+ValidationPass = tuple[torch.Tensor, Sequence[torch.Tensor]]
+"""A validation forward pass computed outside the log: logits ``(V, classes)`` and each hidden layer's output
+``(V, units)`` (post-activation, as the forward hooks capture it)."""
 
 
 @dataclass
@@ -103,12 +106,19 @@ class NeuronLog:
         for summary, values in zip(self.summaries, torch.stack(stats).tolist()):
             summary.grad_norm, summary.weight_change, summary.mean_abs_weight = values
 
-    def validation_logits(self, model: nn.Module, x_val: torch.Tensor) -> torch.Tensor:
-        """The validation forward pass, capturing activations for the dead-unit and saturation statistics."""
-        with self._capturing(self.summarised), torch.no_grad():
-            logits = model(x_val)
-        for i, layer in enumerate(self.layers):
-            act = self._captured.pop(i, None)
+    def validation_logits(self, model: nn.Module, x_val: torch.Tensor, computed: ValidationPass | None = None
+                          ) -> torch.Tensor:
+        """The validation forward pass, capturing activations for the dead-unit and saturation statistics; with
+        ``computed``, the pass was run elsewhere (a batched env's one stacked pass for all its sub-envs) and only
+        its logits and hidden outputs are read."""
+        if computed is None:
+            with self._capturing(self.summarised), torch.no_grad():
+                logits = model(x_val)
+            acts: list[torch.Tensor | None] = [self._captured.pop(i, None) for i in range(len(self.layers))]
+        else:
+            logits, hidden = computed
+            acts = list(hidden) if self.summarised else [None] * len(self.layers)
+        for i, (layer, act) in enumerate(zip(self.layers, acts)):
             if act is None:
                 continue
             active = _fold_units(act > 0, layer.unit_dim).float().mean(0)  # fraction of activations > 0 per unit

@@ -81,11 +81,37 @@ def test_written_out_backward_matches_autograd_for_unsorted_depths(optimizer: st
             assert torch.equal(p.grad, expected[name]), f"instance {i} {name}"
 
 
-@pytest.mark.parametrize(("optimizer", "grouping"), [("sgd", "none"), ("adam", "none"), ("sgd", "width"),
-                                                     ("adam", "architecture")])
-def test_same_seeds_same_observations_as_single_envs(optimizer: str, grouping: str) -> None:
-    kwargs = {**CORE, "optimizer": optimizer, "steps_per_action": 10}
-    instances = _instances(optimizer)
+def test_stacked_forward_is_each_modules_validation_pass() -> None:
+    # Depths 1-3, widths 32 and 128, 10 and 3 classes in one stack: the batched env's one validation pass must give
+    # each module's own logits and hidden (post-ReLU) outputs, which its neuron log reads.
+    gen = torch.Generator().manual_seed(5)
+    models = [build_mlp(64, [32], 10, gen), build_mlp(64, [128] * 3, 3, gen), build_mlp(64, [32] * 2, 10, gen)]
+    stack = StackedMLP(len(models), "sgd", 0.9, torch.device("cpu"))
+    for i, model in enumerate(models):
+        stack.load(i, model, reset_state=True)
+    x = torch.rand((len(models), 40, 64), generator=gen)
+    logits, hidden = stack.forward(x)
+    for i, model in enumerate(models):
+        outputs = []
+        handles = [act.register_forward_hook(lambda m, a, out, store=outputs: store.append(out)) for act in model.acts]
+        with torch.no_grad():
+            expected = model(x[i])
+        for handle in handles:
+            handle.remove()
+        assert torch.allclose(logits[i, :, : model.head.out_features], expected, atol=1e-6, rtol=0)
+        for h, out in zip(hidden, outputs):
+            assert torch.allclose(h[i, :, : out.shape[1]], out, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize(("optimizer", "grouping", "k"), [("sgd", "none", 1), ("adam", "none", 10),
+                                                          ("sgd", "width", 10), ("adam", "architecture", 1)])
+def test_same_seeds_same_observations_as_single_envs(optimizer: str, grouping: str, k: int) -> None:
+    """Exact (up to float rounding) where the batched env draws what the single env draws: at K = 1 every step
+    with augmentation (one batch: one augmentation draw of each kind either way), at K = 10 every step without it
+    (the same batch indices). With augmentation at K > 1 its draws are other samples of the same distribution
+    (the statistical test)."""
+    kwargs = {**CORE, "optimizer": optimizer, "steps_per_action": k}
+    instances = [{**instance, "aug_level": 0 if k > 1 else instance["aug_level"]} for instance in _instances(optimizer)]
     batched = BatchedTrainingEnv(len(instances), grouping=grouping, **kwargs)
     singles = [TrainingEnv(**kwargs) for _ in instances]
     for i, (env, instance) in enumerate(zip(singles, instances)):
@@ -95,6 +121,10 @@ def test_same_seeds_same_observations_as_single_envs(optimizer: str, grouping: s
     worst = 0.0
     for _ in range(10):
         actions = rng.integers(0, 3, size=(len(instances), 4))
+        if k > 1:
+            actions[:, 2] = 1  # augmentation stays off
+        else:
+            assert any(env.family_aug_level() > 0 for env in singles)  # augmentation on
         for env, action, result in zip(singles, actions, batched.step_envs(actions)):
             obs, reward, terminated, truncated, info = env.step(action)
             assert result is not None and (result[2], result[3]) == (terminated, truncated)
@@ -119,7 +149,9 @@ def test_decorrelated_flagged_inputs_are_the_same_as_single_envs() -> None:
         env.reset(seed=i, options={"instance": instance})
     decorrelated = 0
     for t in range(10):
-        actions = np.array([[1, 1, 2 if t >= 4 else 1, 1]] * len(instances))  # augmentation up from step 5
+        # Augmentation to level 1 at step 5: while pixels are flagged it only decorrelates them (the family's own
+        # augmentation, drawn for all K batches at once in the batched env, stays off).
+        actions = np.array([[1, 1, 2 if t == 4 else 1, 1]] * len(instances))
         for env, action, result in zip(singles, actions, batched.step_envs(actions)):
             obs = env.step(action)[0]
             assert result is not None and _max_obs_diff(result[0], obs) <= 1e-5
@@ -146,7 +178,8 @@ def test_same_observations_as_single_envs_full_k() -> None:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_make_vec_entry_point_matches_sync_vector_env_across_autoreset(workers: int) -> None:
-    kwargs = {"obs_keys": ["training_stats"], "steps_per_action": 3, "val_size": 64, "horizon": 2,
+    # K = 1: random train instances, augmentation on for some; the batched env then draws what the single env draws.
+    kwargs = {"obs_keys": ["training_stats"], "steps_per_action": 1, "val_size": 64, "horizon": 2,
               "max_episode_steps": 2}
     batched = gym.make_vec("TrainGym/DigitsMLP-v0", num_envs=3, vectorization_mode="vector_entry_point",
                            workers=workers, **kwargs)
@@ -216,7 +249,8 @@ def test_same_seed_same_rollout_and_bad_arguments() -> None:
 def test_tabular_mlp_mixed_datasets_match_single_envs() -> None:
     # breast cancer (30 features, 2 classes) and wine (13 features, 3 classes) in one stack: padded inputs and
     # -inf logits for padded classes.
-    kwargs = {"task": "tabular_mlp", "obs_keys": ("training_stats",), "steps_per_action": 10, "val_size": 64}
+    # K = 1: augmentation (feature noise and dropout) then draws what the single env draws.
+    kwargs = {"task": "tabular_mlp", "obs_keys": ("training_stats",), "steps_per_action": 1, "val_size": 64}
     instances = [{"split_seed": i, "dataset": ds, "depth": d, "width": w, "lr": 0.05, "weight_decay": 1e-3,
                   "aug_level": i % 3} for i, (ds, d, w) in enumerate([("breast_cancer", 2, 64), ("wine", 1, 16)])]
     batched = BatchedTrainingEnv(2, **kwargs)
