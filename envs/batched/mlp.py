@@ -195,23 +195,43 @@ class BatchedTrainingEnv(BatchedVectorEnv):
         return per_env
 
     def _validation_passes(self, stack: StackedMLP, rows: list[int]) -> dict[int, ValidationPass]:
-        """One stacked forward pass of a group's trained parameters over its sub-envs' validation buffers (zero
-        padded), sliced into each sub-env's logits and hidden outputs for its monitor: one pass instead of one
-        per sub-env."""
+        """A group's validation passes as stacked computations: the forward pass of its trained parameters over
+        each sub-env's validation buffer (zero padded), then the error pass and input relevance on each sub-env's
+        first ``max_error_samples`` errors; sliced into each sub-env's :class:`ValidationPass`, for its monitor."""
         splits = [self.envs[i].split for i in rows]
         assert all(split is not None for split in splits)
         sizes = [split.x_val.shape[0] for split in splits]  # type: ignore[union-attr]
-        x = torch.zeros((len(rows), max(sizes), stack.n_in), device=self.device)
-        for r, split in enumerate(splits):
+        n, v = len(rows), max(sizes)
+        x = torch.zeros((n, v, stack.n_in), device=self.device)
+        y = torch.zeros((n, v), dtype=torch.int64, device=self.device)
+        valid = torch.zeros((n, v), dtype=torch.bool, device=self.device)
+        for r, (split, size) in enumerate(zip(splits, sizes)):
             x_val = split.x_val.flatten(1)  # type: ignore[union-attr]
-            x[r, : x_val.shape[0], : x_val.shape[1]] = x_val
+            x[r, :size, : x_val.shape[1]] = x_val
+            y[r, :size] = split.y_val  # type: ignore[union-attr]
+            valid[r, :size] = True
         logits, hidden = stack.forward(x)
+        predicted = logits.argmax(2)
+        errors = (predicted != y) & valid
+        used = errors & (errors.cumsum(1) <= self.envs[0].config.max_error_samples)  # the first ones, as one env
+        # The error pass runs on the used samples only, gathered to the front of each row (most are not errors).
+        m = max(1, int(used.sum(1).max()))
+        front = torch.argsort((~used).to(torch.uint8), dim=1, stable=True)[:, :m]
+        take = [front[..., None].expand(-1, -1, t.shape[2]) for t in (x, hidden[0])]
+        importances, inputs = stack.error_relevance(
+            x.gather(1, take[0]), [h.gather(1, take[1]) for h in hidden], predicted.gather(1, front),
+            y.gather(1, front), used.gather(1, front))
+        # One host copy of what the monitors flag on (a no-op on the CPU).
+        importances, inputs, any_used = [t.cpu() for t in importances], inputs.cpu(), used.any(1).tolist()
         passes: dict[int, ValidationPass] = {}
         for r, (i, size) in enumerate(zip(rows, sizes)):
             model = self.envs[i].model
             assert isinstance(model, MLP)
-            passes[i] = (logits[r, :size, : model.head.out_features],
-                         [h[r, :size, : linear.out_features] for h, linear in zip(hidden, model.linears)])
+            units = [linear.out_features for linear in model.linears]
+            n_in = model.linears[0].in_features
+            passes[i] = ValidationPass(
+                logits[r, :size, : model.head.out_features], [h[r, :size, :u] for h, u in zip(hidden, units)],
+                [imp[r, :u] for imp, u in zip(importances, units)], inputs[r, :, :n_in] if any_used[r] else None)
         return passes
 
     def _group_batches(self, stack: StackedMLP, rows: list[int], per_env: dict[int, tuple[torch.Tensor, torch.Tensor]]

@@ -160,7 +160,7 @@ class TrainingMonitor:
     def validate(self, model: nn.Module, x_val: torch.Tensor, y_val: torch.Tensor, step: int,
                  train_loss: float, computed: ValidationPass | None = None) -> tuple[float, float]:
         """Validation pass on the fixed buffer; refreshes the neuron log and flagged neurons, detects events.
-        ``computed``: the forward pass already run elsewhere (:meth:`NeuronLog.validation_logits`)."""
+        ``computed``: the pass already run elsewhere (:class:`~traingym.envs.monitoring.neuron_log.ValidationPass`)."""
         assert self.log is not None
         model.eval()
         logits = self.log.validation_logits(model, x_val, computed)
@@ -168,10 +168,10 @@ class TrainingMonitor:
         errors = predicted != y_val
         # Not at step 0 (the env's reset): an untrained network has learned no reliance to diagnose.
         explain_inputs = self.inputs is not None and step > 0
-        self.log.record_errors(model, x_val[errors], predicted[errors])
+        self.log.record_errors(model, x_val[errors], predicted[errors], computed)
         if explain_inputs:
             assert self.inputs is not None
-            self.log.record_input_relevance(model, x_val[errors], predicted[errors], y_val[errors])
+            self.log.record_input_relevance(model, x_val[errors], predicted[errors], y_val[errors], computed)
             self.inputs.update(self.log.input_relevance, step)
         loss, acc = torch.stack([F.cross_entropy(logits, y_val), (~errors).float().mean()]).tolist()
         loss = min(loss, MAX_LOSS) if math.isfinite(loss) else MAX_LOSS

@@ -13,6 +13,7 @@ from traingym.envs.batched.mlp import BatchedTrainingEnv
 from traingym.envs.batched.sb3 import BatchedSB3VecEnv, make_batched_vec_env
 from traingym.envs.batched.stacked_mlp import StackedMLP
 from traingym.envs.batched.workers import WorkerBatchedEnv
+from traingym.envs.monitoring.neuron_log import NeuronLog
 from traingym.envs.tasks.networks import build_mlp
 from traingym.envs.training_env import TrainingEnv
 
@@ -103,6 +104,31 @@ def test_stacked_forward_is_each_modules_validation_pass() -> None:
             assert torch.allclose(h[i, :, : out.shape[1]], out, atol=1e-6, rtol=0)
 
 
+def test_stacked_error_pass_is_each_neuron_logs_own() -> None:
+    # The written-out error pass and input relevance of a mixed stack against each module's own autograd passes
+    # in its neuron log (what the single env computes), on each row's marked errors.
+    gen = torch.Generator().manual_seed(6)
+    models = [build_mlp(64, [32], 10, gen), build_mlp(64, [128] * 3, 3, gen), build_mlp(64, [32] * 2, 10, gen)]
+    stack = StackedMLP(len(models), "sgd", 0.9, torch.device("cpu"))
+    for i, model in enumerate(models):
+        stack.load(i, model, reset_state=True)
+    x = torch.rand((len(models), 40, 64), generator=gen)
+    y = torch.stack([torch.randint(m.head.out_features, (40,), generator=gen) for m in models])
+    logits, hidden = stack.forward(x)
+    predicted = logits.argmax(2)
+    used = (predicted != y) & (torch.arange(40) < 30)  # errors among the first 30 samples
+    importances, inputs = stack.error_relevance(x, hidden, predicted, y, used)
+    for i, model in enumerate(models):
+        log = NeuronLog(model.hidden_layers(), top_k=4, max_error_samples=100)
+        rows = used[i]
+        assert rows.any()
+        expected = log._importances(model, x[i, rows], predicted[i, rows])
+        for j, imp in enumerate(expected):
+            assert torch.allclose(importances[j][i, : imp.numel()], imp, atol=1e-6, rtol=1e-4), (i, j)
+        log.record_input_relevance(model, x[i, rows], predicted[i, rows], y[i, rows])
+        assert torch.allclose(inputs[i], log.input_relevance, atol=1e-5, rtol=1e-4), i
+
+
 @pytest.mark.parametrize(("optimizer", "grouping", "k"), [("sgd", "none", 1), ("adam", "none", 10),
                                                           ("sgd", "width", 10), ("adam", "architecture", 1)])
 def test_same_seeds_same_observations_as_single_envs(optimizer: str, grouping: str, k: int) -> None:
@@ -110,7 +136,8 @@ def test_same_seeds_same_observations_as_single_envs(optimizer: str, grouping: s
     with augmentation (one batch: one augmentation draw of each kind either way), at K = 10 every step without it
     (the same batch indices). With augmentation at K > 1 its draws are other samples of the same distribution
     (the statistical test)."""
-    kwargs = {**CORE, "optimizer": optimizer, "steps_per_action": k}
+    # Few error samples: the error pass's cut to the first errors binds.
+    kwargs = {**CORE, "optimizer": optimizer, "steps_per_action": k, "max_error_samples": 16}
     instances = [{**instance, "aug_level": 0 if k > 1 else instance["aug_level"]} for instance in _instances(optimizer)]
     batched = BatchedTrainingEnv(len(instances), grouping=grouping, **kwargs)
     singles = [TrainingEnv(**kwargs) for _ in instances]
