@@ -1,8 +1,8 @@
 """Figure ``batched_env``: env steps/s of the batched MLP vector env for N sub-envs, next to ``SubprocVecEnv``.
 
-For each observation setting (the default: all three keys; and ``training_stats`` only), one process holds a
-2-worker ``SubprocVecEnv`` of the single env, a :class:`BatchedTrainingEnv` for every N and a 2-worker
-:class:`~traingym.envs.batched.shards.BatchedShardsVecEnv` for every N >= 2, all on the same config and seed
+For each observation setting (the default: all three keys; or chosen keys, e.g. ``training_stats`` only), one
+process holds a 2-worker ``SubprocVecEnv`` of the single env, a :class:`BatchedTrainingEnv` for every N and a
+2-worker :class:`~traingym.envs.batched.shards.BatchedShardsVecEnv` for every N >= 2, all on the same config and seed
 (random instances from the train set, random actions, auto-resets included: what an agent sees). Blocks of steps
 alternate between them (subproc, N=1, N=4, N=4 in 2 workers, ...), each timed on its own; a figure is the median
 over blocks of env steps (sub-env steps) per second, and ``speedup_vs_subproc2`` divides by the subproc figure of
@@ -62,7 +62,8 @@ class Args:
     """Worker processes of the batched env (1: in this process; more: ``BatchedShardsVecEnv``, N split between
     them), each with every N >= workers."""
     obs_settings: StrTuple = ("default", "training_stats")
-    """Observation settings: ``default`` (all keys) and/or ``training_stats`` only."""
+    """Observation settings: ``default`` (all keys) or observation keys joined by ``+`` (``training_stats``,
+    ``training_stats+neurons``)."""
     blocks: int = 3
     """Timed block rounds per setting."""
     env_steps_per_block: int = 32
@@ -114,7 +115,7 @@ def measure(args: Args, obs_setting: str, env_kwargs: dict[str, Any]) -> dict[st
     from traingym.envs.batched.sb3 import make_batched_vec_env
     from traingym.envs.batched.shards import BatchedShardsVecEnv
 
-    kwargs = {**env_kwargs, **({"obs_keys": ["training_stats"]} if obs_setting == "training_stats" else {})}
+    kwargs = {**env_kwargs, **({} if obs_setting == "default" else {"obs_keys": obs_setting.split("+")})}
     subproc = SubprocVecEnv([functools.partial(make_env, args.env_id, kwargs)] * 2)
     subproc.seed(args.seed)
     subproc.reset()
