@@ -18,8 +18,9 @@ batch drawing and augmentation, validation, neuron log, observations, per-env Py
 ``ceiling``: how fast the target configuration (N=16 in 2 workers) could go if nothing but the training steps
 cost time. An in-process batched env holding one worker's share (N / workers sub-envs) is timed in the same
 blocks; its sub-env steps per second of :meth:`StackedMLP.train` alone, times the workers, over the block's
-SubprocVecEnv figure. The training steps are bit for bit the single env's (the equivalence the issue asks for
-rules out other kernels or roundings), so no change outside them can take the target past this ceiling.
+SubprocVecEnv figure. No change outside the training steps can take the target past this ceiling. They still
+compute what the single env's optimizer steps compute, bit for bit; since the batched env's equivalence with the
+single env became statistical (:mod:`traingym.envs.batched.mlp`), other kernels or roundings would be allowed.
 
 Run: ``.venv/bin/python -m benchmarks.batched_env`` (``--smoke`` for a seconds-long check). Prints JSON and
 writes ``docs/results/batched_env.md``.
