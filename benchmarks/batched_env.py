@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -41,7 +42,7 @@ from traingym.envs.batched.mlp import BatchedTrainingEnv, Grouping
 from traingym.experiments.results import write_result
 from traingym.protocol.cli import IntTuple, StrTuple, parse_cli
 
-from benchmarks.timing import PhaseClock, median, rounded
+from benchmarks.timing import PhaseClock, machine_info, median, rounded
 from benchmarks.vec_scaling import make_env
 
 TARGET_SPEEDUP = 5.0
@@ -189,7 +190,8 @@ def measure(args: Args, obs_setting: str, env_kwargs: dict[str, Any]) -> dict[st
                      "useful_gflop_per_step": rounded(flops[n]["useful"] / 1e9, 4),
                      "computed_gflop_per_step": rounded(flops[n]["computed"] / 1e9, 4) if in_process else None,
                      "useful_gflops": rounded(flops[n]["useful"] * steps_per_s / 1e9, 3)})
-    out = {"obs": obs_setting, "subproc2_steps_per_s": rounded(subproc_sps, 2), "batched": rows}
+    out = {"obs": obs_setting, "obs_keys": list(kwargs.get("obs_keys", ())) or "all",
+           "subproc2_steps_per_s": rounded(subproc_sps, 2), "batched": rows}
     if target:
         out["ceiling"] = {"n": target[0], "workers": target[1], "sub_envs_per_worker": share,
                           "speedup_vs_subproc2": rounded(median(ceiling), 2)}
@@ -233,6 +235,9 @@ def run(args: Args) -> dict[str, Any]:
     if args.smoke:
         args = dataclasses.replace(args, sizes=sizes, blocks=1, env_steps_per_block=4)
     env_kwargs: dict[str, Any] = {"steps_per_action": 5} if args.smoke else {}
+    # Other processes on the machine skew the figures (the ceiling most: it times one process against two), so
+    # the page records the load around the run.
+    machine = machine_info()
     peak = matmul_peak_gflops(size=4096 if args.device != "cpu" else 1024, device=args.device)
     settings = [measure(args, obs, env_kwargs) for obs in args.obs_settings]
     for setting in settings:
@@ -246,8 +251,8 @@ def run(args: Args) -> dict[str, Any]:
             met = ok if met is None else (met and ok)
     return {"env_id": args.env_id, "env_kwargs": env_kwargs, "matmul_peak_gflops": rounded(peak, 2),
             "target": f"N={TARGET_N} in {TARGET_WORKERS} workers >= {TARGET_SPEEDUP}x SubprocVecEnv(2)",
-            "target_met": met, "settings": settings,
-            "args": dataclasses.asdict(args)}
+            "target_met": met, "settings": settings, "machine": machine,
+            "loadavg_end": [round(v, 2) for v in os.getloadavg()], "args": dataclasses.asdict(args)}
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -255,7 +260,10 @@ def markdown(result: dict[str, Any]) -> str:
              f"included; batched env grouping `{result['args']['grouping']}`, one torch thread per process, in this "
              "process (1 worker) or split between worker processes (`BatchedShardsVecEnv`); the SubprocVecEnv uses "
              "two processes. Single-thread matmul peak (the peak fraction is of workers x this): "
-             f"{result['matmul_peak_gflops']} GFLOP/s on `{result['args']['device']}` (the batched env's device).", "",
+             f"{result['matmul_peak_gflops']} GFLOP/s on `{result['args']['device']}` (the batched env's device). "
+             f"Load average (1, 5, 15 min) at the start {result['machine']['loadavg']} and the end "
+             f"{result['loadavg_end']} on {result['machine']['cpu_count']} cores (other processes skew the figures, "
+             "the ceiling most).", "",
              f"Target {result['target']}: **{'met' if result['target_met'] else 'not met'}**.", ""]
     for setting in result["settings"]:
         lines += [f"## Observation: {setting['obs']}", "",

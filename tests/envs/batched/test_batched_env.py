@@ -422,7 +422,8 @@ def test_benchmark_smoke_reports_every_size_and_setting() -> None:
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads(proc.stdout)
     assert result["matmul_peak_gflops"] > 0 and result["target_met"] is None  # smoke: no N=16 row
-    assert result["settings"][0]["obs"] == "training_stats+neurons"
+    assert result["settings"][0]["obs_keys"] == ["training_stats", "neurons"]
+    assert len(result["machine"]["loadavg"]) == len(result["loadavg_end"]) == 3
     rows = result["settings"][0]["batched"]
     assert [(r["n"], r["workers"]) for r in rows] == [(1, 1), (4, 1), (4, 2)]  # N >= 2 also in 2 worker processes
     assert all(r["steps_per_s"] > 0 and r["useful_gflop_per_step"] > 0 for r in rows)
