@@ -31,6 +31,7 @@ import time
 from typing import Any
 
 import numpy as np
+from traingym.envs.monitoring.neuron_log import ValidationPass
 from traingym.envs.tasks.registry import task_names
 from traingym.envs.training_env import TrainingEnv
 
@@ -94,10 +95,10 @@ class PhaseTimedEnv(TrainingEnv):
         finally:
             self.clock.seconds["train"] += time.perf_counter() - started
 
-    def _validate(self) -> tuple[float, float]:
+    def _validate(self, computed: ValidationPass | None = None) -> tuple[float, float]:
         started = time.perf_counter()
         try:
-            return super()._validate()
+            return super()._validate(computed)
         finally:
             self.clock.seconds["validate"] += time.perf_counter() - started
 

@@ -13,6 +13,7 @@ from gymnasium import spaces
 from traingym.envs.config import TrainingEnvConfig, field_names
 from traingym.envs.hparams import initial_hparams, make_optimizer, moved_hparams, set_optimizer_hparams
 from traingym.envs.monitoring.monitor import MAX_LOSS, OBS_BOUND, TRAINING_FIELDS, RunStatus, TrainingMonitor
+from traingym.envs.monitoring.neuron_log import ValidationPass
 from traingym.envs.monitoring.token_monitor import TokenRelevanceMonitor
 from traingym.envs.tasks.augmentation import decorrelate_inputs
 from traingym.envs.tasks.base import Instance, Split, TaskFamily
@@ -101,7 +102,8 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
       built from :meth:`draw_batch_indices`, :meth:`training_batches` (flagged inputs masked) and
       :meth:`augment_batch` (or :meth:`family_aug_level` and :attr:`aug_generator` for many batches at once);
     - :meth:`finish_training` (divergence, the neuron log's training statistics), then :meth:`end_step`
-      (validation, relevance, reward, observation, info).
+      (validation, relevance, reward, observation, info; a batched env may hand it the validation forward pass,
+      run for all its sub-envs at once).
 
     Read-only properties give the state the phases leave: :attr:`model`, :attr:`split`, :attr:`optimizer`,
     :attr:`lr`, :attr:`weight_decay`, :attr:`aug_level`, :attr:`elapsed_steps`, :attr:`scaled_neurons`,
@@ -297,10 +299,12 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         run diverged, for :meth:`end_step`."""
         return self._monitor.training_outcome(mean_loss, accuracy, weight_norm)
 
-    def end_step(self, train_loss: float, train_acc: float, diverged: bool
+    def end_step(self, train_loss: float, train_acc: float, diverged: bool, validation: ValidationPass | None = None
                  ) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
         """The rest of the step after :meth:`finish_training`: validation and relevance (unless diverged), reward,
-        events, observation and info (test accuracy at the episode's end); returns ``step``'s tuple."""
+        events, observation and info (test accuracy at the episode's end); returns ``step``'s tuple.
+        ``validation``: the validation forward pass of the current parameters on :attr:`split`'s validation
+        buffer, already run by a batched env for all its sub-envs at once (None: run here)."""
         assert self._split is not None
         self._train_loss, self._train_acc = train_loss, train_acc
         previous = self._val_acc
@@ -309,7 +313,7 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             self._val_loss, self._val_acc = self._monitor.diverged(self._t, train_loss, self._split.n_classes)
             reward = -self.config.divergence_penalty
         else:
-            self._val_loss, self._val_acc = self._validate()
+            self._val_loss, self._val_acc = self._validate(validation)
             self._update_relevance()
             reward = self._val_acc - previous
         self._events.end_step()
@@ -424,10 +428,11 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             self._scaled = self._log.scale_flagged(SCALE_UP if d_scale > 0 else SCALE_DOWN)
         self._last_move = move
 
-    def _validate(self) -> tuple[float, float]:
+    def _validate(self, computed: ValidationPass | None = None) -> tuple[float, float]:
         """Validation pass on the fixed buffer; refreshes the neuron log and flagged neurons."""
         assert self._model is not None and self._split is not None
-        return self._monitor.validate(self._model, self._split.x_val, self._split.y_val, self._t, self._train_loss)
+        return self._monitor.validate(self._model, self._split.x_val, self._split.y_val, self._t, self._train_loss,
+                                      computed)
 
     def _update_relevance(self) -> None:
         """Text tasks: token relevance on the diagnostic buffer's errors; hands the flagged tokens to the

@@ -1,12 +1,17 @@
 """N MLP training environments whose K optimizer steps run as one batched computation: a Gymnasium vector env.
 
-A tiny target network's env step is dominated by per-op framework overhead in its K training steps, so this
-vector env holds N ordinary :class:`TrainingEnv` s and replaces only their training steps with one
-:class:`StackedMLP` computation; reset, moves, validation, neuron log, events, report, diagnosis and observation
-are each env's own code, through :class:`TrainingEnv`'s public step phases (its docstring, "Step phases").
-Batches, augmentation, label noise and data splits stay per instance (each env's own torch Generators, drawn
-exactly as the single env draws them), so the same seeds give the same episodes as N single envs up to float
-rounding (tested).
+A tiny target network's env step is dominated by per-op framework overhead, so this vector env holds N ordinary
+:class:`TrainingEnv` s and replaces their training steps with one :class:`StackedMLP` computation and their
+validation forward passes with one stacked pass; reset, moves, the neuron log's error passes, events, report,
+diagnosis and observation are each env's own code, through :class:`TrainingEnv`'s public step phases (its
+docstring, "Step phases").
+
+Batches, augmentation, label noise and data splits stay per instance, from each env's own torch Generators, so
+the same seeds give the same episodes whatever the grouping or the split between worker processes (tested). Batch
+indices are drawn as the single env draws them; augmentation is drawn once for a sub-env's K batches (the single
+env draws per batch, K Python calls per sub-env per step): the same distribution, other samples. So episodes
+equal N single envs' up to float rounding at K = 1 or without augmentation (tested), and otherwise match them
+statistically (final test accuracies under fixed policies, a slow test).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 from traingym.envs.batched.stacked_mlp import StackedMLP
 from traingym.envs.batched.vector import BatchedVectorEnv
+from traingym.envs.monitoring.neuron_log import ValidationPass
 from traingym.envs.tasks.networks import MLP
 from traingym.envs.training_env import TrainingEnv
 
@@ -103,6 +109,7 @@ class BatchedTrainingEnv(BatchedVectorEnv):
             return results
         per_env = self._training_batches(run)
         envs, outcomes, members = self.envs, [], []
+        validation: dict[int, ValidationPass] = {}
         for key, stack in self._groups.items():
             rows = [i for i in range(self.num_envs) if self._slots[i] is not None and self._slots[i][0] == key]
             rows.sort(key=lambda i: self._slot(i)[1])
@@ -110,6 +117,7 @@ class BatchedTrainingEnv(BatchedVectorEnv):
                 continue
             x, y = self._group_batches(stack, rows, per_env)
             outcomes.append(stack.train(x, y, [envs[i].lr for i in rows], [envs[i].weight_decay for i in rows]))
+            validation.update(self._validation_passes(stack, rows))
             members += rows
         outcome = torch.cat(outcomes, 1).tolist()  # one host copy for all groups
         column = {i: c for c, i in enumerate(members)}
@@ -120,7 +128,8 @@ class BatchedTrainingEnv(BatchedVectorEnv):
             self._groups[key].store(row, env.model)  # type: ignore[arg-type]
             c = column[i]
             mean_loss, accuracy, norm = outcome[0][c], outcome[1][c], outcome[2][c]
-            obs, reward, terminated, truncated, info = env.end_step(*env.finish_training(mean_loss, accuracy, norm))
+            obs, reward, terminated, truncated, info = env.end_step(*env.finish_training(mean_loss, accuracy, norm),
+                                                                    validation[i])
             if self.max_episode_steps is not None and env.elapsed_steps >= self.max_episode_steps:
                 truncated = True  # as gym.make's TimeLimit
             results[i] = (obs, reward, terminated, truncated, info)
@@ -163,9 +172,10 @@ class BatchedTrainingEnv(BatchedVectorEnv):
         self._groups[key].load(slot[1], model, reset_state=True)
 
     def _training_batches(self, run: list[int]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-        """Each running env's K batches, ``(K, B, n_in)`` and ``(K, B)``: drawn from the env's own generator, and
-        augmented with it in step order, exactly as the single env's K steps draw them."""
-        k = self.envs[0].config.steps_per_action
+        """Each running env's K batches, ``(K, B, n_in)`` and ``(K, B)``, from the env's own generators: indices
+        drawn as the single env draws them, augmentation drawn once for all K batches (one call per kind of draw
+        per sub-env, where the single env draws per batch: the same distribution, other samples, identical at
+        K = 1). Per-batch draws cost one Python call per sub-env per batch, the largest cost outside training."""
         per_env: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         augmented: list[int] = []
         for i in run:
@@ -174,16 +184,55 @@ class BatchedTrainingEnv(BatchedVectorEnv):
             if env.family_aug_level() > 0:
                 augmented.append(i)
         if augmented:
-            # One batched augmentation of every augmented env's K batches; each env's generator draws its K
-            # batches' randomness in step order, as the single env's K calls of ``augment`` do.
+            # One batched augmentation: each env's K batches are one batch of K * B rows.
             envs = [self.envs[i] for i in augmented]
-            levels = [e.family_aug_level() for e in envs for _ in range(k)]
             x_aug, y_aug = self.envs[0].task.augment_batches(
-                torch.cat([per_env[i][0] for i in augmented]), torch.cat([per_env[i][1] for i in augmented]),
-                levels, [e.aug_generator for e in envs for _ in range(k)])
+                torch.stack([per_env[i][0].flatten(0, 1) for i in augmented]),
+                torch.stack([per_env[i][1].flatten() for i in augmented]),
+                [e.family_aug_level() for e in envs], [e.aug_generator for e in envs])
             for j, i in enumerate(augmented):
-                per_env[i] = x_aug[j * k: (j + 1) * k], y_aug[j * k: (j + 1) * k]
+                per_env[i] = x_aug[j].view_as(per_env[i][0]), y_aug[j].view_as(per_env[i][1])
         return per_env
+
+    def _validation_passes(self, stack: StackedMLP, rows: list[int]) -> dict[int, ValidationPass]:
+        """A group's validation passes as stacked computations: the forward pass of its trained parameters over
+        each sub-env's validation buffer (zero padded), then the error pass and input relevance on each sub-env's
+        first ``max_error_samples`` errors; sliced into each sub-env's :class:`ValidationPass`, for its monitor."""
+        splits = [self.envs[i].split for i in rows]
+        assert all(split is not None for split in splits)
+        sizes = [split.x_val.shape[0] for split in splits]  # type: ignore[union-attr]
+        n, v = len(rows), max(sizes)
+        x = torch.zeros((n, v, stack.n_in), device=self.device)
+        y = torch.zeros((n, v), dtype=torch.int64, device=self.device)
+        valid = torch.zeros((n, v), dtype=torch.bool, device=self.device)
+        for r, (split, size) in enumerate(zip(splits, sizes)):
+            x_val = split.x_val.flatten(1)  # type: ignore[union-attr]
+            x[r, :size, : x_val.shape[1]] = x_val
+            y[r, :size] = split.y_val  # type: ignore[union-attr]
+            valid[r, :size] = True
+        logits, hidden = stack.forward(x)
+        predicted = logits.argmax(2)
+        errors = (predicted != y) & valid
+        used = errors & (errors.cumsum(1) <= self.envs[0].config.max_error_samples)  # the first ones, as one env
+        # The error pass runs on the used samples only, gathered to the front of each row (most are not errors).
+        m = max(1, int(used.sum(1).max()))
+        front = torch.argsort((~used).to(torch.uint8), dim=1, stable=True)[:, :m]
+        take = [front[..., None].expand(-1, -1, t.shape[2]) for t in (x, hidden[0])]
+        importances, inputs = stack.error_relevance(
+            x.gather(1, take[0]), [h.gather(1, take[1]) for h in hidden], predicted.gather(1, front),
+            y.gather(1, front), used.gather(1, front))
+        # One host copy of what the monitors flag on (a no-op on the CPU).
+        importances, inputs, any_used = [t.cpu() for t in importances], inputs.cpu(), used.any(1).tolist()
+        passes: dict[int, ValidationPass] = {}
+        for r, (i, size) in enumerate(zip(rows, sizes)):
+            model = self.envs[i].model
+            assert isinstance(model, MLP)
+            units = [linear.out_features for linear in model.linears]
+            n_in = model.linears[0].in_features
+            passes[i] = ValidationPass(
+                logits[r, :size, : model.head.out_features], [h[r, :size, :u] for h, u in zip(hidden, units)],
+                [imp[r, :u] for imp, u in zip(importances, units)], inputs[r, :, :n_in] if any_used[r] else None)
+        return passes
 
     def _group_batches(self, stack: StackedMLP, rows: list[int], per_env: dict[int, tuple[torch.Tensor, torch.Tensor]]
                        ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -203,6 +203,54 @@ class StackedMLP:
                 layer.weight.grad = self.grads[j][i, :out_f, :in_f].clone()
                 layer.bias.grad = self.grads[self.depth + 1 + j][i, :out_f].clone()
 
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Every instance's forward pass on its own inputs ``x`` ``(n, V, n_in)`` (the validation buffers): logits
+        ``(n, V, n_out)`` (padded classes ``-inf``) and each hidden layer's post-ReLU output ``(n, V, width)``.
+        Every row runs every layer: a row's identity layers pass its last hidden output on unchanged
+        (``relu(I h) = h``, exactly), so its head input is its own."""
+        h, hidden = x, []
+        for w, b in zip(self.weights[:-1], self.biases[:-1]):
+            h = torch.baddbmm(b[:, None], h, w.transpose(1, 2)).relu_()
+            hidden.append(h)
+        logits = torch.baddbmm(self.biases[-1][:, None], h, self.weights[-1].transpose(1, 2))
+        return logits + self.logit_mask[:, None, :], hidden
+
+    @torch.no_grad()
+    def error_relevance(self, x: torch.Tensor, hidden: list[torch.Tensor], predicted: torch.Tensor,
+                        labels: torch.Tensor, errors: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The neuron log's error pass and the input relevance of every instance, from :meth:`forward`'s ``x`` and
+        ``hidden``, with the backward pass written out (two seeds for all rows instead of two autograd passes
+        per instance). ``errors`` ``(n, V)`` marks the samples each row's pass uses (every other sample gets
+        weight 0).
+
+        Returns per hidden layer ``(n, width)`` the mean over a row's errors of ``|a * d logit_predicted / d a|``,
+        and ``(n, 2, n_in)``: the summed shares of the positive part of ``x * d(logit_predicted - logit_true)/dx``
+        over the errors, and per feature the number of errors where it is non-zero
+        (:meth:`~traingym.envs.monitoring.neuron_log.NeuronLog.record_input_relevance`). A row's identity layers
+        pass the gradient through ``relu'`` of its own last output, which changes nothing where ``a > 0`` and
+        leaves ``|a * g| = 0`` where ``a = 0``, as the module's own pass."""
+        head = self.weights[-1]  # (n, n_out, width): d logit_c / d head input = head[c]
+        width = head.shape[2]
+        pick_predicted = head.gather(1, predicted[..., None].expand(-1, -1, width))
+        pick_true = head.gather(1, labels[..., None].expand(-1, -1, width))
+        weight = errors.float()
+        count = weight.sum(1).clamp_min(1.0)[:, None]
+        importances: list[torch.Tensor] = []
+        grad = pick_predicted
+        for j in range(self.depth - 1, -1, -1):  # grad: d logit_predicted / d hidden[j]
+            importances.append((hidden[j] * grad).abs_().mul_(weight[..., None]).sum(1) / count)
+            if j:
+                grad = torch.bmm(torch.ops.aten.threshold_backward(grad, hidden[j], 0), self.weights[j])
+        grad = pick_predicted - pick_true
+        for j in range(self.depth - 1, -1, -1):  # grad: d (logit_predicted - logit_true) / d input of layer j + 1
+            grad = torch.bmm(torch.ops.aten.threshold_backward(grad, hidden[j], 0), self.weights[j])
+        relevance = (x * grad).clamp_min_(0)
+        shares = relevance / relevance.sum(2, keepdim=True).clamp_min(1e-12)
+        inputs = torch.stack([(shares * weight[..., None]).sum(1), ((x != 0) & errors[..., None]).sum(1).float()], 1)
+        return importances[::-1], inputs
+
     # ------------------------------------------------------------------ training
     def train(self, x: torch.Tensor, y: torch.Tensor, lr: Sequence[float], weight_decay: Sequence[float]
               ) -> torch.Tensor:

@@ -26,7 +26,7 @@ from traingym.envs.monitoring.event_detector import EventDetector
 from traingym.envs.monitoring.event_log import EventLog, report_view
 from traingym.envs.monitoring.input_relevance import FEATURE_SIZE as INPUT_FEATURE_SIZE
 from traingym.envs.monitoring.input_relevance import InputRelevanceMonitor, feature_names
-from traingym.envs.monitoring.neuron_log import LAYER_SLOTS, NeuronLog
+from traingym.envs.monitoring.neuron_log import LAYER_SLOTS, NeuronLog, ValidationPass
 from traingym.envs.monitoring.token_monitor import FEATURE_SIZE as TOKEN_FEATURE_SIZE
 from traingym.envs.monitoring.token_monitor import TokenRelevanceMonitor
 from traingym.protocol.events import EventType
@@ -158,19 +158,20 @@ class TrainingMonitor:
         return MAX_LOSS, 1.0 / n_classes
 
     def validate(self, model: nn.Module, x_val: torch.Tensor, y_val: torch.Tensor, step: int,
-                 train_loss: float) -> tuple[float, float]:
-        """Validation pass on the fixed buffer; refreshes the neuron log and flagged neurons, detects events."""
+                 train_loss: float, computed: ValidationPass | None = None) -> tuple[float, float]:
+        """Validation pass on the fixed buffer; refreshes the neuron log and flagged neurons, detects events.
+        ``computed``: the pass already run elsewhere (:class:`~traingym.envs.monitoring.neuron_log.ValidationPass`)."""
         assert self.log is not None
         model.eval()
-        logits = self.log.validation_logits(model, x_val)
+        logits = self.log.validation_logits(model, x_val, computed)
         predicted = logits.argmax(1)
         errors = predicted != y_val
         # Not at step 0 (the env's reset): an untrained network has learned no reliance to diagnose.
         explain_inputs = self.inputs is not None and step > 0
-        self.log.record_errors(model, x_val[errors], predicted[errors])
+        self.log.record_errors(model, x_val[errors], predicted[errors], computed)
         if explain_inputs:
             assert self.inputs is not None
-            self.log.record_input_relevance(model, x_val[errors], predicted[errors], y_val[errors])
+            self.log.record_input_relevance(model, x_val[errors], predicted[errors], y_val[errors], computed)
             self.inputs.update(self.log.input_relevance, step)
         loss, acc = torch.stack([F.cross_entropy(logits, y_val), (~errors).float().mean()]).tolist()
         loss = min(loss, MAX_LOSS) if math.isfinite(loss) else MAX_LOSS

@@ -25,6 +25,23 @@ LAYER_SLOTS = MAX_LAYERS
 """Hidden layers reported per network (later layers are dropped, missing ones padded with zeros)."""
 
 
+@dataclass(frozen=True)
+class ValidationPass:
+    """A validation pass computed outside the log (a batched env's stacked passes for all its sub-envs at once):
+    what :meth:`NeuronLog.validation_logits`, :meth:`NeuronLog.record_errors` and
+    :meth:`NeuronLog.record_input_relevance` otherwise compute with the module."""
+
+    logits: torch.Tensor
+    """``(V, classes)``."""
+    hidden: Sequence[torch.Tensor]
+    """Each hidden layer's output ``(V, units)``, post-activation (what the forward hooks capture)."""
+    importances: Sequence[torch.Tensor]
+    """Each hidden layer's unit importances ``(units,)`` on the errors the error pass uses (the first
+    ``max_error_samples``): mean ``|a * d logit_predicted / d a|``."""
+    input_relevance: torch.Tensor | None
+    """As :attr:`NeuronLog.input_relevance`, on the CPU (None when there were no errors)."""
+
+
 @dataclass
 class LayerSummary:
     """Summarised statistics of one hidden layer after one env step."""
@@ -103,12 +120,19 @@ class NeuronLog:
         for summary, values in zip(self.summaries, torch.stack(stats).tolist()):
             summary.grad_norm, summary.weight_change, summary.mean_abs_weight = values
 
-    def validation_logits(self, model: nn.Module, x_val: torch.Tensor) -> torch.Tensor:
-        """The validation forward pass, capturing activations for the dead-unit and saturation statistics."""
-        with self._capturing(self.summarised), torch.no_grad():
-            logits = model(x_val)
-        for i, layer in enumerate(self.layers):
-            act = self._captured.pop(i, None)
+    def validation_logits(self, model: nn.Module, x_val: torch.Tensor, computed: ValidationPass | None = None
+                          ) -> torch.Tensor:
+        """The validation forward pass, capturing activations for the dead-unit and saturation statistics; with
+        ``computed``, the pass was run elsewhere (a batched env's one stacked pass for all its sub-envs) and only
+        its logits and hidden outputs are read."""
+        if computed is None:
+            with self._capturing(self.summarised), torch.no_grad():
+                logits = model(x_val)
+            acts: list[torch.Tensor | None] = [self._captured.pop(i, None) for i in range(len(self.layers))]
+        else:
+            logits = computed.logits
+            acts = list(computed.hidden) if self.summarised else [None] * len(self.layers)
+        for i, (layer, act) in enumerate(zip(self.layers, acts)):
             if act is None:
                 continue
             active = _fold_units(act > 0, layer.unit_dim).float().mean(0)  # fraction of activations > 0 per unit
@@ -118,12 +142,29 @@ class NeuronLog:
             summary.dead_fraction, summary.saturation = flags.float().mean(1).tolist()
         return logits
 
-    def record_errors(self, model: nn.Module, x_err: torch.Tensor, predicted: torch.Tensor) -> None:
-        """Selective log: importance |a * g| of every unit on the validation errors; flags the top-k per layer."""
+    def record_errors(self, model: nn.Module, x_err: torch.Tensor, predicted: torch.Tensor,
+                      computed: ValidationPass | None = None) -> None:
+        """Selective log: importance |a * g| of every unit on the validation errors; flags the top-k per layer.
+        ``computed``: the importances were computed elsewhere (:class:`ValidationPass`)."""
         self.n_errors = int(x_err.shape[0])
         if self.n_errors == 0 or not self.selective:
             self._clear_flags()
             return
+        importances = list(computed.importances) if computed else self._importances(model, x_err, predicted)
+        # Flagging works on a few numbers per layer: one device-to-host copy, the rest on the CPU.
+        importances = list(torch.cat(importances).cpu().split([imp.numel() for imp in importances]))
+        sums = [imp.sum() for imp in importances]
+        total = float(sum(sums)) or 1.0  # summed in float32, layer by layer
+        for i, (imp, share) in enumerate(zip(importances, torch.stack(sums).tolist())):
+            k = min(self.top_k, imp.numel())
+            # Stable order: highest importance first, ties by lowest unit id.
+            order = torch.argsort(-imp, stable=True)[:k]
+            self.flagged[i] = order
+            self.flagged_scores[i] = imp[order] / total
+            self.summaries[i].error_share = share / total
+
+    def _importances(self, model: nn.Module, x_err: torch.Tensor, predicted: torch.Tensor) -> list[torch.Tensor]:
+        """Per hidden layer, mean ``|a * d logit_predicted / d a|`` per unit over the first errors."""
         x_err, predicted = x_err[: self.max_error_samples], predicted[: self.max_error_samples]
         try:
             with self._capturing(), torch.enable_grad():
@@ -140,23 +181,17 @@ class NeuronLog:
                 continue
             taylor = _per_sample_units(act.detach() * grad, layer.unit_dim)  # (B, units)
             importances.append(taylor.abs().mean(0))
-        # Flagging works on a few numbers per layer: one device-to-host copy, the rest on the CPU.
-        importances = list(torch.cat(importances).cpu().split([imp.numel() for imp in importances]))
-        sums = [imp.sum() for imp in importances]
-        total = float(sum(sums)) or 1.0  # summed in float32, layer by layer
-        for i, (imp, share) in enumerate(zip(importances, torch.stack(sums).tolist())):
-            k = min(self.top_k, imp.numel())
-            # Stable order: highest importance first, ties by lowest unit id.
-            order = torch.argsort(-imp, stable=True)[:k]
-            self.flagged[i] = order
-            self.flagged_scores[i] = imp[order] / total
-            self.summaries[i].error_share = share / total
+        return importances
 
     def record_input_relevance(self, model: nn.Module, x_err: torch.Tensor, predicted: torch.Tensor,
-                               labels: torch.Tensor) -> None:
+                               labels: torch.Tensor, computed: ValidationPass | None = None) -> None:
         """Input relevance on the validation errors (:attr:`input_relevance`): per error, the contrastive gradient x
         input ``x * d(logit_predicted - logit_true)/dx``, positive part (the features that pushed the wrong class
-        past the right one), normalised to shares over the features."""
+        past the right one), normalised to shares over the features. ``computed``: computed elsewhere
+        (:class:`ValidationPass`)."""
+        if computed is not None:
+            self.input_relevance = computed.input_relevance
+            return
         x = x_err[: self.max_error_samples].detach().requires_grad_(True)
         if x.shape[0] == 0:
             self.input_relevance = None

@@ -206,7 +206,8 @@ class TaskFamily(ABC):
                         generators: Sequence[torch.Generator]) -> tuple[torch.Tensor, torch.Tensor]:
         """Augment ``M`` batches ``x`` ``(M, B, ...)`` (labels ``(M, B)``), batch ``m`` at ``levels[m]`` (1..4) with
         ``generators[m]``: the same result as calling :meth:`augment` on each batch in order (the batched vector
-        env augments all its sub-envs' K batches at once). Families override it with one batched computation."""
+        env augments all its sub-envs at once, each sub-env's K batches as one batch of K * B rows). Families
+        override it with one batched computation."""
         pairs = [self.augment(xm, ym, level, gen) for xm, ym, level, gen in zip(x, y, levels, generators)]
         return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 

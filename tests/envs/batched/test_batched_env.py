@@ -9,10 +9,12 @@ import pytest
 import torch
 from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env import VecCheckNan
+from traingym.agents.baselines import Baseline, make_baseline
 from traingym.envs.batched.mlp import BatchedTrainingEnv
 from traingym.envs.batched.sb3 import BatchedSB3VecEnv, make_batched_vec_env
 from traingym.envs.batched.stacked_mlp import StackedMLP
 from traingym.envs.batched.workers import WorkerBatchedEnv
+from traingym.envs.monitoring.neuron_log import NeuronLog
 from traingym.envs.tasks.networks import build_mlp
 from traingym.envs.training_env import TrainingEnv
 
@@ -81,11 +83,63 @@ def test_written_out_backward_matches_autograd_for_unsorted_depths(optimizer: st
             assert torch.equal(p.grad, expected[name]), f"instance {i} {name}"
 
 
-@pytest.mark.parametrize(("optimizer", "grouping"), [("sgd", "none"), ("adam", "none"), ("sgd", "width"),
-                                                     ("adam", "architecture")])
-def test_same_seeds_same_observations_as_single_envs(optimizer: str, grouping: str) -> None:
-    kwargs = {**CORE, "optimizer": optimizer, "steps_per_action": 10}
-    instances = _instances(optimizer)
+def test_stacked_forward_is_each_modules_validation_pass() -> None:
+    # Depths 1-3, widths 32 and 128, 10 and 3 classes in one stack: the batched env's one validation pass must give
+    # each module's own logits and hidden (post-ReLU) outputs, which its neuron log reads.
+    gen = torch.Generator().manual_seed(5)
+    models = [build_mlp(64, [32], 10, gen), build_mlp(64, [128] * 3, 3, gen), build_mlp(64, [32] * 2, 10, gen)]
+    stack = StackedMLP(len(models), "sgd", 0.9, torch.device("cpu"))
+    for i, model in enumerate(models):
+        stack.load(i, model, reset_state=True)
+    x = torch.rand((len(models), 40, 64), generator=gen)
+    logits, hidden = stack.forward(x)
+    for i, model in enumerate(models):
+        outputs = []
+        handles = [act.register_forward_hook(lambda m, a, out, store=outputs: store.append(out)) for act in model.acts]
+        with torch.no_grad():
+            expected = model(x[i])
+        for handle in handles:
+            handle.remove()
+        assert torch.allclose(logits[i, :, : model.head.out_features], expected, atol=1e-6, rtol=0)
+        for h, out in zip(hidden, outputs):
+            assert torch.allclose(h[i, :, : out.shape[1]], out, atol=1e-6, rtol=0)
+
+
+def test_stacked_error_pass_is_each_neuron_logs_own() -> None:
+    # The written-out error pass and input relevance of a mixed stack against each module's own autograd passes
+    # in its neuron log (what the single env computes), on each row's marked errors.
+    gen = torch.Generator().manual_seed(6)
+    models = [build_mlp(64, [32], 10, gen), build_mlp(64, [128] * 3, 3, gen), build_mlp(64, [32] * 2, 10, gen)]
+    stack = StackedMLP(len(models), "sgd", 0.9, torch.device("cpu"))
+    for i, model in enumerate(models):
+        stack.load(i, model, reset_state=True)
+    x = torch.rand((len(models), 40, 64), generator=gen)
+    y = torch.stack([torch.randint(m.head.out_features, (40,), generator=gen) for m in models])
+    logits, hidden = stack.forward(x)
+    predicted = logits.argmax(2)
+    used = (predicted != y) & (torch.arange(40) < 30)  # errors among the first 30 samples
+    importances, inputs = stack.error_relevance(x, hidden, predicted, y, used)
+    for i, model in enumerate(models):
+        log = NeuronLog(model.hidden_layers(), top_k=4, max_error_samples=100)
+        rows = used[i]
+        assert rows.any()
+        expected = log._importances(model, x[i, rows], predicted[i, rows])
+        for j, imp in enumerate(expected):
+            assert torch.allclose(importances[j][i, : imp.numel()], imp, atol=1e-6, rtol=1e-4), (i, j)
+        log.record_input_relevance(model, x[i, rows], predicted[i, rows], y[i, rows])
+        assert torch.allclose(inputs[i], log.input_relevance, atol=1e-5, rtol=1e-4), i
+
+
+@pytest.mark.parametrize(("optimizer", "grouping", "k"), [("sgd", "none", 1), ("adam", "none", 10),
+                                                          ("sgd", "width", 10), ("adam", "architecture", 1)])
+def test_same_seeds_same_observations_as_single_envs(optimizer: str, grouping: str, k: int) -> None:
+    """Exact (up to float rounding) where the batched env draws what the single env draws: at K = 1 every step
+    with augmentation (one batch: one augmentation draw of each kind either way), at K = 10 every step without it
+    (the same batch indices). With augmentation at K > 1 its draws are other samples of the same distribution
+    (the statistical test)."""
+    # Few error samples: the error pass's cut to the first errors binds.
+    kwargs = {**CORE, "optimizer": optimizer, "steps_per_action": k, "max_error_samples": 16}
+    instances = [{**instance, "aug_level": 0 if k > 1 else instance["aug_level"]} for instance in _instances(optimizer)]
     batched = BatchedTrainingEnv(len(instances), grouping=grouping, **kwargs)
     singles = [TrainingEnv(**kwargs) for _ in instances]
     for i, (env, instance) in enumerate(zip(singles, instances)):
@@ -95,6 +149,10 @@ def test_same_seeds_same_observations_as_single_envs(optimizer: str, grouping: s
     worst = 0.0
     for _ in range(10):
         actions = rng.integers(0, 3, size=(len(instances), 4))
+        if k > 1:
+            actions[:, 2] = 1  # augmentation stays off
+        else:
+            assert any(env.family_aug_level() > 0 for env in singles)  # augmentation on
         for env, action, result in zip(singles, actions, batched.step_envs(actions)):
             obs, reward, terminated, truncated, info = env.step(action)
             assert result is not None and (result[2], result[3]) == (terminated, truncated)
@@ -119,7 +177,9 @@ def test_decorrelated_flagged_inputs_are_the_same_as_single_envs() -> None:
         env.reset(seed=i, options={"instance": instance})
     decorrelated = 0
     for t in range(10):
-        actions = np.array([[1, 1, 2 if t >= 4 else 1, 1]] * len(instances))  # augmentation up from step 5
+        # Augmentation to level 1 at step 5: while pixels are flagged it only decorrelates them (the family's own
+        # augmentation, drawn for all K batches at once in the batched env, stays off).
+        actions = np.array([[1, 1, 2 if t == 4 else 1, 1]] * len(instances))
         for env, action, result in zip(singles, actions, batched.step_envs(actions)):
             obs = env.step(action)[0]
             assert result is not None and _max_obs_diff(result[0], obs) <= 1e-5
@@ -128,25 +188,81 @@ def test_decorrelated_flagged_inputs_are_the_same_as_single_envs() -> None:
     batched.close()
 
 
+STAT_POLICIES = ("keep", "steer", "random")
+STAT_KWARGS = {"task": "digits_mlp", "instance_set": "test", "obs_keys": ("training_stats", "neurons")}
+"""The equivalence test's setting: the registered DigitsMLP defaults (K = 50, horizon 20) on held-out instances."""
+
+
+def _policy(name: str, episode: int) -> Baseline:
+    policy = make_baseline(name, "TrainGym/DigitsMLP-v0", seed=0)
+    policy.begin_episode(episode)
+    return policy
+
+
+def _single_env_test_accuracies(name: str, n: int) -> np.ndarray:
+    env, accuracies = TrainingEnv(**STAT_KWARGS), []
+    for i in range(n):
+        policy = _policy(name, i)
+        obs, info = env.reset(seed=i, options={"instance_index": i})
+        policy.observe_info(info)
+        done = False
+        while not done:
+            obs, _, terminated, truncated, info = env.step(policy.predict(obs)[0])
+            policy.observe_info(info)
+            done = terminated or truncated
+        accuracies.append(info["test_accuracy"])
+    env.close()
+    return np.array(accuracies)
+
+
+def _batched_env_test_accuracies(name: str, n: int) -> np.ndarray:
+    env = BatchedTrainingEnv(n, **STAT_KWARGS)
+    policies = [_policy(name, i) for i in range(n)]
+    observations = []
+    for i, policy in enumerate(policies):
+        obs, info = env.reset_env(i, seed=i, options={"instance_index": i})
+        policy.observe_info(info)
+        observations.append(obs)
+    accuracies = np.full(n, np.nan)
+    while np.isnan(accuracies).any():
+        actions = np.stack([policy.predict(obs)[0] for policy, obs in zip(policies, observations)])
+        for i, result in enumerate(env.step_envs(actions, skip=~np.isnan(accuracies))):
+            if result is not None:
+                observations[i] = result[0]
+                policies[i].observe_info(result[4])
+                if result[2] or result[3]:
+                    accuracies[i] = result[4]["test_accuracy"]
+    env.close()
+    return accuracies
+
+
 @pytest.mark.slow
-def test_same_observations_as_single_envs_full_k() -> None:
-    kwargs = {**CORE, "optimizer": "sgd", "steps_per_action": 50, "val_size": 512}
-    instances = _instances("sgd")
-    batched = BatchedTrainingEnv(len(instances), **kwargs)
-    singles = [TrainingEnv(**kwargs) for _ in instances]
-    for i, (env, instance) in enumerate(zip(singles, instances)):
-        batched.reset_env(i, seed=i, options={"instance": instance})
-        env.reset(seed=i, options={"instance": instance})
-    rng = np.random.default_rng(1)
-    for _ in range(10):
-        actions = rng.integers(0, 3, size=(len(instances), 4))
-        for env, action, result in zip(singles, actions, batched.step_envs(actions)):
-            assert result is not None and _max_obs_diff(result[0], env.step(action)[0]) <= 1e-5
+def test_statistically_the_single_env() -> None:
+    """At K > 1 with augmentation the batched env's episodes are other samples of the single env's (module
+    docstring of :mod:`traingym.envs.batched.mlp`): under fixed policies, on every held-out instance, the final test
+    accuracies must agree on average, paired by instance and seed: mean difference within 0.005 and its bootstrap
+    95% interval (over instances) within +-0.01.
+
+    Pooled over the three policies: single runs are chaotic (a random policy's pairs differ by sd ~0.05, up to
+    0.3), so one policy's 128 pairs give an interval of about +-0.015 on their own; the pooled one about +-0.005."""
+    n = 128  # every held-out instance: about 4 minutes on 2 cores
+    diffs = np.stack([_batched_env_test_accuracies(name, n) - _single_env_test_accuracies(name, n)
+                      for name in STAT_POLICIES])  # (policies, instances)
+    per_instance = diffs.mean(0)
+    rng = np.random.default_rng(0)
+    boot = per_instance[rng.integers(0, n, size=(10_000, n))].mean(1)
+    low, high = np.percentile(boot, [2.5, 97.5])
+    detail = {name: round(float(d.mean()), 4) for name, d in zip(STAT_POLICIES, diffs)}
+    print(f"batched - single final test accuracy: {per_instance.mean():+.4f}, 95% CI [{low:+.4f}, {high:+.4f}], "
+          f"per policy {detail}")
+    assert abs(per_instance.mean()) <= 0.005 and low >= -0.01 and high <= 0.01, (per_instance.mean(), low, high,
+                                                                                  detail)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_make_vec_entry_point_matches_sync_vector_env_across_autoreset(workers: int) -> None:
-    kwargs = {"obs_keys": ["training_stats"], "steps_per_action": 3, "val_size": 64, "horizon": 2,
+    # K = 1: random train instances, augmentation on for some; the batched env then draws what the single env draws.
+    kwargs = {"obs_keys": ["training_stats"], "steps_per_action": 1, "val_size": 64, "horizon": 2,
               "max_episode_steps": 2}
     batched = gym.make_vec("TrainGym/DigitsMLP-v0", num_envs=3, vectorization_mode="vector_entry_point",
                            workers=workers, **kwargs)
@@ -216,7 +332,8 @@ def test_same_seed_same_rollout_and_bad_arguments() -> None:
 def test_tabular_mlp_mixed_datasets_match_single_envs() -> None:
     # breast cancer (30 features, 2 classes) and wine (13 features, 3 classes) in one stack: padded inputs and
     # -inf logits for padded classes.
-    kwargs = {"task": "tabular_mlp", "obs_keys": ("training_stats",), "steps_per_action": 10, "val_size": 64}
+    # K = 1: augmentation (feature noise and dropout) then draws what the single env draws.
+    kwargs = {"task": "tabular_mlp", "obs_keys": ("training_stats",), "steps_per_action": 1, "val_size": 64}
     instances = [{"split_seed": i, "dataset": ds, "depth": d, "width": w, "lr": 0.05, "weight_decay": 1e-3,
                   "aug_level": i % 3} for i, (ds, d, w) in enumerate([("breast_cancer", 2, 64), ("wine", 1, 16)])]
     batched = BatchedTrainingEnv(2, **kwargs)
@@ -301,10 +418,12 @@ def test_benchmark_smoke_reports_every_size_and_setting() -> None:
 
     root = Path(__file__).resolve().parents[3]
     proc = subprocess.run([sys.executable, "-m", "benchmarks.batched_env", "--smoke", "--obs-settings",
-                           "training_stats"], cwd=root, capture_output=True, text=True, timeout=600)
+                           "training_stats+neurons"], cwd=root, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads(proc.stdout)
     assert result["matmul_peak_gflops"] > 0 and result["target_met"] is None  # smoke: no N=16 row
+    assert result["settings"][0]["obs_keys"] == ["training_stats", "neurons"]
+    assert len(result["machine"]["loadavg"]) == len(result["loadavg_end"]) == 3
     rows = result["settings"][0]["batched"]
     assert [(r["n"], r["workers"]) for r in rows] == [(1, 1), (4, 1), (4, 2)]  # N >= 2 also in 2 worker processes
     assert all(r["steps_per_s"] > 0 and r["useful_gflop_per_step"] > 0 for r in rows)
