@@ -248,3 +248,22 @@ def test_target_kl_reaches_ppo_and_is_refused_out_of_range(tmp_path: Path) -> No
     assert "target_kl" not in Args(algo="a2c", target_kl=0.02).algo_kwargs()
     with pytest.raises(ValueError, match="--target-kl"):
         Args(target_kl=-1.0)
+
+
+def test_periodic_evaluation_does_not_change_what_the_agent_learns(tmp_path: Path) -> None:
+    """The evaluation env sets its process's torch thread count; the agent's updates must keep their own."""
+    import torch
+    from stable_baselines3 import PPO
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        settings = {**TINY, "n_envs": 2, "vec_env": "subproc", "eval_freq_episodes": 1}
+        quiet = train(Args(run_dir=str(tmp_path / "quiet"), **{**settings, "eval_freq": 0}))
+        evaluated = train(Args(run_dir=str(tmp_path / "evaluated"), **{**settings, "eval_freq": 16}))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert (tmp_path / "evaluated" / "learning_curve.csv").exists()
+    a, b = PPO.load(quiet.model_path).policy.state_dict(), PPO.load(evaluated.model_path).policy.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
