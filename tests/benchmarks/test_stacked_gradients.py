@@ -30,8 +30,8 @@ def test_the_three_paths_train_the_same_parameters(widths: tuple[int, ...]) -> N
 
 def test_the_page_states_the_rule_and_bad_arguments_are_refused() -> None:
     rows = [{"n": 8, "seconds_per_env_step": {"written_out": 0.1, "torch_func": 0.3, "autograd": 0.15},
-             "best_maintained": "autograd", "written_out_speedup": 1.5}]
+             "best_maintained": "autograd", "written_out_speedup": 1.5, "speedup_quartiles": [1.4, 1.6]}]
     text = markdown({"rows": rows, "widths": [64], "steps": 50, "rounds": 3, "keep_written_out": True})
-    assert "| 8 | 0.1000 | 0.3000 | 0.1500 | 1.50 (autograd) |" in text and "keeps its place" in text
+    assert "| 8 | 0.1000 | 0.3000 | 0.1500 | 1.50 [1.40, 1.60] (autograd) |" in text and "keeps its place" in text
     with pytest.raises(ValueError, match="--sizes"):
         Args(sizes=(0,))
