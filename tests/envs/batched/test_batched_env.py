@@ -83,14 +83,20 @@ def test_written_out_backward_matches_autograd_for_unsorted_depths(optimizer: st
             assert torch.equal(p.grad, expected[name]), f"instance {i} {name}"
 
 
-def test_stacked_forward_is_each_modules_validation_pass() -> None:
-    # Depths 1-3, widths 32 and 128, 10 and 3 classes in one stack: the batched env's one validation pass must give
-    # each module's own logits and hidden (post-ReLU) outputs, which its neuron log reads.
-    gen = torch.Generator().manual_seed(5)
+def _mixed_stack(seed: int) -> tuple[torch.Generator, list, StackedMLP]:
+    """Depths 1-3, widths 32 and 128, 10 and 3 classes, loaded into one stack (and the generator, for data)."""
+    gen = torch.Generator().manual_seed(seed)
     models = [build_mlp(64, [32], 10, gen), build_mlp(64, [128] * 3, 3, gen), build_mlp(64, [32] * 2, 10, gen)]
     stack = StackedMLP(len(models), "sgd", 0.9, torch.device("cpu"))
     for i, model in enumerate(models):
         stack.load(i, model, reset_state=True)
+    return gen, models, stack
+
+
+def test_stacked_forward_is_each_modules_validation_pass() -> None:
+    # Depths 1-3, widths 32 and 128, 10 and 3 classes in one stack: the batched env's one validation pass must give
+    # each module's own logits and hidden (post-ReLU) outputs, which its neuron log reads.
+    gen, models, stack = _mixed_stack(5)
     x = torch.rand((len(models), 40, 64), generator=gen)
     logits, hidden = stack.forward(x)
     for i, model in enumerate(models):
@@ -108,11 +114,7 @@ def test_stacked_forward_is_each_modules_validation_pass() -> None:
 def test_stacked_error_pass_is_each_neuron_logs_own() -> None:
     # The written-out error pass and input relevance of a mixed stack against each module's own autograd passes
     # in its neuron log (what the single env computes), on each row's marked errors.
-    gen = torch.Generator().manual_seed(6)
-    models = [build_mlp(64, [32], 10, gen), build_mlp(64, [128] * 3, 3, gen), build_mlp(64, [32] * 2, 10, gen)]
-    stack = StackedMLP(len(models), "sgd", 0.9, torch.device("cpu"))
-    for i, model in enumerate(models):
-        stack.load(i, model, reset_state=True)
+    gen, models, stack = _mixed_stack(6)
     x = torch.rand((len(models), 40, 64), generator=gen)
     y = torch.stack([torch.randint(m.head.out_features, (40,), generator=gen) for m in models])
     logits, hidden = stack.forward(x)
