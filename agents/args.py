@@ -216,7 +216,8 @@ class Args:
     tensorboard: bool = True
     """Log TensorBoard scalars to <run-dir>/tb."""
     smoke: bool = False
-    """Tiny budget preset (seconds): K=5, T=4, 64 steps, 4 evaluation instances; explicit flags still win."""
+    """Tiny budget preset (seconds): K=5, T=4, 64 steps, 4 evaluation instances, 4 kickstart episodes; explicit
+    flags still win."""
     verbose: int = 0
     """SB3 verbosity (0, 1, 2)."""
     watch: int | None = None
@@ -413,5 +414,6 @@ class Args:
 SMOKE_PRESET: dict[str, Any] = {
     "total_timesteps": 64, "n_envs": 1, "horizon": 4, "steps_per_action": 5, "n_steps": 16,
     "eval_freq": 32, "eval_freq_episodes": 2, "eval_episodes": 4, "checkpoint_freq": 32, "eval_workers": 1,
+    "kickstart_episodes": 4,
 }
 """Overrides applied by ``--smoke`` (a run of a few seconds, for tests)."""
