@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.func import functional_call, grad, stack_module_state, vmap
+from torch.func import functional_call, grad, vmap
 from traingym.envs.batched.stacked_mlp import StackedMLP, _sgd_step
 from traingym.envs.tasks.networks import MLP
 from traingym.protocol.cli import IntTuple, parse_cli
@@ -121,25 +121,22 @@ class TorchFunc(_Stacked):
 
     def __init__(self, models: list[MLP]) -> None:
         super().__init__(models)
-        params, _ = stack_module_state(models)
-        self.names = list(params)  # linears.0.weight, linears.0.bias, ..., head.weight, head.bias
         base = MLP(N_IN, [m.out_features for m in models[0].linears], N_OUT).to("meta")
 
         def loss(p: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             return F.cross_entropy(functional_call(base, p, (x,)), y)
 
         self.grads = vmap(grad(loss))
+        depth = len(self.weights)
+        self.prefixes = [f"linears.{j}" for j in range(depth - 1)] + ["head"]  # the module's parameter names
 
     def train(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        depth = len(self.weights)
         for step in range(y.shape[0]):
             named = {}
-            for j in range(depth):
-                prefix = "head" if j == depth - 1 else f"linears.{j}"
-                named[f"{prefix}.weight"], named[f"{prefix}.bias"] = self.weights[j], self.biases[j]
+            for prefix, w, b in zip(self.prefixes, self.weights, self.biases):
+                named[f"{prefix}.weight"], named[f"{prefix}.bias"] = w, b
             g = self.grads(named, x[step], y[step])
-            prefixes = [f"linears.{j}" for j in range(depth - 1)] + ["head"]
-            self.update([g[f"{p}.weight"] for p in prefixes], [g[f"{p}.bias"] for p in prefixes])
+            self.update([g[f"{p}.weight"] for p in self.prefixes], [g[f"{p}.bias"] for p in self.prefixes])
 
 
 class Autograd(_Stacked):
