@@ -193,6 +193,10 @@ class Args:
     kickstart_rounds: int = 1
     """1: behaviour cloning of the controller's own episodes; R > 1: DAgger, the episodes split over R rounds, in
     every round after the first the agent drives and the controller labels the states it reaches (--kickstart)."""
+    demo_coef: float = 0.0
+    """Weight of kickstarting's imitation term while RL fine-tunes (needs --kickstart): after every policy update,
+    one pass of the controller's moves' NLL over the demonstrations, the weight falling linearly to 0 at
+    --total-timesteps (traingym.agents.kickstart.DemonstrationLoss). 0: none."""
     eval_freq: int = 5_000
     """Env steps between periodic evaluations on held-out instances (best-model selection); 0 disables them."""
     eval_freq_episodes: int = 16
@@ -274,6 +278,9 @@ class Args:
             check_range("--kickstart-rounds", self.kickstart_rounds, 1, self.kickstart_episodes, integer=True)
             check_range("--kickstart-episodes", self.kickstart_episodes, 1,
                         max(1, self.total_timesteps // self.horizon), integer=True)
+        check_range("--demo-coef", self.demo_coef, 0.0, 100.0)
+        if self.demo_coef > 0 and not self.kickstart:
+            raise ValueError("--demo-coef keeps the policy near --kickstart's demonstrations; it needs --kickstart")
         unknown = [b for b in self.baselines if b not in BASELINES]
         if unknown:
             raise ValueError(f"--baselines must be names from {sorted(BASELINES)}, got {unknown}")

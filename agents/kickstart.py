@@ -7,6 +7,9 @@ agent's policy is fitted to its moves (the negative log-likelihood of SB3's own 
 demonstrations' env steps count against ``--total-timesteps``, so an agent with and one without a kickstart get the
 same number of env steps.
 
+With ``demo_coef`` > 0, kickstarting's second half follows: while RL fine-tunes the policy, a decaying imitation term
+keeps it near the demonstrations (:class:`DemonstrationLoss`).
+
 Each agent sees only its own observation keys: the controller reads the advisor's findings from ``info`` (the
 demonstration env emits the diagnosis whether the agent observes it or not), so an agent without the diagnosis
 imitates the controller's moves from what it sees, as well as that allows.
@@ -19,11 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecNormalize
 from traingym.agents.baselines import make_baseline
 from traingym.agents.env_factory import make_env
@@ -33,6 +39,9 @@ from traingym.protocol.moves import expand_actions, knob_indices
 DEMO_SEED_OFFSET = 1_000_003
 """Demonstration episode ``e`` of agent seed ``s`` resets with seed ``DEMO_SEED_OFFSET * (s + 1) + e`` (a random
 TRAIN instance drawn from it), apart from the training envs' seeds ``s + rank``."""
+
+OBS_PREFIX = "obs."
+"""Array names of the observation keys in a saved :class:`Demonstrations` file."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,23 @@ class Demonstrations:
     @property
     def steps(self) -> int:
         return len(self.actions)
+
+    @staticmethod
+    def concatenate(parts: list[Demonstrations]) -> Demonstrations:
+        return Demonstrations({k: np.concatenate([p.observations[k] for p in parts]) for k in parts[0].observations},
+                              np.concatenate([p.actions for p in parts]), np.concatenate([p.rewards for p in parts]),
+                              np.concatenate([p.episode_starts for p in parts]))
+
+    def save(self, path: str | Path) -> None:
+        np.savez_compressed(path, actions=self.actions, rewards=self.rewards, episode_starts=self.episode_starts,
+                            **{OBS_PREFIX + key: value for key, value in self.observations.items()})
+
+    @staticmethod
+    def load(path: str | Path) -> Demonstrations:
+        with np.load(path, allow_pickle=False) as data:
+            return Demonstrations({k.removeprefix(OBS_PREFIX): data[k] for k in data.files if k.startswith(OBS_PREFIX)},
+                                  data["actions"], data["rewards"], data["episode_starts"])
+
 
 
 @dataclass(frozen=True)
@@ -145,6 +171,14 @@ def prime_normalizer(normalizer: VecNormalize, demos: Demonstrations, gamma: flo
     return np.asarray(normalizer.normalize_reward(demos.rewards), dtype=np.float32)
 
 
+def imitation_loss(policy: ActorCriticPolicy, observations: dict[str, torch.Tensor], actions: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The negative log-likelihood of ``actions`` under the policy's own action distribution (mean over the
+    batch), and the value head's predictions."""
+    values, log_prob, _ = policy.evaluate_actions(observations, actions)
+    return -log_prob.mean(), values.flatten()
+
+
 def fit_policy(model: BaseAlgorithm, observations: dict[str, np.ndarray], actions: np.ndarray, returns: np.ndarray,
                epochs: int, batch_size: int = 64, learning_rate: float = 1e-3, seed: int = 0) -> float:
     """Fit ``model.policy`` to the actions (negative log-likelihood) and its value head to ``returns`` (MSE, half
@@ -161,8 +195,8 @@ def fit_policy(model: BaseAlgorithm, observations: dict[str, np.ndarray], action
         for batch in torch.randperm(n, generator=generator).split(batch_size):
             batch = batch.to(policy.device)
             sample = {k: v[batch] for k, v in obs_tensor.items()}
-            values, log_prob, _ = policy.evaluate_actions(sample, action_tensor[batch])
-            loss = -log_prob.mean() + 0.5 * torch.nn.functional.mse_loss(values.flatten(), return_tensor[batch])
+            nll, values = imitation_loss(policy, sample, action_tensor[batch])
+            loss = nll + 0.5 * torch.nn.functional.mse_loss(values, return_tensor[batch])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -174,27 +208,32 @@ def fit_policy(model: BaseAlgorithm, observations: dict[str, np.ndarray], action
 
 def kickstart(model: BaseAlgorithm, normalizer: VecNormalize | None, controller: str, env_id: str,
               env_kwargs: dict[str, Any], obs_keys: tuple[str, ...], knobs: tuple[str, ...], episodes: int,
-              epochs: int, horizon: int, gamma: float, seed: int, rounds: int = 1) -> KickstartResult:
+              epochs: int, horizon: int, gamma: float, seed: int, rounds: int = 1
+              ) -> tuple[KickstartResult, Demonstrations]:
     """Fit the agent to the controller: behaviour cloning of the controller's own episodes (``rounds`` 1), or
     DAgger (Ross et al. 2011, ``rounds`` > 1): the ``episodes`` are split over the rounds; in the first the
     controller drives, in each later one the agent fitted so far drives and the controller labels the states it
     reaches, and the agent is fitted again to everything gathered (errors that take the agent off the controller's
-    path get labels there). Each round's data primes the normaliser as if the agent had run it."""
+    path get labels there). Each round's data primes the normaliser as if the agent had run it. Returns what
+    happened and everything gathered (raw observations, the controller's labels)."""
     per_round = [episodes // rounds + (r < episodes % rounds) for r in range(rounds)]
     gathered: list[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]] = []
+    rounds_demos: list[Demonstrations] = []
     accuracy, steps, first = 0.0, 0, 0
     for count in per_round:
         driver = None if not gathered else _driver(model, normalizer)
         demos = collect_demonstrations(controller, env_id, env_kwargs, obs_keys, knobs, count, horizon, seed,
                                        first_episode=first, driver=driver)
         first, steps = first + count, steps + demos.steps
+        rounds_demos.append(demos)
         rewards = demos.rewards if normalizer is None else prime_normalizer(normalizer, demos, gamma)
         gathered.append((demos.observations, demos.actions, returns_to_go(rewards, demos.episode_starts, gamma)))
         raw = {key: np.concatenate([g[0][key] for g in gathered]) for key in obs_keys}
         observations = raw if normalizer is None else normalizer.normalize_obs(raw)
         accuracy = fit_policy(model, observations, np.concatenate([g[1] for g in gathered]),
                               np.concatenate([g[2] for g in gathered]), epochs, seed=seed + len(gathered))
-    return KickstartResult(controller, episodes, steps, epochs, accuracy, rounds)
+    result = KickstartResult(controller, episodes, steps, epochs, accuracy, rounds)
+    return result, Demonstrations.concatenate(rounds_demos)
 
 
 def _driver(model: BaseAlgorithm, normalizer: VecNormalize | None) -> Driver:
@@ -204,3 +243,57 @@ def _driver(model: BaseAlgorithm, normalizer: VecNormalize | None) -> Driver:
         action, _ = model.predict(seen, deterministic=True)
         return np.asarray(action)
     return act
+
+
+class DemonstrationLoss(BaseCallback):
+    """Kickstarting's decaying imitation term while RL fine-tunes a kickstarted policy (Schmitt et al. 2018; the
+    demonstration term of DAPG, Rajeswaran et al. 2018): after every policy update, one pass over the
+    demonstrations in minibatches, each an optimizer step on ``coef * w * NLL`` of the demonstrated actions, where
+    ``w`` falls linearly from 1 after the demonstrations to 0 at ``total_timesteps``.
+
+    The steps are the algorithm's own optimizer's (its Adam moments and current learning rate, gradients clipped at
+    its ``max_grad_norm``), interleaved with its updates rather than added to its loss, so SB3's update stays as it
+    is; the optimizer's state is saved with the model, and the minibatch order derives from ``seed`` and the step
+    counter, so a resumed run continues as an uninterrupted one would. Observations are normalised with the
+    running statistics of the moment.
+    """
+
+    def __init__(self, demonstrations: Demonstrations, normalizer: VecNormalize | None, coef: float,
+                 total_timesteps: int, batch_size: int = 64, seed: int = 0) -> None:
+        super().__init__()
+        self.demonstrations, self.normalizer = demonstrations, normalizer
+        self.coef, self.total_timesteps, self.batch_size, self.seed = coef, total_timesteps, batch_size, seed
+        self.passes = 0
+
+    def weight(self, num_timesteps: int) -> float:
+        """``coef`` times the share of the RL steps still to come."""
+        start = self.demonstrations.steps
+        return self.coef * max(0.0, 1.0 - (num_timesteps - start) / max(1, self.total_timesteps - start))
+
+    def _on_rollout_start(self) -> None:
+        # The first rollout of a fresh run comes before any update: nothing to pull back yet.
+        steps = self.model.num_timesteps
+        weight = self.weight(steps)
+        if steps <= self.demonstrations.steps or weight <= 0.0:
+            return
+        policy = self.model.policy
+        raw = self.demonstrations.observations
+        seen = raw if self.normalizer is None else self.normalizer.normalize_obs(raw)
+        observations, _ = policy.obs_to_tensor(seen)
+        actions = torch.as_tensor(self.demonstrations.actions, device=policy.device)
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + steps)
+        policy.set_training_mode(True)
+        for batch in torch.randperm(len(actions), generator=generator).split(self.batch_size):
+            batch = batch.to(policy.device)
+            nll, _ = imitation_loss(policy, {k: v[batch] for k, v in observations.items()}, actions[batch])
+            policy.optimizer.zero_grad()
+            (weight * nll).backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), self.model.max_grad_norm)
+            policy.optimizer.step()
+        policy.set_training_mode(False)
+        self.passes += 1
+        self.logger.record("kickstart/demo_weight", weight)
+        self.logger.record("kickstart/demo_nll", float(nll.detach()))
+
+    def _on_step(self) -> bool:
+        return True

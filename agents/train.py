@@ -18,11 +18,17 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 from traingym.agents.algos import algo_class, build_model, uses_discrete_actions
 from traingym.agents.args import Args
 from traingym.agents.callbacks import HeldOutEvalCallback, TrainGymMetricsCallback, read_learning_curve
-from traingym.agents.checkpoints import AtomicCheckpointCallback, atomic_write_json, latest_checkpoint, save_agent
+from traingym.agents.checkpoints import (
+    AtomicCheckpointCallback,
+    atomic_save,
+    atomic_write_json,
+    latest_checkpoint,
+    save_agent,
+)
 from traingym.agents.env_factory import env_factory
 from traingym.agents.episodes import EpisodeSettings
 from traingym.agents.evaluate import PolicySummary, evaluate, run_evaluation, summarize
-from traingym.agents.kickstart import KickstartResult, kickstart
+from traingym.agents.kickstart import DemonstrationLoss, Demonstrations, KickstartResult, kickstart
 from traingym.agents.knob_subset import KnobSubsetVecEnv
 from traingym.agents.policies import PolicySpec
 from traingym.agents.tuning import EvaluationBaselines
@@ -33,6 +39,7 @@ from traingym.protocol.moves import KNOBS
 from traingym.protocol.run_files import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
+    DEMONSTRATIONS_FILE,
     KICKSTART_FILE,
     LEARNING_CURVE_BASELINES,
     LEARNING_CURVE_CSV,
@@ -173,8 +180,12 @@ def periodic_eval_settings(args: Args) -> EpisodeSettings:
 
 
 def make_callbacks(args: Args, run_dir: Path, normalizer: VecNormalize | None) -> list[BaseCallback]:
-    """Metrics, periodic held-out evaluation (best model) and atomic checkpoints."""
+    """Metrics, kickstarting's imitation term (--demo-coef), periodic held-out evaluation (best model) and atomic
+    checkpoints."""
     callbacks: list[BaseCallback] = [TrainGymMetricsCallback()]
+    if args.demo_coef > 0:
+        callbacks.append(DemonstrationLoss(Demonstrations.load(run_dir / DEMONSTRATIONS_FILE), normalizer,
+                                           args.demo_coef, args.total_timesteps, seed=args.seed))
     if args.eval_freq > 0:
         callbacks.append(HeldOutEvalCallback(
             periodic_eval_settings(args), run_dir, args.eval_freq, args.observation_spec(),
@@ -248,11 +259,13 @@ def train(args: Args) -> TrainResult:
 def run_kickstart(args: Args, run_dir: Path, model: BaseAlgorithm, normalizer: VecNormalize | None
                   ) -> KickstartResult:
     """Fit a fresh agent to ``--kickstart``'s demonstrations; their env steps go on the model's step counter and
-    what happened into the run directory's ``KICKSTART_FILE``."""
-    result = kickstart(model, normalizer, args.kickstart, args.env, args.env_kwargs(), args.resolved_obs_keys(),
-                       args.resolved_knobs(), args.kickstart_episodes, args.kickstart_epochs, args.horizon,
-                       args.gamma, args.seed, args.kickstart_rounds)
+    what happened into the run directory's ``KICKSTART_FILE``, the demonstrations into ``DEMONSTRATIONS_FILE``."""
+    result, demonstrations = kickstart(
+        model, normalizer, args.kickstart, args.env, args.env_kwargs(), args.resolved_obs_keys(),
+        args.resolved_knobs(), args.kickstart_episodes, args.kickstart_epochs, args.horizon, args.gamma, args.seed,
+        args.kickstart_rounds)
     model.num_timesteps = result.env_steps
+    atomic_save(run_dir / DEMONSTRATIONS_FILE, demonstrations.save)
     atomic_write_json(run_dir / KICKSTART_FILE, result.to_json())
     return result
 

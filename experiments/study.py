@@ -77,10 +77,15 @@ the same way)."""
 # Candidate fine-tuning settings (chosen on TRAIN draws, --instance-set sampled): the main job's PPO settings; a
 # smaller step without the entropy bonus (the imitated policy is near deterministic); no RL at all (imitation only);
 # the smaller step inside a KL trust region around the policy of each rollout; imitation only, by DAgger in 4 rounds.
+# Then kickstarting's decaying imitation term during RL (--demo-coef), with the smaller step, and inside the trust
+# region too.
 FINE_TUNING: dict[str, dict[str, Any]] = {"": {}, "-lr3e-4": {"learning_rate": 3e-4, "ent_coef": 0.0},
                                           "-only": {"total_timesteps": 960},
                                           "-kl": {"learning_rate": 3e-4, "ent_coef": 0.0, "target_kl": 0.01},
-                                          "-dagger": {"total_timesteps": 960, "kickstart_rounds": 4}}
+                                          "-dagger": {"total_timesteps": 960, "kickstart_rounds": 4},
+                                          "-demo": {"learning_rate": 3e-4, "ent_coef": 0.0, "demo_coef": 1.0},
+                                          "-demo-kl": {"learning_rate": 3e-4, "ent_coef": 0.0, "demo_coef": 1.0,
+                                                       "target_kl": 0.01}}
 PRESET_VARIANTS["pathologies_kickstart"] = {
     f"{name}{KICKSTART_SUFFIX}{tuning}": {**overrides, "kickstart": "diagnosis_aware", **settings}
     for tuning, settings in FINE_TUNING.items() for name, overrides in PRESET_VARIANTS["pathologies"].items()}

@@ -7,14 +7,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from stable_baselines3 import PPO
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import DummyVecEnv
 from traingym.agents.args import Args
 from traingym.agents.env_factory import env_factory
-from traingym.agents.kickstart import collect_demonstrations, fit_policy, returns_to_go
+from traingym.agents.kickstart import (
+    DemonstrationLoss,
+    Demonstrations,
+    collect_demonstrations,
+    fit_policy,
+    imitation_loss,
+    returns_to_go,
+)
 from traingym.agents.train import train
 from traingym.protocol.moves import KNOBS
-from traingym.protocol.run_files import KICKSTART_FILE
+from traingym.protocol.run_files import DEMONSTRATIONS_FILE, KICKSTART_FILE
 
 PATHOLOGIES = "TrainGym/DigitsPathologies-v0"
 TINY = {"total_timesteps": 64, "n_envs": 1, "horizon": 3, "steps_per_action": 5, "n_steps": 8, "eval_freq": 0,
@@ -59,19 +68,72 @@ def test_with_a_driver_the_agent_acts_and_the_controller_only_labels() -> None:
     assert np.array_equal(first[0], later[0]) and not np.array_equal(first[1:], later[1:])
 
 
-def test_fit_policy_makes_the_demonstrated_action_the_most_likely_one() -> None:
+def _model_and_demonstrations() -> tuple[PPO, DummyVecEnv, Demonstrations]:
+    """A fresh PPO agent and 64 demonstrated steps whose move depends on the observation (a fit has to read it)."""
     venv = DummyVecEnv([env_factory("TrainGym/DigitsMLP-v0", 3, {"steps_per_action": 2,
                                                                    "obs_keys": ("training_stats",)})])
     model = PPO("MultiInputPolicy", venv, n_steps=8, batch_size=8, seed=0)
     rng = np.random.default_rng(0)
     observations = {"training_stats": rng.normal(size=(64, venv.observation_space["training_stats"].shape[0]))
                     .astype(np.float32)}
-    # The demonstrated move depends on the observation: the fit has to read it.
     actions = np.where(observations["training_stats"][:, :1] > 0, [[0, 1, 2, 1]], [[2, 1, 0, 1]])
+    return model, venv, Demonstrations(observations, actions, np.zeros(64, np.float32), np.arange(64) % 4 == 0)
+
+
+def test_fit_policy_makes_the_demonstrated_action_the_most_likely_one() -> None:
+    model, venv, demos = _model_and_demonstrations()
+    observations, actions = demos.observations, demos.actions
     before = fit_policy(model, observations, actions, np.zeros(64, dtype=np.float32), epochs=0)
     after = fit_policy(model, observations, actions, np.zeros(64, dtype=np.float32), epochs=60)
     venv.close()
     assert before < 0.5 and after >= 0.95
+
+
+def _demonstration_nll(model: PPO, demos: Demonstrations) -> float:
+    observations, _ = model.policy.obs_to_tensor(demos.observations)
+    with torch.no_grad():
+        return float(imitation_loss(model.policy, observations, torch.as_tensor(demos.actions))[0])
+
+
+def test_demonstration_loss_pulls_the_policy_towards_the_demonstrations_with_a_decaying_weight() -> None:
+    model, venv, demos = _model_and_demonstrations()
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    callback = DemonstrationLoss(demos, None, coef=1.0, total_timesteps=64 + 100, batch_size=8)
+    callback.init_callback(model)
+    before = _demonstration_nll(model, demos)
+    model.num_timesteps = 64  # the first rollout after the demonstrations: no update yet, nothing to pull back
+    callback.on_rollout_start()
+    assert callback.passes == 0 and _demonstration_nll(model, demos) == before
+    model.num_timesteps = 64 + 50
+    for _ in range(10):
+        callback.on_rollout_start()
+    venv.close()
+    assert callback.passes == 10 and _demonstration_nll(model, demos) < before - 0.1
+    assert callback.weight(64) == 1.0 and callback.weight(64 + 50) == 0.5 and callback.weight(64 + 100) == 0.0
+
+
+def test_demonstrations_survive_a_save_and_load(tmp_path: Path) -> None:
+    _, venv, demos = _model_and_demonstrations()
+    venv.close()
+    demos.save(tmp_path / "d.npz")
+    loaded = Demonstrations.load(tmp_path / "d.npz")
+    assert set(loaded.observations) == set(demos.observations)
+    for key in demos.observations:
+        assert np.array_equal(loaded.observations[key], demos.observations[key])
+    for name in ("actions", "rewards", "episode_starts"):
+        assert np.array_equal(getattr(loaded, name), getattr(demos, name))
+
+
+def test_demo_coef_changes_what_a_kickstarted_run_learns(tmp_path: Path) -> None:
+    def parameters(coef: float) -> list[torch.Tensor]:
+        run = tmp_path / f"coef{coef}"
+        train(Args(run_dir=str(run), env=PATHOLOGIES, kickstart="diagnosis_aware", kickstart_episodes=2,
+                   kickstart_epochs=2, demo_coef=coef, **TINY))
+        assert (run / DEMONSTRATIONS_FILE).exists()
+        return [p.detach().clone() for p in PPO.load(run / "model.zip").policy.parameters()]
+
+    without, with_term = parameters(0.0), parameters(1.0)
+    assert any(not torch.equal(a, b) for a, b in zip(without, with_term))
 
 
 def test_kickstarted_run_counts_the_demonstrations_in_its_budget(tmp_path: Path) -> None:
@@ -95,6 +157,8 @@ def test_dagger_rounds_split_the_episodes_and_count_every_step(tmp_path: Path) -
     ({"kickstart": "steer", "algo": "dqn"}, "--kickstart needs --algo ppo or a2c"),
     ({"kickstart": "steer", "kickstart_episodes": 1000}, "--kickstart-episodes"),
     ({"kickstart": "steer", "kickstart_episodes": 4, "kickstart_rounds": 5}, "--kickstart-rounds"),
+    ({"demo_coef": 1.0}, "--demo-coef .* needs --kickstart"),
+    ({"kickstart": "steer", "demo_coef": -1.0}, "--demo-coef"),
 ])
 def test_bad_kickstart_arguments_are_one_clear_message(overrides: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
