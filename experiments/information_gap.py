@@ -93,9 +93,12 @@ def run_policies(policies: dict[str, Baseline], settings: EpisodeSettings, worke
 
 
 def pathologies(env_id: str, instance_set: str, indices: Sequence[int]) -> list[str]:
-    """The planted pathology of each instance (ground truth, never shown to a policy)."""
+    """The planted pathology of each instance (ground truth, never shown to a policy); for ``sampled``, of the
+    draw that ``reset(seed=i)`` makes, as in an evaluation episode."""
     env = gym.make(env_id, instance_set=instance_set, obs_keys=["training_stats"])
     try:
+        if instance_set == "sampled":
+            return [str(env.reset(seed=i)[1]["instance"].get("pathology", "clean")) for i in indices]
         instances = env.unwrapped.instances  # type: ignore[attr-defined]
         return [str(instances[i].get("pathology", "clean")) for i in indices]
     finally:

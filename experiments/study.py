@@ -29,11 +29,12 @@ from traingym.agents.evaluate import evaluate, print_table, summarize
 from traingym.agents.policies import PolicySpec
 from traingym.agents.stats import bootstrap_mean, paired_difference
 from traingym.envs.tasks.base import TEST_SET_SIZE
+from traingym.experiments.information_gap import pathologies
 from traingym.protocol.checks import check_range
 from traingym.protocol.cli import IntTuple, StrTuple
 
 Preset = Literal["default", "ablation", "generalisation", "pathologies", "pathologies_ablation",
-                 "pathologies_kickstart", "default_kickstart"]
+                 "pathologies_kickstart", "pathologies_kickstart_128", "default_kickstart"]
 ALL_KNOBS = ("lr", "weight_decay", "aug_level", "neuron_scale")
 GENERALISATION_TRAIN_ENVS = ("TrainGym/DigitsMLP-v0", "TrainGym/DigitsCNN-v0", "TrainGym/TabularMLP-v0")
 """The families the generalisation agent trains on (together); it is evaluated on MNISTCNN, which it never saw."""
@@ -89,6 +90,12 @@ FINE_TUNING: dict[str, dict[str, Any]] = {"": {}, "-lr3e-4": {"learning_rate": 3
 PRESET_VARIANTS["pathologies_kickstart"] = {
     f"{name}{KICKSTART_SUFFIX}{tuning}": {**overrides, "kickstart": "diagnosis_aware", **settings}
     for tuning, settings in FINE_TUNING.items() for name, overrides in PRESET_VARIANTS["pathologies"].items()}
+# The candidates that kept the imitated behaviour on TRAIN draws, on all 128 held-out instances (those of the
+# information-gap page): the 64 of the other presets hold only 10 spurious instances, where the findings matter most.
+WIDE_TUNING = ("-only", "-dagger", "-kl", "-demo", "-demo-kl")
+PRESET_VARIANTS["pathologies_kickstart_128"] = {
+    name: overrides for name, overrides in PRESET_VARIANTS["pathologies_kickstart"].items()
+    if any(name.endswith(f"{KICKSTART_SUFFIX}{tuning}") for tuning in WIDE_TUNING)}
 # The main job with and without imitating steer first (the same 10k env steps).
 PRESET_VARIANTS["default_kickstart"] = {"default": {}, "kickstart-steer": {"kickstart": "steer"}}
 """Per preset: agent variants, each as ``Args`` overrides of the main job's defaults."""
@@ -103,24 +110,31 @@ RESULT_PAGES: dict[str, tuple[str, str]] = {
                                                      "instances"),
     "pathologies_kickstart": ("agent_pathologies_kickstart", "Agents on the pathology mixture kickstarted from the "
                                                              "diagnosis-aware controller, held-out instances"),
+    "pathologies_kickstart_128": ("agent_pathologies_kickstart_128", "Kickstarted agents that keep the imitated "
+                                  "behaviour, on all 128 held-out instances of the pathology mixture"),
     "generalisation": ("agent_generalisation", "One agent trained on DigitsMLP + DigitsCNN + TabularMLP, evaluated on "
                                                "held-out MNISTCNN (a family it never saw)"),
 }
 PRESET_ENV: dict[str, str] = {"generalisation": "TrainGym/MNISTCNN-v0",
                               "pathologies": "TrainGym/DigitsPathologies-v0",
                               "pathologies_ablation": "TrainGym/DigitsPathologies-v0",
-                              "pathologies_kickstart": "TrainGym/DigitsPathologies-v0"}
+                              "pathologies_kickstart": "TrainGym/DigitsPathologies-v0",
+                              "pathologies_kickstart_128": "TrainGym/DigitsPathologies-v0"}
 """The evaluation env per preset (others: DigitsMLP)."""
 PRESET_BASELINES: dict[str, tuple[str, ...]] = {"generalisation": ("keep", "plateau", "steer"),
                                                 "pathologies": ("keep", "good_defaults", "steer", "diagnosis_aware",
                                                                 "diagnosis_aware_defaults"),
 }
 """The baselines per preset (others: keep, random, step_decay, plateau, steer)."""
-PRESET_BASELINES["pathologies_ablation"] = PRESET_BASELINES["pathologies_kickstart"] = PRESET_BASELINES["pathologies"]
+for _preset in ("pathologies_ablation", "pathologies_kickstart", "pathologies_kickstart_128"):
+    PRESET_BASELINES[_preset] = PRESET_BASELINES["pathologies"]
 PRESET_RUNS: dict[str, str] = {"pathologies_ablation": "pathologies", "pathologies_kickstart": "pathologies",
-                               "default_kickstart": "default"}
+                               "pathologies_kickstart_128": "pathologies", "default_kickstart": "default"}
 """Presets whose runs and evaluated episodes live in another preset's folder: a variant with the same name and
 settings is the same training run, trained once."""
+DEFAULT_EVAL_EPISODES = 64
+PRESET_EVAL_EPISODES: dict[str, int] = {"pathologies_kickstart_128": TEST_SET_SIZE}
+"""Held-out instances per preset (others: DEFAULT_EVAL_EPISODES)."""
 AGENTS_PAGE = ("agent_candidate", "Agents trained elsewhere (a candidate configuration) on held-out instances")
 """The page of a study of existing runs (``--agents``): not the main job's defaults, so not agent_default."""
 TUNING_PAGE = ("agent_tuning", "Candidate agents on fresh draws from the TRAIN distribution (tuning, no held-out "
@@ -148,8 +162,8 @@ class StudyArgs:
     baselines: StrTuple = ()
     """Baselines evaluated on the same instances; empty: the preset's (generalisation: keep, plateau, steer; else
     keep, random, step_decay, plateau, steer)."""
-    eval_episodes: int = 64
-    """Held-out instances 0..n-1."""
+    eval_episodes: int | None = None
+    """Held-out instances 0..n-1; None: the preset's (pathologies_kickstart_128: all 128, else 64)."""
     total_timesteps: int | None = None
     """Override of the training budget; None: the main job's."""
     workers: int = 0
@@ -180,6 +194,8 @@ class StudyArgs:
                 self.preset, ("keep", "random", "step_decay", "plateau", "steer")))
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"--seeds must be distinct and non-empty, got {list(self.seeds)}")
+        if self.eval_episodes is None:
+            object.__setattr__(self, "eval_episodes", PRESET_EVAL_EPISODES.get(self.preset, DEFAULT_EVAL_EPISODES))
         check_range("--eval-episodes", self.eval_episodes, 1, TEST_SET_SIZE, integer=True)
         if self.total_timesteps is not None and self.total_timesteps < 1:
             raise ValueError(f"--total-timesteps must be >= 1, got {self.total_timesteps}")
@@ -238,9 +254,10 @@ def _fmt(interval: dict[str, float], signed: bool = True) -> str:
 
 
 def markdown(study: StudyArgs, rows: list[dict[str, Any]], baseline_means: dict[str, dict[str, float]],
-             baseline_divergence: dict[str, float], episodes: dict[str, list[float]] | None = None
-             ) -> tuple[str, dict[str, Any]]:
-    """The page body (per-seed table, baselines, mean per variant, the bar) and its JSON summary."""
+             baseline_divergence: dict[str, float], episodes: dict[str, list[float]] | None = None,
+             labels: list[str] | None = None) -> tuple[str, dict[str, Any]]:
+    """The page body (per-seed table, baselines, mean per variant, the bar, per planted pathology when
+    ``labels`` name them) and its JSON summary."""
     others = [b for b in study.baselines if b != "random"]
     lines = ["| agent | seed | agent test acc [95% CI] | diverged | "
              + " | ".join(f"Δ vs {b} [95% CI]" for b in others) + " | train s |",
@@ -265,6 +282,8 @@ def markdown(study: StudyArgs, rows: list[dict[str, Any]], baseline_means: dict[
         lines.append(f"| {variant} | {mean:.3f} | " + " | ".join(f"{deltas[b]:+.3f}" for b in others)
                      + f" | {'passed' if passed else 'not passed'} |")
     variants = list(dict.fromkeys(r["variant"] for r in rows))
+    if labels is not None and episodes is not None and set(labels) != {"clean"}:
+        lines += ["", *pathology_table(rows, study.baselines, episodes, labels, summary)]
     if study.preset in PRESET_RUNS.values() or study.preset in PRESET_RUNS:
         for variant in variants:
             suffix = next((variant[variant.index(s):] for s in (LONG_SUFFIX, KICKSTART_SUFFIX) if s in variant), "")
@@ -278,6 +297,26 @@ def markdown(study: StudyArgs, rows: list[dict[str, Any]], baseline_means: dict[
               f"every seed beats {', '.join(BAR_BASELINES)} with the CI above zero and the mean over seeds is "
               f"within {BAR_STEER_MARGIN} of steer or better."]
     return "\n".join(lines), summary
+
+
+def pathology_table(rows: list[dict[str, Any]], baselines: Sequence[str], episodes: dict[str, list[float]],
+                    labels: list[str], summary: dict[str, Any]) -> list[str]:
+    """Mean test accuracy per planted pathology (ground truth no policy sees): each variant's mean over seeds and
+    each baseline's, so a difference between variants can be traced to the instances that carry it."""
+    groups = sorted(set(labels))
+    members = {g: [i for i, label in enumerate(labels) if label == g] for g in groups}
+    lines = ["| policy | " + " | ".join(f"{g} (n={len(members[g])})" for g in groups) + " |",
+             "|---" * (1 + len(groups)) + "|"]
+    policies = {variant: [r["label"] for r in rows if r["variant"] == variant]
+                for variant in dict.fromkeys(r["variant"] for r in rows)}
+    policies.update({b: [b] for b in baselines})
+    per_pathology = {}
+    for name, labels_of in policies.items():
+        per_pathology[name] = {g: float(np.mean([np.mean([episodes[label][i] for i in members[g]])
+                                                 for label in labels_of])) for g in groups}
+        lines.append(f"| {name} | " + " | ".join(f"{per_pathology[name][g]:.3f}" for g in groups) + " |")
+    summary["per_pathology"] = per_pathology
+    return ["Mean test accuracy per planted pathology (variants: mean over seeds):", "", *lines]
 
 
 def variant_comparison(rows: list[dict[str, Any]], episodes: dict[str, list[float]] | None,
@@ -412,7 +451,9 @@ def run_study(study: StudyArgs, command: str | None = None) -> dict[str, Any]:
     out = Path(study.out_dir) / study.preset
     out.mkdir(parents=True, exist_ok=True)  # the episodes may live in another preset's folder (PRESET_RUNS)
     shared = Path(study.out_dir) / PRESET_RUNS.get(study.preset, study.preset)
-    episodes_dir = "episodes" if study.instance_set == "test" else f"episodes-{study.instance_set}"
+    # One cache folder per instance list: a longer list is other episodes, not an extension of the cached ones.
+    episodes_dir = ("episodes" + ("" if study.instance_set == "test" else f"-{study.instance_set}")
+                    + ("" if study.eval_episodes == DEFAULT_EVAL_EPISODES else f"-{study.eval_episodes}"))
     results = evaluate_cached(specs, settings, study.workers, shared / episodes_dir)
     summaries = summarize(results, "keep")
     print_table(summaries, "keep", title=f"study {study.preset}: held-out {study.env}")
@@ -420,7 +461,8 @@ def run_study(study: StudyArgs, command: str | None = None) -> dict[str, Any]:
     baseline_means = {s.policy: s.test_accuracy.__dict__ for s in summaries if s.policy in study.baselines}
     baseline_divergence = {s.policy: s.divergence_rate for s in summaries if s.policy in study.baselines}
     episodes = {label: [e.test_accuracy for e in eps] for label, eps in results.items()}
-    body, summary = markdown(study, rows, baseline_means, baseline_divergence, episodes)
+    labels = pathologies(study.env, study.instance_set, list(range(study.eval_episodes)))
+    body, summary = markdown(study, rows, baseline_means, baseline_divergence, episodes, labels)
     print(body)
     data = {"study": {k: list(v) if isinstance(v, tuple) else v for k, v in study.__dict__.items()},
             "main_job": first.to_json(), "algo_kwargs": first.algo_kwargs(), "rows": rows,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from traingym.experiments.study import PRESET_VARIANTS, StudyArgs, main, run_study
+from traingym.experiments.study import PRESET_VARIANTS, StudyArgs, main, pathology_table, run_study
 
 
 def test_study_args_reject_bad_input() -> None:
@@ -42,7 +42,7 @@ def test_smoke_study_trains_each_seed_once_and_pairs_every_baseline(tmp_path: Pa
     tuning = run_study(StudyArgs(agents=tuple(runs), smoke=True, eval_episodes=2, baselines=("keep", "steer"),
                                  out_dir=str(tmp_path), write_page=False, workers=1, instance_set="sampled"))
     assert tuning["episodes"]["keep"] != data["episodes"]["keep"]
-    assert (tmp_path / "default" / "episodes-sampled" / "keep.json").exists()
+    assert (tmp_path / "default" / "episodes-sampled-2" / "keep.json").exists()  # one folder per instance list
     assert run_study(StudyArgs(agents=tuple(runs), smoke=True, eval_episodes=2, baselines=("keep", "steer"),
                                out_dir=str(tmp_path), write_page=False, workers=1))["episodes"] == data["episodes"]
 
@@ -100,3 +100,23 @@ def test_the_pathology_ablation_shares_the_pathology_study_runs(tmp_path: Path) 
     longer = ablation.agent_args("training_stats-30k", 1)
     assert longer.total_timesteps == 3 * study.agent_args("training_stats", 1).total_timesteps
     assert ablation.agent_args("training_stats+neurons", 1).run_dir != study.agent_args("training_stats", 1).run_dir
+
+
+def test_the_128_instance_kickstart_study_reuses_the_kickstart_runs_on_all_held_out_instances(tmp_path: Path
+                                                                                             ) -> None:
+    wide = StudyArgs(preset="pathologies_kickstart_128", out_dir=str(tmp_path))
+    kickstart = StudyArgs(preset="pathologies_kickstart", out_dir=str(tmp_path))
+    assert wide.eval_episodes == 128 and kickstart.eval_episodes == 64
+    assert PRESET_VARIANTS["pathologies_kickstart_128"]
+    for variant in PRESET_VARIANTS["pathologies_kickstart_128"]:
+        assert wide.agent_args(variant, 2) == kickstart.agent_args(variant, 2)
+
+
+def test_pathology_table_averages_each_planted_pathology_over_seeds() -> None:
+    rows = [{"variant": "v", "label": "v-seed0", "seed": 0}, {"variant": "v", "label": "v-seed1", "seed": 1}]
+    episodes = {"v-seed0": [1.0, 0.0, 0.5], "v-seed1": [0.0, 0.0, 0.5], "keep": [0.2, 0.4, 0.6]}
+    summary: dict = {}
+    lines = pathology_table(rows, ("keep",), episodes, ["clean", "spurious", "clean"], summary)
+    assert summary["per_pathology"] == {"v": {"clean": 0.5, "spurious": 0.0}, "keep": {"clean": 0.4, "spurious": 0.4}}
+    assert "| clean (n=2) | spurious (n=1) |" in lines[2] and lines[-1] == "| keep | 0.400 | 0.400 |"
+
