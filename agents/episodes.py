@@ -92,7 +92,7 @@ def run_episode(policy: Any, env: gym.Env, label: str, index: int, seed: int, ho
     """Run ``policy`` for one episode on instance ``index`` with ``reset(seed=seed)``."""
     options: dict[str, Any] = {"instance_index": index}
     if hasattr(policy, "override_instance"):
-        options = {"instance": policy.override_instance(dict(env.unwrapped.instances[index]))}
+        options = {"instance": policy.override_instance(episode_instance(env, index, seed))}
     if hasattr(policy, "begin_episode"):
         policy.begin_episode(seed)
     obs, info = env.reset(seed=seed, options=options)
@@ -120,6 +120,15 @@ def run_episode(policy: Any, env: gym.Env, label: str, index: int, seed: int, ho
     vals += [vals[-1]] * (horizon - len(vals))  # a diverged run stays at its post-divergence accuracy
     result.val_auc = float(np.mean(vals))
     return result
+
+
+def episode_instance(env: gym.Env, index: int, seed: int) -> dict[str, Any]:
+    """The instance episode ``index`` plays: ``index`` of a fixed instance set, or for ``sampled`` the draw that
+    ``reset(seed=seed)`` makes (an extra reset), so that a policy overriding the instance's settings plays the
+    same draw as every other policy."""
+    if env.unwrapped.config.instance_set == "sampled":  # type: ignore[attr-defined]
+        return dict(env.reset(seed=seed)[1]["instance"])
+    return dict(env.unwrapped.instances[index])  # type: ignore[attr-defined]
 
 
 def _append_state(result: EpisodeResult, info: dict[str, Any]) -> None:

@@ -32,7 +32,7 @@ from traingym.agents.baselines import (
     controller_targets,
     store_controller_targets,
 )
-from traingym.agents.episodes import EpisodeResult, EpisodeSettings, run_policy_object
+from traingym.agents.episodes import EpisodeResult, EpisodeSettings, episode_instance, run_policy_object
 from traingym.agents.stats import bootstrap_mean, paired_difference
 from traingym.agents.tuned_defaults import tuned_defaults
 from traingym.experiments.mixture_args import check_mixture_args
@@ -97,10 +97,7 @@ def pathologies(env_id: str, instance_set: str, indices: Sequence[int]) -> list[
     draw that ``reset(seed=i)`` makes, as in an evaluation episode."""
     env = gym.make(env_id, instance_set=instance_set, obs_keys=["training_stats"])
     try:
-        if instance_set == "sampled":
-            return [str(env.reset(seed=i)[1]["instance"].get("pathology", "clean")) for i in indices]
-        instances = env.unwrapped.instances  # type: ignore[attr-defined]
-        return [str(instances[i].get("pathology", "clean")) for i in indices]
+        return [str(episode_instance(env, i, i).get("pathology", "clean")) for i in indices]
     finally:
         env.close()
 

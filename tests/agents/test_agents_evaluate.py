@@ -136,3 +136,23 @@ def test_cli_smoke(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "step_decay" in proc.stdout
     assert (tmp_path / "eval.png").read_bytes()[:8] == PNG
+
+
+def test_a_policy_overriding_the_instance_plays_the_same_draw_on_sampled_instances() -> None:
+    from traingym.agents.baselines import GoodDefaultsPolicy
+    from traingym.agents.episodes import make_policy_env, run_episode
+
+    class Spy(GoodDefaultsPolicy):
+        def override_instance(self, instance: dict) -> dict:
+            self.seen = dict(instance)
+            return super().override_instance(instance)
+
+    spy = Spy(lr=0.05, weight_decay=1e-4, aug_level=0)
+    settings = EpisodeSettings("TrainGym/DigitsPathologies-v0", 1, 2, (3,), instance_set="sampled")
+    env = make_policy_env(spy, settings)
+    try:
+        result = run_episode(spy, env, "spy", 3, 3, horizon=1)
+        drawn = env.reset(seed=3, options={"instance_index": 3})[1]["instance"]  # what every other policy plays
+    finally:
+        env.close()
+    assert spy.seen == drawn and result.lr[0] == 0.05
