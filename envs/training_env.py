@@ -107,7 +107,7 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     Read-only properties give the state the phases leave: :attr:`model`, :attr:`split`, :attr:`optimizer`,
     :attr:`lr`, :attr:`weight_decay`, :attr:`aug_level`, :attr:`elapsed_steps`, :attr:`scaled_neurons`,
-    :attr:`torch_generator`, :attr:`aug_generator`, :attr:`token_relevance`.
+    :attr:`torch_generator`, :attr:`aug_generator`, :attr:`explains_inputs`, :attr:`token_relevance`.
 
     ## Arguments
     Every field of :class:`TrainingEnvConfig` is a keyword argument, plus ``render_mode="ansi"``.
@@ -382,6 +382,12 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def aug_generator(self) -> torch.Generator:
         """The generator of the family's augmentation (after reset), drawn in step order."""
         return self._aug_gen
+
+    @property
+    def explains_inputs(self) -> bool:
+        """Whether the validation of the step in progress (after :meth:`begin_step`; at reset, of the reset) runs
+        input relevance: what a batched env's validation pass must then compute for :meth:`end_step`."""
+        return self._monitor.explains_inputs(self._t)
 
     @property
     def token_relevance(self) -> TokenRelevanceMonitor | None:

@@ -16,7 +16,7 @@ statistically (final test accuracies under fixed policies, a slow test).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -117,7 +117,7 @@ class BatchedTrainingEnv(BatchedVectorEnv):
                 continue
             x, y = self._group_batches(stack, rows, per_env)
             outcomes.append(stack.train(x, y, [envs[i].lr for i in rows], [envs[i].weight_decay for i in rows]))
-            validation.update(self._validation_passes(stack, rows))
+            validation.update(self._validation_passes(stack, rows, per_env.keys()))
             members += rows
         outcome = torch.cat(outcomes, 1).tolist()  # one host copy for all groups
         column = {i: c for c, i in enumerate(members)}
@@ -194,10 +194,13 @@ class BatchedTrainingEnv(BatchedVectorEnv):
                 per_env[i] = x_aug[j].view_as(per_env[i][0]), y_aug[j].view_as(per_env[i][1])
         return per_env
 
-    def _validation_passes(self, stack: StackedMLP, rows: list[int]) -> dict[int, ValidationPass]:
+    def _validation_passes(self, stack: StackedMLP, rows: list[int], stepped: Collection[int]
+                           ) -> dict[int, ValidationPass]:
         """A group's validation passes as stacked computations: the forward pass of its trained parameters over
-        each sub-env's validation buffer (zero padded), then the error pass and input relevance on each sub-env's
-        first ``max_error_samples`` errors; sliced into each sub-env's :class:`ValidationPass`, for its monitor."""
+        each sub-env's validation buffer (zero padded), then the error pass on each sub-env's first
+        ``max_error_samples`` errors, and input relevance on them for the ``stepped`` sub-envs whose own validation
+        runs it (:attr:`TrainingEnv.explains_inputs`); sliced into each sub-env's :class:`ValidationPass`, for its
+        monitor."""
         splits = [self.envs[i].split for i in rows]
         assert all(split is not None for split in splits)
         sizes = [split.x_val.shape[0] for split in splits]  # type: ignore[union-attr]
@@ -218,11 +221,18 @@ class BatchedTrainingEnv(BatchedVectorEnv):
         m = max(1, int(used.sum(1).max()))
         front = torch.argsort((~used).to(torch.uint8), dim=1, stable=True)[:, :m]
         take = [front[..., None].expand(-1, -1, t.shape[2]) for t in (x, hidden[0])]
-        importances, inputs = stack.error_relevance(
-            x.gather(1, take[0]), [h.gather(1, take[1]) for h in hidden], predicted.gather(1, front),
-            y.gather(1, front), used.gather(1, front))
-        # One host copy of what the monitors flag on (a no-op on the CPU).
-        importances, inputs, any_used = [t.cpu() for t in importances], inputs.cpu(), used.any(1).tolist()
+        hidden_used = [h.gather(1, take[1]) for h in hidden]
+        predicted_used, used_front = predicted.gather(1, front), used.gather(1, front)
+        importances = stack.error_importances(hidden_used, predicted_used, used_front)
+        explain = [r for r, i in enumerate(rows) if i in stepped and self.envs[i].explains_inputs]
+        inputs: dict[int, torch.Tensor] = {}
+        if explain:
+            index = None if len(explain) == len(rows) else torch.tensor(explain, device=self.device)
+            # One host copy of what the monitors flag on (a no-op on the CPU).
+            relevance = stack.input_relevance(x.gather(1, take[0]), hidden_used, predicted_used, y.gather(1, front),
+                                              used_front, rows=index).cpu()
+            inputs = dict(zip(explain, relevance))
+        importances, any_used = [t.cpu() for t in importances], used.any(1).tolist()
         passes: dict[int, ValidationPass] = {}
         for r, (i, size) in enumerate(zip(rows, sizes)):
             model = self.envs[i].model
@@ -231,7 +241,8 @@ class BatchedTrainingEnv(BatchedVectorEnv):
             n_in = model.linears[0].in_features
             passes[i] = ValidationPass(
                 logits[r, :size, : model.head.out_features], [h[r, :size, :u] for h, u in zip(hidden, units)],
-                [imp[r, :u] for imp, u in zip(importances, units)], inputs[r, :, :n_in] if any_used[r] else None)
+                [imp[r, :u] for imp, u in zip(importances, units)],
+                inputs[r][:, :n_in] if r in inputs and any_used[r] else None)
         return passes
 
     def _group_batches(self, stack: StackedMLP, rows: list[int], per_env: dict[int, tuple[torch.Tensor, torch.Tensor]]

@@ -218,38 +218,45 @@ class StackedMLP:
         return logits + self.logit_mask[:, None, :], hidden
 
     @torch.no_grad()
-    def error_relevance(self, x: torch.Tensor, hidden: list[torch.Tensor], predicted: torch.Tensor,
-                        labels: torch.Tensor, errors: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """The neuron log's error pass and the input relevance of every instance, from :meth:`forward`'s ``x`` and
-        ``hidden``, with the backward pass written out (two seeds for all rows instead of two autograd passes
-        per instance). ``errors`` ``(n, V)`` marks the samples each row's pass uses (every other sample gets
-        weight 0).
+    def error_importances(self, hidden: list[torch.Tensor], predicted: torch.Tensor, errors: torch.Tensor
+                          ) -> list[torch.Tensor]:
+        """The neuron log's error pass of every instance, from :meth:`forward`'s ``hidden``, with the backward pass
+        written out (one seed for all rows instead of one autograd pass per instance). ``errors`` ``(n, V)`` marks
+        the samples each row's pass uses (every other sample gets weight 0).
 
-        Returns per hidden layer ``(n, width)`` the mean over a row's errors of ``|a * d logit_predicted / d a|``,
-        and ``(n, 2, n_in)``: the summed shares of the positive part of ``x * d(logit_predicted - logit_true)/dx``
-        over the errors, and per feature the number of errors where it is non-zero
-        (:meth:`~traingym.envs.monitoring.neuron_log.NeuronLog.record_input_relevance`). A row's identity layers
-        pass the gradient through ``relu'`` of its own last output, which changes nothing where ``a > 0`` and
-        leaves ``|a * g| = 0`` where ``a = 0``, as the module's own pass."""
-        head = self.weights[-1]  # (n, n_out, width): d logit_c / d head input = head[c]
-        width = head.shape[2]
-        pick_predicted = head.gather(1, predicted[..., None].expand(-1, -1, width))
-        pick_true = head.gather(1, labels[..., None].expand(-1, -1, width))
+        Returns per hidden layer ``(n, width)`` the mean over a row's errors of ``|a * d logit_predicted / d a|``
+        (:meth:`~traingym.envs.monitoring.neuron_log.NeuronLog.record_errors`). A row's identity layers pass the
+        gradient through ``relu'`` of its own last output, which changes nothing where ``a > 0`` and leaves
+        ``|a * g| = 0`` where ``a = 0``, as the module's own pass."""
         weight = errors.float()
         count = weight.sum(1).clamp_min(1.0)[:, None]
         importances: list[torch.Tensor] = []
-        grad = pick_predicted
+        grad = _head_rows(self.weights[-1], predicted)
         for j in range(self.depth - 1, -1, -1):  # grad: d logit_predicted / d hidden[j]
             importances.append((hidden[j] * grad).abs_().mul_(weight[..., None]).sum(1) / count)
             if j:
                 grad = torch.bmm(torch.ops.aten.threshold_backward(grad, hidden[j], 0), self.weights[j])
-        grad = pick_predicted - pick_true
+        return importances[::-1]
+
+    @torch.no_grad()
+    def input_relevance(self, x: torch.Tensor, hidden: list[torch.Tensor], predicted: torch.Tensor,
+                        labels: torch.Tensor, errors: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Input relevance of the instances at ``rows`` (None: every row), from :meth:`forward`'s ``x`` and
+        ``hidden`` (of every row), the backward pass written out as in :meth:`error_importances`.
+
+        Returns ``(rows, 2, n_in)``, per selected row the summed shares of the positive part of
+        ``x * d(logit_predicted - logit_true)/dx`` over a row's errors, and per feature the number of errors where
+        it is non-zero (:meth:`~traingym.envs.monitoring.neuron_log.NeuronLog.record_input_relevance`)."""
+        pick = (lambda t: t) if rows is None else (lambda t: t.index_select(0, rows))
+        x, hidden, errors = pick(x), [pick(h) for h in hidden], pick(errors)
+        head, weights = pick(self.weights[-1]), [pick(w) for w in self.weights[:-1]]
+        grad = _head_rows(head, pick(predicted)) - _head_rows(head, pick(labels))
         for j in range(self.depth - 1, -1, -1):  # grad: d (logit_predicted - logit_true) / d input of layer j + 1
-            grad = torch.bmm(torch.ops.aten.threshold_backward(grad, hidden[j], 0), self.weights[j])
+            grad = torch.bmm(torch.ops.aten.threshold_backward(grad, hidden[j], 0), weights[j])
         relevance = (x * grad).clamp_min_(0)
         shares = relevance / relevance.sum(2, keepdim=True).clamp_min(1e-12)
-        inputs = torch.stack([(shares * weight[..., None]).sum(1), ((x != 0) & errors[..., None]).sum(1).float()], 1)
-        return importances[::-1], inputs
+        weight = errors.float()
+        return torch.stack([(shares * weight[..., None]).sum(1), ((x != 0) & errors[..., None]).sum(1).float()], 1)
 
     # ------------------------------------------------------------------ training
     def train(self, x: torch.Tensor, y: torch.Tensor, lr: Sequence[float], weight_decay: Sequence[float]
@@ -370,6 +377,12 @@ class StackedMLP:
         # Each instance's K losses summed as one contiguous row: the same reduction whatever the number of
         # instances in the stack, so how sub-envs are grouped or split between processes changes nothing.
         return torch.stack([losses.t().contiguous().sum(1) / k, correct.sum(0).float() / (k * b), sq.sqrt()])
+
+
+def _head_rows(head: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """``(n, V, width)``: the head's weight row of each sample's class in ``classes`` ``(n, V)``, i.e.
+    ``d logit_class / d head input``."""
+    return head.gather(1, classes[..., None].expand(-1, -1, head.shape[2]))
 
 
 def _head_input(acts: list[torch.Tensor], rows: list[int]) -> torch.Tensor:

@@ -157,6 +157,11 @@ class TrainingMonitor:
             self.events.emit(step, EventType.DIVERGENCE, values={"loss": train_loss})
         return MAX_LOSS, 1.0 / n_classes
 
+    def explains_inputs(self, step: int) -> bool:
+        """Whether :meth:`validate` at ``step`` runs input relevance on the errors: image and table runs with
+        relevance on, not at step 0 (the env's reset: an untrained network has learned no reliance to diagnose)."""
+        return self.inputs is not None and step > 0
+
     def validate(self, model: nn.Module, x_val: torch.Tensor, y_val: torch.Tensor, step: int,
                  train_loss: float, computed: ValidationPass | None = None) -> tuple[float, float]:
         """Validation pass on the fixed buffer; refreshes the neuron log and flagged neurons, detects events.
@@ -166,10 +171,8 @@ class TrainingMonitor:
         logits = self.log.validation_logits(model, x_val, computed)
         predicted = logits.argmax(1)
         errors = predicted != y_val
-        # Not at step 0 (the env's reset): an untrained network has learned no reliance to diagnose.
-        explain_inputs = self.inputs is not None and step > 0
         self.log.record_errors(model, x_val[errors], predicted[errors], computed)
-        if explain_inputs:
+        if self.explains_inputs(step):
             assert self.inputs is not None
             self.log.record_input_relevance(model, x_val[errors], predicted[errors], y_val[errors], computed)
             self.inputs.update(self.log.input_relevance, step)

@@ -39,7 +39,8 @@ class ValidationPass:
     """Each hidden layer's unit importances ``(units,)`` on the errors the error pass uses (the first
     ``max_error_samples``): mean ``|a * d logit_predicted / d a|``."""
     input_relevance: torch.Tensor | None
-    """As :attr:`NeuronLog.input_relevance`, on the CPU (None when there were no errors)."""
+    """As :attr:`NeuronLog.input_relevance`, on the CPU (None when there were no errors, or when the run's
+    validation runs no input relevance: :meth:`~traingym.envs.monitoring.monitor.TrainingMonitor.explains_inputs`)."""
 
 
 @dataclass

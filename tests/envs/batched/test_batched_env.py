@@ -120,7 +120,11 @@ def test_stacked_error_pass_is_each_neuron_logs_own() -> None:
     logits, hidden = stack.forward(x)
     predicted = logits.argmax(2)
     used = (predicted != y) & (torch.arange(40) < 30)  # errors among the first 30 samples
-    importances, inputs = stack.error_relevance(x, hidden, predicted, y, used)
+    importances = stack.error_importances(hidden, predicted, used)
+    inputs = stack.input_relevance(x, hidden, predicted, y, used)
+    # Some rows only (the sub-envs whose validation runs input relevance): those rows of the full computation.
+    some = stack.input_relevance(x, hidden, predicted, y, used, rows=torch.tensor([2, 0]))
+    assert torch.allclose(some, inputs[[2, 0]], atol=1e-6, rtol=0)
     for i, model in enumerate(models):
         log = NeuronLog(model.hidden_layers(), top_k=4, max_error_samples=100)
         rows = used[i]
@@ -187,6 +191,39 @@ def test_decorrelated_flagged_inputs_are_the_same_as_single_envs() -> None:
             assert result is not None and _max_obs_diff(result[0], obs) <= 1e-5
             decorrelated += bool(env._monitor.inputs.flagged_ids) and env.aug_level > 0
     assert decorrelated > 0  # the decorrelation path ran
+    batched.close()
+
+
+@pytest.mark.parametrize("relevance", [True, False])
+def test_input_relevance_runs_where_the_single_envs_validation_runs_it(relevance: bool,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stacked input relevance runs for the stepped sub-envs whose own validation would run it
+    (``TrainingEnv.explains_inputs``: relevance on, after reset), for no others, and observations still equal the
+    single envs'."""
+    calls: list[list[int] | None] = []
+    original = StackedMLP.input_relevance
+
+    def spy(self: StackedMLP, *args: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        calls.append(None if rows is None else rows.tolist())
+        return original(self, *args, rows=rows)
+
+    monkeypatch.setattr(StackedMLP, "input_relevance", spy)
+    kwargs = {**CORE, "steps_per_action": 5, "relevance": relevance}
+    instances = [{**instance, "aug_level": 0} for instance in _instances("sgd")[:3]]
+    batched = BatchedTrainingEnv(len(instances), grouping="none", **kwargs)
+    singles = [TrainingEnv(**kwargs) for _ in instances]
+    for i, (env, instance) in enumerate(zip(singles, instances)):
+        batched.reset_env(i, seed=i, options={"instance": instance})
+        env.reset(seed=i, options={"instance": instance})
+    assert not calls  # reset: the single env runs no input relevance either
+    keep = np.ones((len(instances), 4), dtype=np.int64)
+    for skip in (None, np.array([False, True, False])):
+        results = batched.step_envs(keep, skip)
+        for i, (env, result) in enumerate(zip(singles, results)):
+            if skip is None or not skip[i]:
+                assert result is not None and _max_obs_diff(result[0], env.step(keep[i])[0]) <= 1e-5
+    # Every stepped sub-env explains its inputs with relevance on (all rows, then rows 0 and 2), none with it off.
+    assert calls == ([None, [0, 2]] if relevance else [])
     batched.close()
 
 
