@@ -477,7 +477,7 @@ def run_study(study: StudyArgs, command: str | None = None) -> dict[str, Any]:
         name, title = (RESULT_PAGES[study.preset] if not study.agents else
                        AGENTS_PAGE if study.instance_set == "test" else TUNING_PAGE)
         if study.instance_set != "test" and not study.agents:  # a preset's tuning page beside its held-out one
-            name, title = f"{name}_train_draws", f"{title} (TRAIN draws: tuning)"
+            name, title = f"{name}_train_draws", f"{title.replace('held-out instances', 'fresh TRAIN draws')} (tuning)"
         trained = "".join(f"- `{label}`: `{train_command(a)}`\n" for label, a in run_args.items())
         config = f"Runs (each run's config.json as a train_agent.py command):\n\n{trained}\n" if study.agents else ""
         config += (f"Agent: `{first.algo}`, {first.total_timesteps} env steps, obs keys "
