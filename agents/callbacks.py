@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecNormalize
 from traingym.agents.checkpoints import atomic_write_json, save_agent
@@ -81,16 +80,10 @@ class HeldOutEvalCallback(BaseCallback):
         self._last_eval = -1
         self._env: Any = None
         self._policy: AgentPolicy | None = None
-        self._agent_threads = self._env_threads = torch.get_num_threads()
 
     def _init_callback(self) -> None:
         self._policy = AgentPolicy(self.model, self.normalizer, self.observation, self.discrete_actions, self.knobs)
-        # A TrainingEnv sets this process's torch thread count (its num_threads, 1 by default): give the agent's
-        # updates their own back, or training would depend on whether it is evaluated on the way.
-        self._agent_threads = torch.get_num_threads()
         self._env = make_policy_env(self._policy, self.settings)
-        self._env_threads = torch.get_num_threads()
-        torch.set_num_threads(self._agent_threads)
         best = self.run_dir / BEST_MODEL_INFO
         self.best = json.loads(best.read_text())["test_accuracy"] if best.exists() else -np.inf
         self._next = (self.model.num_timesteps // self.eval_freq + 1) * self.eval_freq
@@ -114,11 +107,7 @@ class HeldOutEvalCallback(BaseCallback):
     def evaluate(self) -> float:
         """One evaluation at the current step; returns the mean final test accuracy."""
         assert self._policy is not None
-        torch.set_num_threads(self._env_threads)  # the targets train as in any evaluation env
-        try:
-            episodes = run_policy_object(self._policy, "agent", self.settings, env=self._env)
-        finally:
-            torch.set_num_threads(self._agent_threads)
+        episodes = run_policy_object(self._policy, "agent", self.settings, env=self._env)
         test = bootstrap_mean([e.test_accuracy for e in episodes], self.seed)
         auc = float(np.mean([e.val_auc for e in episodes]))
         diverged = float(np.mean([e.diverged for e in episodes]))

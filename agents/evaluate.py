@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import torch
 from traingym.agents.baselines import BASELINES
 from traingym.agents.episodes import EpisodeResult, EpisodeSettings, run_policy
 from traingym.agents.policies import PolicySpec
@@ -77,7 +78,10 @@ def evaluate(specs: Sequence[PolicySpec], settings: EpisodeSettings, workers: in
     jobs = [(spec, chunk) for spec in specs for chunk in chunks if chunk]
     if workers > 1:
         context = multiprocessing.get_context("forkserver" if sys.platform != "win32" else "spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        # One torch thread per worker process (the workers share the cores): the policies' forward passes too, not
+        # only the envs' own work.
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=torch.set_num_threads,
+                                 initargs=(1,)) as pool:
             outputs = list(pool.map(run_policy, [s for s, _ in jobs], [settings] * len(jobs), [c for _, c in jobs]))
     else:
         outputs = [run_policy(spec, settings, chunk) for spec, chunk in jobs]

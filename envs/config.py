@@ -64,7 +64,8 @@ class TrainingEnvConfig:
     max_loss: float = 100.0
     """A mean training loss above this (cross-entropy; chance is ~2.3 for 10 classes) counts as diverged (1..1e12)."""
     num_threads: int | None = 1
-    """torch intra-op threads for the process (None leaves the torch default)."""
+    """torch intra-op threads while the env resets and steps (the caller's count is restored after; None leaves
+    it as it is)."""
     device: str = "cpu"
     """Torch device of the target network: ``cpu`` or ``cuda``/``cuda:N``."""
     advisor_device: str = "cpu"

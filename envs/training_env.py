@@ -18,6 +18,7 @@ from traingym.envs.monitoring.token_monitor import TokenRelevanceMonitor
 from traingym.envs.tasks.augmentation import decorrelate_inputs
 from traingym.envs.tasks.base import Instance, Split, TaskFamily
 from traingym.envs.tasks.registry import make_task
+from traingym.envs.torch_threads import torch_threads
 from traingym.protocol.moves import KNOBS, SCALE_DOWN, SCALE_UP, action_to_move
 from traingym.protocol.report import finite
 
@@ -125,8 +126,6 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.config = TrainingEnvConfig(**kwargs)
         self.render_mode = render_mode
         self.task: TaskFamily = make_task(self.config.task, self.config)
-        if self.config.num_threads is not None:
-            torch.set_num_threads(self.config.num_threads)
         if self.config.device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"device={self.config.device!r} but no CUDA device is available; use device='cpu'")
         self.device = torch.device(self.config.device)
@@ -161,7 +160,10 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
-        options = options or {}
+        with torch_threads(self.config.num_threads):
+            return self._reset(options or {})
+
+    def _reset(self, options: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         instance, index = self._choose_instance(options)
         self._torch_gen = torch.Generator().manual_seed(int(self.np_random.integers(2**63 - 1)))
         aug_seed = int(self.np_random.integers(2**63 - 1))
@@ -193,8 +195,9 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return obs, info
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
-        self.begin_step(action)
-        return self.end_step(*self.finish_training(*self.train_steps()))
+        with torch_threads(self.config.num_threads):
+            self.begin_step(action)
+            return self.end_step(*self.finish_training(*self.train_steps()))
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":

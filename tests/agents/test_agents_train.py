@@ -251,7 +251,7 @@ def test_target_kl_reaches_ppo_and_is_refused_out_of_range(tmp_path: Path) -> No
 
 
 def test_periodic_evaluation_does_not_change_what_the_agent_learns(tmp_path: Path) -> None:
-    """The evaluation env sets its process's torch thread count; the agent's updates must keep their own."""
+    """An evaluation env in the agent's process must not change the threads the agent's updates run on."""
     import torch
     from stable_baselines3 import PPO
 

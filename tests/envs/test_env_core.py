@@ -196,3 +196,33 @@ def test_reset_and_step_leave_the_global_rngs_untouched(env_id: str) -> None:
     assert torch.equal(torch_state, torch.random.get_rng_state())
     assert np.array_equal(numpy_state, np.random.get_state()[1])
     env.close()
+
+
+def test_the_env_trains_on_its_own_thread_count_and_gives_the_caller_its_own_back() -> None:
+    """An env built and stepped in an agent's process (evaluation, demonstrations) leaves that process's torch
+    thread count alone; its own work runs on its ``num_threads``."""
+    import torch
+    from traingym.envs.batched.workers import make_batched_env
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    seen: list[int] = []
+    try:
+        env = gym.make("TrainGym/DigitsMLP-v0", steps_per_action=2, num_threads=1)
+        inner = env.unwrapped
+        train_steps = inner.train_steps
+        inner.train_steps = lambda: (seen.append(torch.get_num_threads()), train_steps())[1]
+        env.reset(seed=0)
+        env.step(env.action_space.sample())
+        env.close()
+        assert torch.get_num_threads() == 2 and seen == [1]
+        batched = make_batched_env(2, workers=1, steps_per_action=2, num_threads=1)
+        batched.reset(seed=0)
+        stack = batched.stacks[0]
+        stack_train = stack.train
+        stack.train = lambda *a, **k: (seen.append(torch.get_num_threads()), stack_train(*a, **k))[1]
+        batched.step(batched.action_space.sample())
+        batched.close()
+        assert torch.get_num_threads() == 2 and seen == [1, 1]
+    finally:
+        torch.set_num_threads(before)
