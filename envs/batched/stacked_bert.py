@@ -130,11 +130,21 @@ def _dropout_p(config: BertConfig) -> float:
     return float(config.hidden_dropout_prob)
 
 
+WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
+
+
+def token_ids(input_ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """Rows of the members' vocabularies flattened into one ``(n * vocab, H)`` table: ``(n, B * L)``."""
+    n = input_ids.shape[0]
+    return (input_ids + torch.arange(n, device=input_ids.device)[:, None, None] * vocab_size).view(n, -1)
+
+
 def grouped_forward(params: dict[str, torch.Tensor], config: BertConfig, input_ids: torch.Tensor,
-                    masks: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+                    masks: Sequence[torch.Tensor] | None = None, words: torch.Tensor | None = None) -> torch.Tensor:
     """Logits ``(n, B, 2)`` of ``n`` stacked review BERTs on ``input_ids`` ``(n, B, L)``; ``masks`` from
     :func:`dropout_masks` (training) or None (eval: no dropout). ``params`` are keyed like
-    ``ReviewClassifier.named_parameters()`` without the ``hf_model.`` prefix, each ``(n, *shape)``."""
+    ``ReviewClassifier.named_parameters()`` without the ``hf_model.`` prefix, each ``(n, *shape)``. ``words``:
+    the word embeddings ``(n, B * L, H)`` of ``input_ids`` when computed by the caller (None: looked up here)."""
     n, batch, length = input_ids.shape
     hidden, heads = config.hidden_size, config.num_attention_heads
     head_dim, eps = hidden // heads, config.layer_norm_eps
@@ -150,10 +160,10 @@ def grouped_forward(params: dict[str, torch.Tensor], config: BertConfig, input_i
         return torch.addcmul(params[name + ".bias"][:, None], F.layer_norm(x, (hidden,), eps=eps),
                              params[name + ".weight"][:, None])
 
-    vocab = params["bert.embeddings.word_embeddings.weight"]
-    offsets = torch.arange(n, device=input_ids.device)[:, None, None] * vocab.shape[1]
-    x = F.embedding((input_ids + offsets).view(n, -1), vocab.reshape(-1, hidden))  # (n, B*L, H)
-    x = x + params["bert.embeddings.token_type_embeddings.weight"][:, :1]
+    if words is None:
+        vocab = params[WORD_EMBEDDINGS]
+        words = F.embedding(token_ids(input_ids, vocab.shape[1]), vocab.reshape(-1, hidden))  # (n, B*L, H)
+    x = words + params["bert.embeddings.token_type_embeddings.weight"][:, :1]
     x = x.view(n, batch, length, hidden) + params["bert.embeddings.position_embeddings.weight"][:, None, :length]
     x = drop(layer_norm(x.view(n, batch * length, hidden), "bert.embeddings.LayerNorm"))
     padding = torch.where(input_ids != PAD_ID, 0.0, torch.finfo(x.dtype).min).view(n * batch, 1, 1, length)
@@ -225,9 +235,18 @@ class StackedReviewBert:
         for stacked in self.params.values():
             assert stacked.grad is not None
             stacked.grad.zero_()  # in place: the members' .grad are views of it
-        logits = grouped_forward(self.params, self.config, input_ids, masks)
+        # The word embeddings' gradient goes straight into its buffer by index_add_: autograd's embedding backward
+        # would build a dense zero (n * vocab, H) table (fresh memory every step), index_add_ into it, then add it
+        # to the buffer. Same additions in the same order, so the same gradient.
+        vocab = self.params[WORD_EMBEDDINGS]
+        ids = token_ids(input_ids, vocab.shape[1])
+        table = vocab.detach().view(-1, vocab.shape[2])
+        words = F.embedding(ids, table).requires_grad_(True)
+        logits = grouped_forward(self.params, self.config, input_ids, masks, words)
         losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none").view(labels.shape).mean(1)
         losses.sum().backward()  # accumulates into the (zeroed) buffers: members do not share parameters
+        assert vocab.grad is not None and words.grad is not None
+        vocab.grad.view_as(table).index_add_(0, ids.flatten(), words.grad.flatten(0, 1))
         with torch.no_grad():
             correct = (logits.argmax(-1) == labels).sum(1)
         return losses.detach(), correct
