@@ -13,11 +13,16 @@ the single env.
 :func:`grouped_forward` is ``BertForSequenceClassification``'s training forward written with ``torch`` ops on
 the stacked parameters, op for op as Hugging Face computes it for eager attention (embeddings + LayerNorm,
 per layer: Q/K/V, scaled dot product + additive padding mask, softmax, output dense + residual LayerNorm, GELU FFN
-+ residual LayerNorm; pooler tanh, classifier). Dropout takes precomputed masks (:func:`dropout_masks`):
-``torch.nn.functional.dropout`` on the CPU multiplies by ``bernoulli(1 - p) / (1 - p)``, one ``bernoulli_`` per
-call, so drawing the same shapes in the same order from a generator seeded like the single env's global RNG gives
-the single env's masks bit for bit. The eval-mode forward is bit-identical to the module's (tested); gradients
-agree to float rounding (~1e-8).
++ residual LayerNorm; pooler tanh, classifier), less what never reaches the logits: the pooler reads only the
+first token, so the last layer computes queries, attention, output dense and FFN for that token alone (keys and
+values for all tokens). That removes ~40% of a 2-layer member's forward + backward and most of a 1-layer one's.
+Dropout takes precomputed masks (:func:`dropout_masks`): ``torch.nn.functional.dropout`` on the CPU multiplies by
+``bernoulli(1 - p) / (1 - p)``, one ``bernoulli_`` per call, so drawing the same shapes in the same order from a
+generator seeded like the single env's global RNG gives the single env's masks bit for bit (drawn as int64
+``random_``, the same draws, where ATen's default kernel makes them: :func:`_bernoulli_is_random64_compare`).
+Logits agree with the module's to float rounding (a one-row matmul may sum in another order: ~1e-9, tested to
+1e-6), gradients too (~1e-8). The word embeddings' gradient is ``index_add_`` ed into its buffer directly
+(:meth:`StackedReviewBert.loss_and_backward`).
 
 Why grouped, not ``vmap(functional_call(hf_model))``: Hugging Face's mask creation branches on data
 (``padding_mask.all()``), which ``vmap`` refuses; and ``vmap`` of these layers measured no faster than the
