@@ -164,7 +164,7 @@ class BatchedTextEnv(BatchedVectorEnv):
             loss_sum = torch.zeros(len(rows), device=self.device)
             correct = torch.zeros(len(rows), dtype=torch.int64, device=self.device)
             for step in range(k):
-                masks = dropout_masks(group.config, x.shape[2], x.shape[3], gens, self.device)
+                masks = dropout_masks(group.config, x.shape[2], x.shape[3], gens, self.device, group.mask_bits)
                 losses, hits = group.loss_and_backward(x[step], y[step], masks)
                 for optimizer in optimizers:
                     optimizer.step()
