@@ -75,7 +75,6 @@ class Demonstrations:
                                   data["actions"], data["rewards"], data["episode_starts"])
 
 
-
 @dataclass(frozen=True)
 class KickstartResult:
     """What the kickstart did (recorded in the run's ``config.json``)."""
@@ -253,9 +252,9 @@ class DemonstrationLoss(BaseCallback):
 
     The steps are the algorithm's own optimizer's (its Adam moments and current learning rate, gradients clipped at
     its ``max_grad_norm``), interleaved with its updates rather than added to its loss, so SB3's update stays as it
-    is; the optimizer's state is saved with the model, and the minibatch order derives from ``seed`` and the step
-    counter, so a resumed run continues as an uninterrupted one would. Observations are normalised with the
-    running statistics of the moment.
+    is. What the term needs survives a ``--resume``: the optimizer's state is saved with the model, the
+    demonstrations in the run directory, and the minibatch order derives from ``seed`` and the step counter.
+    Observations are normalised with the running statistics of the moment.
     """
 
     def __init__(self, demonstrations: Demonstrations, normalizer: VecNormalize | None, coef: float,
