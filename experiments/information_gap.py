@@ -97,6 +97,8 @@ def pathologies(env_id: str, instance_set: str, indices: Sequence[int]) -> list[
     draw that ``reset(seed=i)`` makes, as in an evaluation episode."""
     env = gym.make(env_id, instance_set=instance_set, obs_keys=["training_stats"])
     try:
+        if "pathology" not in env.unwrapped.task.instance_fields():  # type: ignore[attr-defined]
+            return ["clean"] * len(indices)  # a family without planted problems: no draw to reproduce
         return [str(episode_instance(env, i, i).get("pathology", "clean")) for i in indices]
     finally:
         env.close()
