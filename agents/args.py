@@ -10,7 +10,7 @@ from typing import Any, Literal
 import torch
 from traingym.advisors.encoders import MINILM_DIM
 from traingym.agents.observation_spec import ObservationSpec
-from traingym.envs import BATCHED_ENV_IDS
+from traingym.envs import VECTOR_ENTRY_POINT_IDS
 from traingym.envs.config import OBS_KEYS, TrainingEnvConfig
 from traingym.envs.tasks.base import TEST_SET_SIZE
 from traingym.protocol.checks import check_range
@@ -131,9 +131,9 @@ class Args:
     else one per core (os.cpu_count())."""
     vec_env: VecEnvKind = "auto"
     """How the training envs run: batched (the sub-envs' target networks train as one batched computation per
-    worker process, see --env-workers; MLP families), subproc (one process per env; one env runs in this process),
-    or auto (batched for more than one env where the env supports it and the algorithm takes its action space, else
-    subproc)."""
+    worker process, see --env-workers; the MLP and review-BERT families), subproc (one process per env; one env runs
+    in this process), or auto (batched for more than one env where the env supports it and the algorithm takes its
+    action space, else subproc)."""
     env_workers: int = 0
     """Processes the batched env's sub-envs are split between, each training its share as one batched computation
     (the trained agent does not depend on it); 0: one per 8 sub-envs, at most one per core."""
@@ -316,7 +316,8 @@ class Args:
             if device != "cpu" and not torch.cuda.is_available():
                 raise ValueError(f"--{name.replace('_', '-')} {device}: no CUDA device is available here")
         if self.vec_env == "batched" and not self.batched_env_applies():
-            raise ValueError(f"--vec-env batched needs an MLP env ({', '.join(BATCHED_ENV_IDS)}), one training env id "
+            raise ValueError(f"--vec-env batched needs an env with a batched entry point "
+                             f"({', '.join(VECTOR_ENTRY_POINT_IDS)}), one training env id "
                              f"(no --train-envs) and an algorithm with the env's MultiDiscrete actions (not dqn); got "
                              f"--env {self.env} --algo {self.algo}")
         if self.train_envs and self.backend == "rllib":
@@ -357,7 +358,7 @@ class Args:
 
     def batched_env_applies(self) -> bool:
         """Whether the batched training env can run this configuration."""
-        return self.env in BATCHED_ENV_IDS and self.algo != "dqn" and not self.train_envs
+        return self.env in VECTOR_ENTRY_POINT_IDS and self.algo != "dqn" and not self.train_envs
 
     def training_env_ids(self) -> tuple[str, ...]:
         """The env id of each training env (``n_envs`` entries; --env unless --train-envs is given)."""

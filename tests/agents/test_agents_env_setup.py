@@ -3,6 +3,8 @@ models), and the training envs are batched where they can be."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from traingym.advisors import DiagnosisConfig, LLMOptions
@@ -51,8 +53,10 @@ def test_vec_env_auto_picks_the_batched_env_where_it_applies() -> None:
     assert Args(env="TrainGym/DigitsMLP-v0", n_envs=4).vec_env == "batched"
     assert Args(env="TrainGym/DigitsMLP-v0", n_envs=1).vec_env == "subproc"  # one env: the plain env in-process
     assert Args(env="TrainGym/DigitsCNN-v0").vec_env == "subproc"
+    text = Args(env="TrainGym/ReviewsShortcut-v0", n_envs=0)  # grouped BERT training (BatchedTextEnv)
+    assert (text.vec_env, text.n_envs, text.env_workers) == ("batched", 16, min(2, os.cpu_count() or 1))
     assert Args(env="TrainGym/DigitsMLP-v0", algo="dqn").vec_env == "subproc"  # Discrete(81) wrapper
-    with pytest.raises(ValueError, match="--vec-env batched needs an MLP env"):
+    with pytest.raises(ValueError, match="--vec-env batched needs an env with a batched entry point"):
         Args(env="TrainGym/MNISTCNN-v0", vec_env="batched")
 
 
