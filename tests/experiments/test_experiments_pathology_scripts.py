@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from traingym.experiments.diagnosis_accuracy import AccuracyArgs, episode_diagnosis, named_pathology, score
 from traingym.experiments.information_gap import GapArgs, gap_table
+from traingym.experiments.pathology_probe import ProbeArgs
 from traingym.experiments.shortcut_detection import DetectionArgs
 
 
@@ -41,7 +42,7 @@ def test_gap_table_pairs_each_policy_with_the_reference() -> None:
     assert "Instances per pathology: clean: 1, spurious: 2." in table
 
 
-@pytest.mark.parametrize("args", [GapArgs, DetectionArgs, AccuracyArgs])
+@pytest.mark.parametrize("args", [GapArgs, DetectionArgs, AccuracyArgs, ProbeArgs])
 def test_bad_arguments_name_the_flag(args: type) -> None:
     with pytest.raises(ValueError, match=r"--episodes must be in \[1, 128\]"):
         args(episodes=0)
