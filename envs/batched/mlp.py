@@ -26,7 +26,6 @@ from traingym.envs.batched.stacked_mlp import StackedMLP
 from traingym.envs.batched.vector import BatchedVectorEnv
 from traingym.envs.monitoring.neuron_log import ValidationPass
 from traingym.envs.tasks.networks import MLP
-from traingym.envs.torch_threads import torch_threads
 from traingym.envs.training_env import TrainingEnv
 
 Grouping = Literal["none", "width", "architecture"]
@@ -94,15 +93,13 @@ class BatchedTrainingEnv(BatchedVectorEnv):
             out.append((obs, info))
         return out
 
-    def step_envs(self, actions: np.ndarray, skip: np.ndarray | None = None) -> list[tuple | None]:
-        """One env step of every sub-env not in ``skip``: each env's move, one batched run of the K optimizer
-        steps, then each env's validation and observation. Returns each env's ``step`` tuple (None if skipped);
-        no autoreset. Each stepped env's observation becomes its row of :meth:`observations`. Runs on the
-        sub-envs' ``num_threads``, as their own steps do."""
-        with torch_threads(self.envs[0].config.num_threads):
-            return self._step_envs(actions, skip)
+    @property
+    def step_threads(self) -> int | None:
+        """The sub-envs' ``num_threads``, as their own steps run."""
+        return self.envs[0].config.num_threads
 
     def _step_envs(self, actions: np.ndarray, skip: np.ndarray | None) -> list[tuple | None]:
+        """Each env's move, one batched run of the K optimizer steps, then each env's validation and observation."""
         run = [i for i in range(self.num_envs) if skip is None or not skip[i]]
         for i in run:
             env = self.envs[i]

@@ -38,7 +38,6 @@ from traingym.envs.batched.stacked_bert import ArchitectureKey, StackedReviewBer
 from traingym.envs.batched.vector import BatchedVectorEnv, StepResult
 from traingym.envs.monitoring.token_monitor import RelevanceCadence
 from traingym.envs.tasks.reviews_model import ReviewClassifier, training_seed
-from traingym.envs.torch_threads import torch_threads
 from traingym.envs.training_env import TrainingEnv
 
 TEXT_TASKS: tuple[str, ...] = ("reviews_bert", "reviews_shortcut")
@@ -91,13 +90,13 @@ class BatchedTextEnv(BatchedVectorEnv):
             self._regroup()
         return out
 
-    def step_envs(self, actions: np.ndarray, skip: np.ndarray | None = None) -> list[StepResult | None]:
-        """Each running sub-env's move, the grouped K training steps, then each one's validation and observation,
-        on the sub-envs' ``num_threads``, as their own steps run."""
-        with torch_threads(self.envs[0].config.num_threads):
-            return self._step_envs(actions, skip)
+    @property
+    def step_threads(self) -> int | None:
+        """The sub-envs' ``num_threads``, as their own steps run."""
+        return self.envs[0].config.num_threads
 
     def _step_envs(self, actions: np.ndarray, skip: np.ndarray | None) -> list[StepResult | None]:
+        """Each running sub-env's move, the grouped K training steps, then each one's validation and observation."""
         run = [i for i in range(self.num_envs) if skip is None or not skip[i]]
         for i in run:
             self.envs[i].begin_step(actions[i])

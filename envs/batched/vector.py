@@ -17,6 +17,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
+from traingym.envs.torch_threads import torch_threads
 
 StepResult = tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]
 """One sub-env's ``(obs, reward, terminated, truncated, info)``."""
@@ -58,9 +59,20 @@ class BatchedVectorEnv(VectorEnv):
         of :meth:`observations`. Returns each one's ``(obs, info)``."""
 
     @abstractmethod
+    def _step_envs(self, actions: np.ndarray, skip: np.ndarray | None) -> list[StepResult | None]:
+        """:meth:`step_envs`'s work, on :attr:`step_threads` threads."""
+
+    @property
+    def step_threads(self) -> int | None:
+        """Torch threads a step of the sub-envs runs on in this process (None: the caller's)."""
+        return None
+
     def step_envs(self, actions: np.ndarray, skip: np.ndarray | None = None) -> list[StepResult | None]:
         """One env step of every sub-env not in ``skip`` (None for the skipped); no autoreset. Each stepped
-        sub-env's observation becomes its row of :meth:`observations`."""
+        sub-env's observation becomes its row of :meth:`observations`. Runs on :attr:`step_threads` threads, then
+        gives the caller (an agent's process) its own count back."""
+        with torch_threads(self.step_threads):
+            return self._step_envs(actions, skip)
 
     def reset_env(self, i: int, *, seed: int | None = None, options: dict[str, Any] | None = None
                   ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

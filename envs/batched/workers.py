@@ -106,7 +106,7 @@ class WorkerBatchedEnv(BatchedVectorEnv):
                 self._env_obs[indices[j]] = result[0]
         return out
 
-    def step_envs(self, actions: np.ndarray, skip: np.ndarray | None = None) -> list[StepResult | None]:
+    def _step_envs(self, actions: np.ndarray, skip: np.ndarray | None) -> list[StepResult | None]:
         for w, remote in enumerate(self.remotes):
             start, stop = int(self.offsets[w]), int(self.offsets[w + 1])
             remote.send(("step", (actions[start:stop], None if skip is None else skip[start:stop])))
