@@ -280,7 +280,8 @@ class DemonstrationLoss(BaseCallback):
         seen = raw if self.normalizer is None else self.normalizer.normalize_obs(raw)
         observations, _ = policy.obs_to_tensor(seen)
         actions = torch.as_tensor(self.demonstrations.actions, device=policy.device)
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + steps)
+        # The order of this pass: one stream per (agent seed, step count), apart as the demonstration episodes' seeds.
+        generator = torch.Generator().manual_seed(self.seed * DEMO_SEED_OFFSET + steps)
         policy.set_training_mode(True)
         for batch in torch.randperm(len(actions), generator=generator).split(self.batch_size):
             batch = batch.to(policy.device)
