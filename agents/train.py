@@ -248,6 +248,8 @@ def train(args: Args) -> TrainResult:
                         reset_num_timesteps=resumed_from is None and model.num_timesteps == 0, tb_log_name="tb")
         seconds = time.perf_counter() - start
         model_path = save_agent(model, normalizer, run_dir / MODEL_FILE)
+        # Now, not only after the final evaluation: a run whose evaluation is cut off keeps its training time.
+        atomic_write_json(run_dir / TIMING_FILE, {"train_seconds": seconds, "num_timesteps": model.num_timesteps})
     finally:
         venv.close()
         if watch is not None:

@@ -131,8 +131,11 @@ def test_a_smaller_diagnosis_reaches_the_training_env_the_periodic_and_the_final
     assert episode.steps == 3
 
 
-def test_existing_run_is_not_overwritten(tmp_path: Path) -> None:
-    train(Args(run_dir=str(tmp_path / "run"), algo="ppo", **TINY))
+def test_existing_run_is_not_overwritten_and_keeps_its_training_time(tmp_path: Path) -> None:
+    result = train(Args(run_dir=str(tmp_path / "run"), algo="ppo", **TINY))
+    # the training time is on disk before any final evaluation runs (one that is cut off does not lose it)
+    timing = json.loads((tmp_path / "run" / "timing.json").read_text())
+    assert timing == {"train_seconds": result.train_seconds, "num_timesteps": result.num_timesteps}
     proc = _run("--smoke", "--run-dir", str(tmp_path / "run"), timeout=120)
     assert proc.returncode == 2 and "already holds a run" in proc.stderr
 
