@@ -39,6 +39,9 @@ class EpisodeSettings:
     """The task family of ``TrainGym/Custom-v0`` (``module:Class``); None: the id's registered task."""
     tuned: TunedValues | None = None
     """Tuned defaults for the steer / good_defaults baselines when the family has none in the package table."""
+    ablation: tuple[tuple[str, Any], ...] = ()
+    """Env kwargs every policy's env gets, over the policy's own (an ablation of the env, e.g.
+    ``(("relevance", False),)``); empty: none."""
 
     def env_kwargs(self, overrides: dict[str, Any]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"steps_per_action": self.steps_per_action, "instance_set": self.instance_set}
@@ -48,6 +51,7 @@ class EpisodeSettings:
             kwargs["advisor"] = self.advisor
         kwargs.update(self.devices)
         kwargs.update(overrides)
+        kwargs.update(self.ablation)
         return kwargs
 
 

@@ -185,6 +185,13 @@ class StudyArgs:
     instance_set: Literal["test", "sampled"] = "test"
     """test: the held-out instances (reported results); sampled: fresh draws from the TRAIN distribution, to tune
     (choose between candidates) without touching the held-out instances."""
+    relevance: bool = True
+    """Input / token relevance in the evaluation envs: what flags input features for the augmentation move, the
+    neurons block and the diagnosis. ``--no-relevance``: an ablation, every policy (the agents trained with it
+    included) is evaluated without it; the page name gets ``_no_relevance``."""
+    page: str = ""
+    """Page name under docs/results/ (letters, digits, underscores); empty: the preset's (agent_candidate for
+    --agents, agent_tuning for --agents on sampled draws)."""
 
     def __post_init__(self) -> None:
         import os
@@ -205,6 +212,22 @@ class StudyArgs:
             raise ValueError("--baselines must include keep (the reference of the printed table)")
         if self.workers == 0:
             object.__setattr__(self, "workers", min(2, os.cpu_count() or 1))
+        if self.page and not (self.page.isascii() and self.page.replace("_", "").isalnum()):
+            raise ValueError(f"--page must be letters, digits and underscores, got {self.page!r}")
+
+    def ablation(self) -> tuple[tuple[str, Any], ...]:
+        """Env kwargs every evaluated policy gets (:attr:`EpisodeSettings.ablation`)."""
+        return () if self.relevance else (("relevance", False),)
+
+    def page_name(self) -> tuple[str, str]:
+        """The page's file stem and title."""
+        name, title = (RESULT_PAGES[self.preset] if not self.agents else
+                       AGENTS_PAGE if self.instance_set == "test" else TUNING_PAGE)
+        if self.instance_set != "test" and not self.agents:  # a preset's tuning page beside its held-out one
+            name, title = f"{name}_train_draws", f"{title.replace('held-out instances', 'fresh TRAIN draws')} (tuning)"
+        if not self.relevance:
+            name, title = f"{name}_no_relevance", f"{title}, evaluated without relevance (ablation)"
+        return self.page or name, title
 
     def agent_args(self, variant: str, seed: int) -> Args:
         """The main job's arguments for one training run (no periodic evaluation: the final model is judged)."""
@@ -449,13 +472,15 @@ def run_study(study: StudyArgs, command: str | None = None) -> dict[str, Any]:
     assert first is not None
     specs += [PolicySpec(b, b, 0) for b in study.baselines]
     settings = EpisodeSettings(study.env, first.horizon, first.steps_per_action, tuple(range(study.eval_episodes)),
-                               instance_set=study.instance_set, advisor=first.resolved_advisor())
+                               instance_set=study.instance_set, advisor=first.resolved_advisor(),
+                               ablation=study.ablation())
     out = Path(study.out_dir) / study.preset
     out.mkdir(parents=True, exist_ok=True)  # the episodes may live in another preset's folder (PRESET_RUNS)
     shared = Path(study.out_dir) / PRESET_RUNS.get(study.preset, study.preset)
     # One cache folder per instance list: a longer list is other episodes, not an extension of the cached ones.
     episodes_dir = ("episodes" + ("" if study.instance_set == "test" else f"-{study.instance_set}")
-                    + ("" if study.eval_episodes == DEFAULT_EVAL_EPISODES else f"-{study.eval_episodes}"))
+                    + ("" if study.eval_episodes == DEFAULT_EVAL_EPISODES else f"-{study.eval_episodes}")
+                    + ("" if study.relevance else "-no-relevance"))
     results = evaluate_cached(specs, settings, study.workers, shared / episodes_dir)
     summaries = summarize(results, "keep")
     print_table(summaries, "keep", title=f"study {study.preset}: held-out {study.env}")
@@ -474,12 +499,12 @@ def run_study(study: StudyArgs, command: str | None = None) -> dict[str, Any]:
     if study.write_page:
         from traingym.experiments.results import write_result
 
-        name, title = (RESULT_PAGES[study.preset] if not study.agents else
-                       AGENTS_PAGE if study.instance_set == "test" else TUNING_PAGE)
-        if study.instance_set != "test" and not study.agents:  # a preset's tuning page beside its held-out one
-            name, title = f"{name}_train_draws", f"{title.replace('held-out instances', 'fresh TRAIN draws')} (tuning)"
+        name, title = study.page_name()
         trained = "".join(f"- `{label}`: `{train_command(a)}`\n" for label, a in run_args.items())
         config = f"Runs (each run's config.json as a train_agent.py command):\n\n{trained}\n" if study.agents else ""
+        if study.ablation():
+            config += (f"**Ablation:** every policy is evaluated in envs with `{dict(study.ablation())}` (the agents "
+                       "were trained without it).\n\n")
         config += (f"Agent: `{first.algo}`, {first.total_timesteps} env steps, obs keys "
                    f"{'+'.join(first.resolved_obs_keys())}, {first.n_envs} envs, algorithm kwargs "
                    f"`{json.dumps(first.algo_kwargs(), default=str)}`.\n\n")

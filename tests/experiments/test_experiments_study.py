@@ -45,6 +45,30 @@ def test_smoke_study_trains_each_seed_once_and_pairs_every_baseline(tmp_path: Pa
     assert (tmp_path / "default" / "episodes-sampled-2" / "keep.json").exists()  # one folder per instance list
     assert run_study(StudyArgs(agents=tuple(runs), smoke=True, eval_episodes=2, baselines=("keep", "steer"),
                                out_dir=str(tmp_path), write_page=False, workers=1))["episodes"] == data["episodes"]
+    # An ablation of the evaluation envs: its episodes are cached apart, the held-out ones stay as they were.
+    run_study(StudyArgs(agents=tuple(runs), smoke=True, eval_episodes=2, baselines=("keep",), out_dir=str(tmp_path),
+                        write_page=False, workers=1, relevance=False))
+    assert (tmp_path / "default" / "episodes-2-no-relevance" / "keep.json").exists()
+    assert run_study(study)["episodes"] == data["episodes"]
+
+
+def test_the_relevance_ablation_reaches_every_policys_env_and_names_its_page() -> None:
+    from traingym.agents.baselines import make_baseline
+    from traingym.agents.episodes import EpisodeSettings, make_policy_env
+
+    study = StudyArgs(preset="pathologies_kickstart_128", relevance=False)
+    assert study.page_name()[0] == "agent_pathologies_kickstart_128_no_relevance"
+    assert StudyArgs(preset="pathologies_kickstart_128").page_name()[0] == "agent_pathologies_kickstart_128"
+    assert StudyArgs(relevance=False, page="mine").page_name()[0] == "mine"
+    settings = EpisodeSettings(study.env, 3, 5, (0,), ablation=study.ablation())
+    assert settings.env_kwargs({"relevance": True, "obs_keys": ("training_stats",)})["relevance"] is False
+    env = make_policy_env(make_baseline("diagnosis_aware", study.env, seed=0, horizon=3), settings)
+    try:
+        assert env.unwrapped.config.relevance is False  # type: ignore[attr-defined]
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="--page must be"):
+        StudyArgs(page="../x")
 
 
 def test_cli_takes_the_preset_as_a_positional_argument(tmp_path: Path) -> None:
