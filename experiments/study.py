@@ -135,6 +135,8 @@ PRESET_RUNS: dict[str, str] = {"pathologies_ablation": "pathologies", "pathologi
 """Presets whose runs and evaluated episodes live in another preset's folder: a variant with the same name and
 settings is the same training run, trained once."""
 DEFAULT_EVAL_EPISODES = 64
+NO_RELEVANCE_SUFFIX = "-no-relevance"
+"""Suffix of the episode cache folder of a ``--no-relevance`` evaluation (the folder without it: as trained)."""
 PRESET_EVAL_EPISODES: dict[str, int] = {"pathologies_kickstart_128": TEST_SET_SIZE}
 """Held-out instances per preset (others: DEFAULT_EVAL_EPISODES)."""
 AGENTS_PAGE = ("agent_candidate", "Agents trained elsewhere (a candidate configuration) on held-out instances")
@@ -332,16 +334,45 @@ def pathology_table(rows: list[dict[str, Any]], baselines: Sequence[str], episod
     members = {g: [i for i, label in enumerate(labels) if label == g] for g in groups}
     lines = ["| policy | " + " | ".join(f"{g} (n={len(members[g])})" for g in groups) + " |",
              "|---" * (1 + len(groups)) + "|"]
-    policies = {variant: [r["label"] for r in rows if r["variant"] == variant]
-                for variant in dict.fromkeys(r["variant"] for r in rows)}
-    policies.update({b: [b] for b in baselines})
     per_pathology = {}
-    for name, labels_of in policies.items():
+    for name, labels_of in policy_groups(rows, baselines).items():
         per_pathology[name] = {g: float(np.mean([np.mean([episodes[label][i] for i in members[g]])
                                                  for label in labels_of])) for g in groups}
         lines.append(f"| {name} | " + " | ".join(f"{per_pathology[name][g]:.3f}" for g in groups) + " |")
     summary["per_pathology"] = per_pathology
     return ["Mean test accuracy per planted pathology (variants: mean over seeds):", "", *lines]
+
+
+def policy_groups(rows: list[dict[str, Any]], baselines: Sequence[str]) -> dict[str, list[str]]:
+    """The page's policies: each variant with the labels of its seeds' runs, then each baseline alone."""
+    policies = {variant: [r["label"] for r in rows if r["variant"] == variant]
+                for variant in dict.fromkeys(r["variant"] for r in rows)}
+    policies.update({b: [b] for b in baselines})
+    return policies
+
+
+def ablation_gain_table(rows: list[dict[str, Any]], baselines: Sequence[str], with_it: dict[str, list[float]],
+                        without: dict[str, list[float]], labels: list[str], ablation: str
+                        ) -> tuple[list[str], dict[str, Any]]:
+    """What the ablated feature is worth to each policy: test accuracy with it minus without it on the same
+    instances (variants: the per-instance mean over seeds), overall with a bootstrap CI and per planted pathology."""
+    groups = sorted(set(labels))
+    members = {g: [i for i, label in enumerate(labels) if label == g] for g in groups}
+    lines = [f"What the ablated feature is worth: test accuracy evaluated as trained minus with `{ablation}`, "
+             "same instances (variants: mean over seeds).", "",
+             "| policy | with | without | with − without [95% CI] | " + " | ".join(groups) + " |",
+             "|---" * (4 + len(groups)) + "|"]
+    data: dict[str, Any] = {}
+    for name, labels_of in policy_groups(rows, baselines).items():
+        a = np.mean([with_it[label] for label in labels_of], axis=0)
+        b = np.mean([without[label] for label in labels_of], axis=0)
+        diff = paired_difference(a, b)
+        per_group = {g: float(np.mean(a[members[g]] - b[members[g]])) for g in groups}
+        data[name] = {"with": float(a.mean()), "without": float(b.mean()), "diff": diff.__dict__,
+                      "per_pathology": per_group}
+        lines.append(f"| {name} | {a.mean():.3f} | {b.mean():.3f} | {diff.format(signed=True)} | "
+                     + " | ".join(f"{per_group[g]:+.3f}" for g in groups) + " |")
+    return lines, data
 
 
 def variant_comparison(rows: list[dict[str, Any]], episodes: dict[str, list[float]] | None,
@@ -431,7 +462,10 @@ def evaluate_cached(specs: Sequence[PolicySpec], settings: EpisodeSettings, work
     from dataclasses import asdict
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = json.dumps(asdict(settings), sort_keys=True, default=list)
+    fields = asdict(settings)
+    if not settings.ablation:  # left out when empty: episodes cached before the field existed stay valid
+        del fields["ablation"]
+    key = json.dumps(fields, sort_keys=True, default=list)
     results: dict[str, list[EpisodeResult]] = {}
     for spec in specs:
         path = cache_dir / f"{spec.label}.json"
@@ -480,7 +514,7 @@ def run_study(study: StudyArgs, command: str | None = None) -> dict[str, Any]:
     # One cache folder per instance list: a longer list is other episodes, not an extension of the cached ones.
     episodes_dir = ("episodes" + ("" if study.instance_set == "test" else f"-{study.instance_set}")
                     + ("" if study.eval_episodes == DEFAULT_EVAL_EPISODES else f"-{study.eval_episodes}")
-                    + ("" if study.relevance else "-no-relevance"))
+                    + ("" if study.relevance else NO_RELEVANCE_SUFFIX))
     results = evaluate_cached(specs, settings, study.workers, shared / episodes_dir)
     summaries = summarize(results, "keep")
     print_table(summaries, "keep", title=f"study {study.preset}: held-out {study.env}")
@@ -490,6 +524,13 @@ def run_study(study: StudyArgs, command: str | None = None) -> dict[str, Any]:
     episodes = {label: [e.test_accuracy for e in eps] for label, eps in results.items()}
     labels = pathologies(study.env, study.instance_set, list(range(study.eval_episodes)))
     body, summary = markdown(study, rows, baseline_means, baseline_divergence, episodes, labels)
+    if study.ablation():  # the same policies as trained (their cached episodes, else evaluated now), paired
+        as_trained = evaluate_cached(specs, replace(settings, ablation=()), study.workers,
+                                     shared / episodes_dir.removesuffix(NO_RELEVANCE_SUFFIX))
+        gain, summary["ablation_gain"] = ablation_gain_table(
+            rows, study.baselines, {label: [e.test_accuracy for e in eps] for label, eps in as_trained.items()},
+            episodes, labels, ", ".join(f"{k}={v}" for k, v in study.ablation()))
+        body += "\n\n" + "\n".join(gain)
     print(body)
     data = {"study": {k: list(v) if isinstance(v, tuple) else v for k, v in study.__dict__.items()},
             "main_job": first.to_json(), "algo_kwargs": first.algo_kwargs(), "rows": rows,

@@ -46,9 +46,13 @@ def test_smoke_study_trains_each_seed_once_and_pairs_every_baseline(tmp_path: Pa
     assert run_study(StudyArgs(agents=tuple(runs), smoke=True, eval_episodes=2, baselines=("keep", "steer"),
                                out_dir=str(tmp_path), write_page=False, workers=1))["episodes"] == data["episodes"]
     # An ablation of the evaluation envs: its episodes are cached apart, the held-out ones stay as they were.
-    run_study(StudyArgs(agents=tuple(runs), smoke=True, eval_episodes=2, baselines=("keep",), out_dir=str(tmp_path),
-                        write_page=False, workers=1, relevance=False))
+    ablated = run_study(StudyArgs(agents=tuple(runs), smoke=True, eval_episodes=2, baselines=("keep",),
+                                  out_dir=str(tmp_path), write_page=False, workers=1, relevance=False))
     assert (tmp_path / "default" / "episodes-2-no-relevance" / "keep.json").exists()
+    # ... and the page pairs each policy with its episodes as trained (the cached ones)
+    gain = ablated["summary"]["ablation_gain"]
+    assert gain["keep"]["with"] == pytest.approx(sum(data["episodes"]["keep"]) / 2)
+    assert gain["keep"]["without"] == pytest.approx(sum(ablated["episodes"]["keep"]) / 2)
     assert run_study(study)["episodes"] == data["episodes"]
 
 
@@ -144,3 +148,22 @@ def test_pathology_table_averages_each_planted_pathology_over_seeds() -> None:
     assert summary["per_pathology"] == {"v": {"clean": 0.5, "spurious": 0.0}, "keep": {"clean": 0.4, "spurious": 0.4}}
     assert "| clean (n=2) | spurious (n=1) |" in lines[2] and lines[-1] == "| keep | 0.400 | 0.400 |"
 
+
+
+def test_episodes_cached_before_the_ablation_field_existed_are_reused(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    from dataclasses import asdict
+
+    from traingym.agents.episodes import EpisodeResult, EpisodeSettings
+    from traingym.agents.policies import PolicySpec
+    from traingym.experiments import study as study_module
+
+    settings = EpisodeSettings("TrainGym/DigitsMLP-v0", 3, 5, (0,))
+    spec = PolicySpec("keep", "keep", 0)
+    old_key = {k: v for k, v in asdict(settings).items() if k != "ablation"}
+    episode = EpisodeResult("keep", 0, 0, 0.5, 0.5, False, 3, 0.1, 0.1)
+    (tmp_path / "keep.json").write_text(json.dumps({"settings": json.dumps(old_key, sort_keys=True, default=list),
+                                                    "spec": asdict(spec), "episodes": [asdict(episode)]}))
+    monkeypatch.setattr(study_module, "evaluate", lambda *a: pytest.fail("re-evaluated a cached policy"))
+    assert study_module.evaluate_cached([spec], settings, 1, tmp_path)["keep"][0].test_accuracy == 0.5
