@@ -101,7 +101,7 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     - :meth:`begin_step` (the move), then the K steps: :meth:`train_steps` here, or a batched env's computation
       built from :meth:`draw_batch_indices`, :meth:`training_batches` (flagged inputs masked) and
-      :meth:`augment_batch` (or :meth:`family_aug_level` and :attr:`aug_generator` for many batches at once);
+      :meth:`augment_batch` (which a batched env calls once on a sub-env's K batches as one);
     - :meth:`finish_training` (divergence, the neuron log's training statistics), then :meth:`end_step`
       (validation, relevance, reward, observation, info; a batched env may hand it the validation forward pass,
       run for all its sub-envs at once).
