@@ -101,7 +101,7 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     - :meth:`begin_step` (the move), then the K steps: :meth:`train_steps` here, or a batched env's computation
       built from :meth:`draw_batch_indices`, :meth:`training_batches` (flagged inputs masked) and
-      :meth:`augment_batch` (or :meth:`family_aug_level` and :attr:`aug_generator` for many batches at once);
+      :meth:`augment_batch` (which a batched env calls once on a sub-env's K batches as one);
     - :meth:`finish_training` (divergence, the neuron log's training statistics), then :meth:`end_step`
       (validation, relevance, reward, observation, info; a batched env may hand it the validation forward pass,
       run for all its sub-envs at once).
@@ -265,8 +265,9 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         """The K training batches at ``indices`` (:meth:`draw_batch_indices`): inputs ``(K, B, ...)`` with the
         flagged input features masked (:meth:`mask_flagged_inputs`) and labels ``(K, B)``; not yet augmented by
         the family (:meth:`augment_batch`)."""
-        assert self._split is not None
-        return self.mask_flagged_inputs(self._split.x_train[indices]), self._split.y_train[indices]
+        split = self._split
+        assert split is not None
+        return self.mask_flagged_inputs(_take_rows(split.x_train, indices)), _take_rows(split.y_train, indices)
 
     def mask_flagged_inputs(self, x: torch.Tensor) -> torch.Tensor:
         """The next K training batches ``(K, B, ...)`` with the over-relevant input features flagged so far
@@ -505,3 +506,9 @@ def _count_correct(outputs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Te
     logits, labels = (torch.stack(t) for t in zip(*outputs))
     outputs.clear()
     return (logits.argmax(-1) == labels).sum()
+
+
+def _take_rows(t: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """``t[indices]`` for an index tensor of any shape, as one ``index_select`` on the flattened indices: several
+    times faster on the CPU than advanced indexing with a 2-D index, and the same values."""
+    return t.index_select(0, indices.flatten()).view(*indices.shape, *t.shape[1:])

@@ -202,15 +202,6 @@ class TaskFamily(ABC):
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """Augment a training batch at ``level`` in 1..4 (level 0 is never passed)."""
 
-    def augment_batches(self, x: torch.Tensor, y: torch.Tensor, levels: Sequence[int],
-                        generators: Sequence[torch.Generator]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Augment ``M`` batches ``x`` ``(M, B, ...)`` (labels ``(M, B)``), batch ``m`` at ``levels[m]`` (1..4) with
-        ``generators[m]``: the same result as calling :meth:`augment` on each batch in order (the batched vector
-        env augments all its sub-envs at once, each sub-env's K batches as one batch of K * B rows). Families
-        override it with one batched computation."""
-        pairs = [self.augment(xm, ym, level, gen) for xm, ym, level, gen in zip(x, y, levels, generators)]
-        return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
-
     def set_flagged_tokens(self, token_ids: Sequence[int]) -> None:
         """Text families: the token ids the env's relevance monitor currently flags (augmentation masks them
         first). Other families ignore it."""

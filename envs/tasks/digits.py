@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 from traingym.envs.hidden_layer import HiddenLayer
-from traingym.envs.tasks.augmentation import apply_image_augmentations, augment_images, draw_image_augmentation
+from traingym.envs.tasks.augmentation import augment_images
 from traingym.envs.tasks.base import Instance, TaskData, TaskFamily
 from traingym.envs.tasks.networks import build_convnet, build_mlp
 
@@ -42,12 +41,6 @@ class _DigitsFamily(TaskFamily):
     def augment(self, x: torch.Tensor, y: torch.Tensor, level: int, generator: torch.Generator
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         return augment_images(x, level, SHAPE, generator), y
-
-    def augment_batches(self, x: torch.Tensor, y: torch.Tensor, levels: Sequence[int],
-                        generators: Sequence[torch.Generator]) -> tuple[torch.Tensor, torch.Tensor]:
-        draws = [draw_image_augmentation(x.shape[1], level, SHAPE, gen, x.device)
-                 for level, gen in zip(levels, generators)]
-        return apply_image_augmentations(x, draws, SHAPE), y
 
 
 class DigitsMLP(_DigitsFamily):

@@ -429,25 +429,6 @@ def test_cuda_runs_all_instances_on_the_gpu_and_agrees_with_cpu() -> None:
     assert np.allclose(outs[0], outs[1], atol=1e-3)
 
 
-@pytest.mark.parametrize("task", ["digits_mlp", "digits_cnn", "mnist_cnn", "tabular_mlp"])
-def test_augment_batches_equals_augment_batch_by_batch(task: str) -> None:
-    from traingym.envs.tasks.registry import make_task
-
-    family = make_task(task, TrainingEnv(task=task, obs_keys=("training_stats",)).config)
-    instance = family.instance_set("train", "sgd")[0]
-    split = family.split(instance, 64)
-    levels = [1, 2, 3, 4, 4, 1]
-    idx = torch.randint(split.x_train.shape[0], (len(levels), 16), generator=torch.Generator().manual_seed(0))
-    x, y = split.x_train[idx], split.y_train[idx]
-    seeds = [0, 0, 1, 0, 1, 2]  # generators shared between batches: draws must stay in batch order
-    gens = {s: torch.Generator().manual_seed(s) for s in set(seeds)}
-    x_many, y_many = family.augment_batches(x, y, levels, [gens[s] for s in seeds])
-    gens = {s: torch.Generator().manual_seed(s) for s in set(seeds)}
-    for m, (level, s) in enumerate(zip(levels, seeds)):
-        xm, ym = family.augment(x[m], y[m], level, gens[s])
-        assert torch.equal(x_many[m], xm) and torch.equal(y_many[m], ym)
-
-
 @pytest.mark.slow
 def test_benchmark_smoke_reports_every_size_and_setting() -> None:
     import json
