@@ -88,11 +88,13 @@ def load_run_args(run_dir: str | Path) -> dict[str, Any]:
 def write_config(run_dir: Path, args: Args, resumed_from: int | None = None, algo_kwargs: dict[str, Any] | None = None,
                  versions: dict[str, str] | None = None) -> None:
     """``config.json``: the arguments (never secrets: API keys only ever come from environment variables),
-    the resolved env kwargs and library versions. ``algo_kwargs`` / ``versions``: another backend's settings
-    (default: the SB3 algorithm's) and extra library versions."""
+    the resolved env kwargs, library versions, and per start (the first and every resume) the package's commit and
+    the machine, so a run's timings can be read with the code and hardware behind them. ``algo_kwargs`` /
+    ``versions``: another backend's settings (default: the SB3 algorithm's) and extra library versions."""
     import gymnasium
     import stable_baselines3
     import torch
+    from traingym.protocol.provenance import git_commit, machine_description
 
     path = run_dir / CONFIG_FILE
     previous = json.loads(path.read_text()) if path.exists() else {}
@@ -105,6 +107,8 @@ def write_config(run_dir: Path, args: Args, resumed_from: int | None = None, alg
                      **(versions or {})},
         "created": previous.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
         "resumed": previous.get("resumed", []) + ([resumed_from] if resumed_from is not None else []),
+        "starts": previous.get("starts", []) + [{"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "step": resumed_from or 0,
+                                                 "commit": git_commit(), "machine": machine_description()}],
     }
     atomic_write_json(path, config)
 

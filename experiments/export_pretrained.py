@@ -39,8 +39,8 @@ def provenance(run_dir: Path) -> str:
     import json
 
     from traingym.agents.args import Args
-    from traingym.experiments.results import git_commit, machine_description
     from traingym.experiments.study import train_command
+    from traingym.protocol.provenance import git_commit, machine_description
 
     config = json.loads((run_dir / "config.json").read_text())
     return (f"- command: `{train_command(Args.from_json(config['args']))}` (run created {config.get('created')})\n"

@@ -74,7 +74,11 @@ def page(run_dir: Path) -> tuple[str, str, dict[str, Any]]:
             + (" since the last resume" if config["resumed"] else "")]
     if "eval_seconds" in timing:
         body.append(f"- final evaluation: {float(timing['eval_seconds']) / 60:.1f} min")
-    body += ["", "The timings are the run's own (timing.json); the machine above is where this page was written.",
+    starts = config.get("starts", [])
+    body += [f"- started at step {s['step']:,} on {s['at']}: commit {s['commit']}, {s['machine']}" for s in starts]
+    where = ("the machine of each start above" if starts else
+             "a run from before config.json recorded its machine: the machine above is where this page was written")
+    body += ["", f"The timings are the run's own (timing.json); {where}.",
              "One run is one agent seed: a timing and a first look, not a learning claim.", ""]
     if evaluation is not None:
         settings = evaluation["settings"]

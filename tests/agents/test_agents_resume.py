@@ -59,4 +59,5 @@ def test_resume_after_sigkill_continues_the_step_counter(tmp_path: Path) -> None
     assert PPO.load(run_dir / "model.zip").num_timesteps == TOTAL
     config = json.loads((run_dir / "config.json").read_text())
     assert config["resumed"] == [killed_at.step] and config["args"]["total_timesteps"] == TOTAL
+    assert [s["step"] for s in config["starts"]] == [0, killed_at.step]  # each start's commit and machine
     assert (run_dir / "eval.csv").exists()

@@ -27,6 +27,9 @@ def test_the_page_holds_the_runs_command_timing_and_held_out_table(tmp_path: Pat
     title, body, data = page(tmp_path / "run")
     assert title == "One ppo run on TrainGym/DigitsMLP-v0: training time and held-out table"
     assert "--seed 3" in body and "--total-timesteps 32" in body
+    (start,) = json.loads((tmp_path / "run" / "config.json").read_text())["starts"]  # the commit and machine
+    assert f"- started at step 0 on {start['at']}: commit {start['commit']}, {start['machine']}" in body
+    assert "cores" in start["machine"] and start["commit"]
     evaluation = json.loads((tmp_path / "run" / "eval.json").read_text())
     rows = [line for line in body.splitlines() if line.startswith("| ppo |") or line.startswith("| keep |")]
     assert [r.split(" | ")[1] for r in rows] == ["3", "3"]
