@@ -21,9 +21,7 @@ from traingym.agents.train import load_run_args
 from traingym.experiments.results import write_result
 from traingym.experiments.study import train_command
 from traingym.protocol.cli import parse_cli
-from traingym.protocol.run_files import CONFIG_FILE, TIMING_FILE
-
-EVAL_FILE = "eval.json"
+from traingym.protocol.run_files import CONFIG_FILE, EVAL_JSON, TIMING_FILE
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,7 @@ def page(run_dir: Path) -> tuple[str, str, dict[str, Any]]:
     config = json.loads((run_dir / CONFIG_FILE).read_text())
     args = Args.from_json({**load_run_args(run_dir), "run_dir": str(run_dir)})
     timing = json.loads((run_dir / TIMING_FILE).read_text())
-    evaluation = json.loads((run_dir / EVAL_FILE).read_text()) if (run_dir / EVAL_FILE).exists() else None
+    evaluation = json.loads((run_dir / EVAL_JSON).read_text()) if (run_dir / EVAL_JSON).exists() else None
     steps, seconds = int(timing["num_timesteps"]), float(timing["train_seconds"])
     body = [f"Run `{run_dir.name}`, created {config['created']}"
             + (f", resumed at steps {config['resumed']}" if config["resumed"] else "") + ".",
