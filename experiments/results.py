@@ -19,6 +19,12 @@ RESULTS_DIR = Path(__file__).resolve().parent.parent / "docs" / "results"
 """``docs/results`` of the source checkout (an installed copy without docs writes under the working directory)."""
 
 
+def check_page_name(flag: str, name: str) -> None:
+    """Raise ValueError naming ``flag`` unless ``name`` is a page's file stem: ASCII letters, digits, underscores."""
+    if not name or not name.isascii() or not name.replace("_", "").isalnum():
+        raise ValueError(f"{flag} must be letters, digits and underscores, got {name!r}")
+
+
 def results_dir() -> Path:
     return RESULTS_DIR if RESULTS_DIR.parent.is_dir() else Path.cwd() / "docs" / "results"
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from traingym.agents.args import Args
 from traingym.agents.train import load_run_args
-from traingym.experiments.results import write_result
+from traingym.experiments.results import check_page_name, write_result
 from traingym.experiments.study import train_command
 from traingym.protocol.cli import parse_cli
 from traingym.protocol.run_files import CONFIG_FILE, EVAL_JSON, TIMING_FILE
@@ -34,8 +34,7 @@ class RunPageArgs:
     """Page name (file stem under docs/results/): letters, digits and underscores."""
 
     def __post_init__(self) -> None:
-        if not self.name or not self.name.replace("_", "").isalnum() or not self.name.isascii():
-            raise ValueError(f"--name must be letters, digits and underscores, got {self.name!r}")
+        check_page_name("--name", self.name)
         for needed in (CONFIG_FILE, TIMING_FILE):
             if not (Path(self.run_dir) / needed).exists():
                 raise ValueError(f"--run-dir must be a finished run (no {needed} in {self.run_dir!r})")

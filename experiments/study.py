@@ -214,8 +214,10 @@ class StudyArgs:
             raise ValueError("--baselines must include keep (the reference of the printed table)")
         if self.workers == 0:
             object.__setattr__(self, "workers", min(2, os.cpu_count() or 1))
-        if self.page and not (self.page.isascii() and self.page.replace("_", "").isalnum()):
-            raise ValueError(f"--page must be letters, digits and underscores, got {self.page!r}")
+        if self.page:
+            from traingym.experiments.results import check_page_name
+
+            check_page_name("--page", self.page)
 
     def ablation(self) -> tuple[tuple[str, Any], ...]:
         """Env kwargs every evaluated policy gets (:attr:`EpisodeSettings.ablation`)."""
