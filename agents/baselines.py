@@ -9,6 +9,10 @@ calls when a policy has them:
 - ``observe_info(info)``: after ``reset`` and after every step, with that call's ``info``;
 - ``override_instance(instance) -> instance``: change the instance's initial hyperparameters (good defaults);
 - ``env_overrides``: ``gym.make`` kwargs the policy needs (e.g. the diagnosis key for the advisor-greedy policy).
+
+In an env with ``mask_grid`` (the agent picks which grid cell of the input to decorrelate: a fifth action entry)
+``predict`` appends :meth:`Baseline.mask_cell`: none for every baseline but the random one and the
+diagnosis-aware controllers.
 """
 
 from __future__ import annotations
@@ -52,12 +56,18 @@ class Baseline:
         """The move for the current state."""
         raise NotImplementedError
 
+    def mask_cell(self) -> int:
+        """The grid cell to decorrelate this step in an env with ``mask_grid`` (1-based; 0 none)."""
+        return 0
+
     def predict(self, observation: dict[str, np.ndarray], state: Any = None, episode_start: Any = None,
                 deterministic: bool = True) -> tuple[np.ndarray, Any]:
         """SB3 interface: ``(action, state)`` for one (unbatched) observation."""
         if episode_start is not None and bool(np.asarray(episode_start).any()) and self._t != 0:
             self.reset_episode()
         action = move_to_action(self.move(observation))
+        if "cell_relevance" in self._info:  # the env's mask_grid: its action ends with the cell to decorrelate
+            action = np.append(action, self.mask_cell())
         self._t += 1
         return action, state
 
@@ -82,6 +92,9 @@ class RandomPolicy(Baseline):
 
     def move(self, observation: dict[str, np.ndarray]) -> Move:
         return tuple(int(v) for v in self._rng.integers(-1, 2, size=4))  # type: ignore[return-value]
+
+    def mask_cell(self) -> int:
+        return int(self._rng.integers(len(self._info["cell_relevance"]) + 1))
 
 
 class StepDecayPolicy(Baseline):
@@ -208,6 +221,10 @@ class Response:
     """Lowest augmentation-level target while the finding holds (0..4)."""
     neuron_scale: int = 0
     """Neuron-scaling move (-1, 0, +1) on the steps where the finding is reported."""
+    mask_cell: bool = False
+    """In an env with ``mask_grid``: decorrelate the cell whose inputs were most relevant to the validation errors
+    when the finding was first reported, from then on, instead of raising the augmentation target (which there
+    decorrelates nothing: it is the family's own augmentation)."""
 
     def __post_init__(self) -> None:
         for name in ("lr", "weight_decay"):
@@ -221,7 +238,7 @@ class Response:
 
 
 DEFAULT_RESPONSES: dict[Finding, Response] = {
-    Finding.SHORTCUT_FEATURES: Response(aug_level=1),
+    Finding.SHORTCUT_FEATURES: Response(aug_level=1, mask_cell=True),
     Finding.SHORTCUT_TOKENS: Response(aug_level=2),
     Finding.NOISY_LABELS: Response(lr=0.1),
     Finding.OVERFITTING: Response(weight_decay=10.0),
@@ -264,11 +281,15 @@ class DiagnosisAwarePolicy(SteerPolicy):
         self.responses = dict(DEFAULT_RESPONSES if responses is None else responses)
         self.base_target = dict(self.target)
         self.seen: set[Finding] = set()
+        self.cell = 0
+        """With ``mask_grid``: the cell a ``mask_cell`` response chose (kept: a decorrelated shortcut stops being
+        relevant, and the next most relevant cell is a stroke)."""
 
     def reset_episode(self) -> None:
         super().reset_episode()
         self.target = dict(self.base_target)
         self.seen = set()
+        self.cell = 0
 
     def observe_info(self, info: dict[str, Any]) -> None:
         super().observe_info(info)
@@ -279,7 +300,13 @@ class DiagnosisAwarePolicy(SteerPolicy):
                 response = self.responses[finding]
                 self.target["lr"] *= response.lr
                 self.target["weight_decay"] *= response.weight_decay
-                self.target["aug_level"] = max(self.target["aug_level"], response.aug_level)
+                if response.mask_cell and "cell_relevance" in info:
+                    self.cell = 1 + int(np.argmax(info["cell_relevance"]))
+                else:
+                    self.target["aug_level"] = max(self.target["aug_level"], response.aug_level)
+
+    def mask_cell(self) -> int:
+        return self.cell
 
     def move(self, observation: dict[str, np.ndarray]) -> Move:
         d_lr, d_wd, d_aug, _ = super().move(observation)

@@ -34,7 +34,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from traingym.agents.baselines import make_baseline
 from traingym.agents.env_factory import make_env
 from traingym.agents.policies import env_overrides
-from traingym.protocol.moves import expand_actions, knob_indices
+from traingym.protocol.moves import agent_columns, expand_actions, knob_indices
 
 DEMO_SEED_OFFSET = 1_000_003
 """Demonstration episode ``e`` of agent seed ``s`` resets with seed ``DEMO_SEED_OFFSET * (s + 1) + e`` (a random
@@ -47,7 +47,7 @@ OBS_PREFIX = "obs."
 @dataclass(frozen=True)
 class Demonstrations:
     """The controller's steps as the agent sees them: raw observations (per key, stacked), the agent's actions
-    (its knobs only), per-step rewards and episode-start flags."""
+    (its knobs, then the env's entries after the knobs), per-step rewards and episode-start flags."""
 
     observations: dict[str, np.ndarray]
     actions: np.ndarray
@@ -128,7 +128,7 @@ def collect_demonstrations(controller: str, env_id: str, env_kwargs: dict[str, A
                 seen = {key: np.asarray(obs[key], dtype=np.float32) for key in obs_keys}
                 for key in obs_keys:
                     observations[key].append(seen[key])
-                actions.append(np.asarray(label)[list(indices)])
+                actions.append(np.asarray(label)[agent_columns(indices, len(label))])
                 starts.append(start)
                 action = label if driver is None else expand_actions(driver(seen), indices)
                 obs, reward, terminated, truncated, info = env.step(action)

@@ -12,6 +12,7 @@ from gymnasium.envs.registration import register
 from traingym.envs.batched.mlp import BATCHED_TASKS
 from traingym.envs.config import TrainingEnvConfig
 from traingym.envs.custom import CUSTOM_ENV_ID, EXAMPLE_TASK
+from traingym.envs.tasks.pathologies import PATCH_GRID
 from traingym.envs.tasks.registry import register_task
 from traingym.envs.training_env import TrainingEnv
 from traingym.envs.wrappers import DiscreteActionWrapper
@@ -28,14 +29,17 @@ ENV_TASKS: dict[str, str] = {
     "TrainGym/ReviewsBERT-v0": "reviews_bert",
     "TrainGym/ReviewsShortcut-v0": "reviews_shortcut",
     "TrainGym/DigitsPathologies-v0": "digits_pathologies",
+    "TrainGym/DigitsPatchPathologies-v0": "digits_patch_pathologies",
 }
 """Registered environment ids and the task family each one trains."""
 
 ENV_KWARGS: dict[str, dict[str, object]] = {
     "TrainGym/ReviewsBERT-v0": {"optimizer": "adam", "batch_size": 32},
     "TrainGym/ReviewsShortcut-v0": {"optimizer": "adam", "batch_size": 32},
+    "TrainGym/DigitsPatchPathologies-v0": {"mask_grid": PATCH_GRID},
 }
-"""Registration kwargs beyond ``task`` (JSON-able): transformers from scratch train with AdamW, not SGD."""
+"""Registration kwargs beyond ``task`` (JSON-able): transformers from scratch train with AdamW, not SGD; the patch
+mixture lets the agent choose which grid cell to decorrelate."""
 
 BATCHED_ENV_IDS: tuple[str, ...] = tuple(env_id for env_id, task in ENV_TASKS.items() if task in BATCHED_TASKS)
 """Ids whose ``gym.make_vec`` default (``vector_entry_point``) is

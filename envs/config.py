@@ -102,6 +102,12 @@ class TrainingEnvConfig:
     validation buffer (:mod:`traingym.envs.monitoring.input_relevance`). It flags over-relevant tokens / input
     features for the report, events, the ``"neurons"`` block and augmentation. Off: nothing flagged, the relevance
     features stay zero."""
+    mask_grid: int = 0
+    """Who picks the inputs a step decorrelates from the label. 0: the env, the flagged ones first, at augmentation
+    level 1 and up (see ``relevance``). G >= 1 (image tasks, height and width multiples of G): the agent, one cell
+    of a G x G grid over the image per step, as a fifth action entry in 0..G^2 (0 none, c the c-th cell,
+    row-major); augmentation is then the family's own at the knob's level, and the ``"neurons"`` block ends with
+    G^2 per-cell relevance features (:mod:`traingym.envs.monitoring.input_relevance`)."""
     shortcut_p_pos: float = 0.9
     """reviews_shortcut: probability of the planted token in positive training reviews."""
     shortcut_p_neg: float = 0.05
@@ -119,7 +125,8 @@ class TrainingEnvConfig:
         for name, low, high in (("steps_per_action", 1, 10_000), ("horizon", 1, 10_000), ("batch_size", 1, 4096),
                                 ("val_size", 16, 100_000), ("flag_top_k", 1, 64), ("max_error_samples", 1, 100_000),
                                 ("history_len", 2, 64), ("advisor_every_n", 1, 1000),
-                                ("event_log_capacity", 1, 100_000), ("advisor_max_retries", 0, 10)):
+                                ("event_log_capacity", 1, 100_000), ("advisor_max_retries", 0, 10),
+                                ("mask_grid", 0, 64)):
             check_range(name, getattr(self, name), low, high, integer=True)
         check_range("momentum", self.momentum, 0.0, 0.999)
         check_range("divergence_penalty", self.divergence_penalty, 0.0, 10.0)

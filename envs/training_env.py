@@ -62,6 +62,11 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     ``DiscreteActionWrapper`` flattens this to ``Discrete(81)`` for DQN.
 
+    With ``mask_grid = G`` (image tasks; ``TrainGym/DigitsPatchPathologies-v0`` registers G = 4) the agent, not the
+    env, picks which inputs a step decorrelates: ``MultiDiscrete([3, 3, 3, 3, G^2 + 1])``, the fifth entry the cell
+    of a G x G grid over the image whose pixels this step's K training batches decorrelate from the label (0 none,
+    c the c-th cell, row-major). Augmentation is then the family's own at the knob's level, flagged or not.
+
     ## Observation Space
     A ``Dict`` with the keys chosen by ``obs_keys`` (all float32 Boxes in [-10, 10], always finite):
 
@@ -73,7 +78,8 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
       event counts); see :mod:`traingym.envs.monitoring.neuron_features`. Then 12 relevance features (zeros with
       ``relevance=False``): text tasks the top-5 tokens' squashed z and relevance share and the numbers flagged
       (:mod:`traingym.envs.monitoring.token_monitor`); image and table tasks the same for input features
-      (:mod:`traingym.envs.monitoring.input_relevance`).
+      (:mod:`traingym.envs.monitoring.input_relevance`), with ``mask_grid`` then one squashed z per cell (where the
+      errors' relevance concentrates; also in ``info["cell_relevance"]``, beside ``info["mask_cell"]``).
     - ``"diagnosis"``: the advisor's diagnosis text encoded by a language model, plus one-hot findings and the
       one-hot suggested move; see :mod:`traingym.advisors`.
 
@@ -129,7 +135,12 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if self.config.device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"device={self.config.device!r} but no CUDA device is available; use device='cpu'")
         self.device = torch.device(self.config.device)
-        self.action_space = spaces.MultiDiscrete([3] * len(KNOBS))
+        if self.config.mask_grid and self.task.vocabulary() is not None:
+            raise ValueError(f"mask_grid={self.config.mask_grid} needs an image task; {self.config.task!r} is a text "
+                             "task (its augmentation masks the flagged tokens)")
+        cells = self.config.mask_grid ** 2
+        # With mask_grid the agent picks the cell to decorrelate: a fifth entry, 0 (none) .. cells.
+        self.action_space = spaces.MultiDiscrete([3] * len(KNOBS) + ([cells + 1] if cells else []))
         # Neuron log, events, history, report and observation: the code the training doctor shares.
         self._monitor = TrainingMonitor(self.config, self.task.vocabulary())
         self._events = self._monitor.events
@@ -143,6 +154,8 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._model: torch.nn.Module | None = None
         self._task_summary: dict[str, Any] = {}
         self._split: Split | None = None
+        self._mask_cell = 0
+        """With ``mask_grid``: the cell (1-based; 0 none) the current step decorrelates."""
 
     @property
     def advisor_accounting(self) -> dict[str, Any]:
@@ -188,6 +201,7 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._events.end_step()
         self._initial_val_acc = self._val_acc
         self._last_move = (0, 0, 0, 0)
+        self._mask_cell = 0
         self._diverged = False
         self._scaled = 0
         obs, extra = self._observe()
@@ -218,6 +232,13 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         see :attr:`scaled_neurons`) and the step counter."""
         if self._model is None or self._split is None:
             raise RuntimeError("call reset() before step()")
+        if self.config.mask_grid:
+            entries = np.asarray(action).reshape(-1)
+            cells = self.config.mask_grid ** 2
+            if entries.shape != (len(KNOBS) + 1,) or not 0 <= entries[-1] <= cells or entries[-1] != int(entries[-1]):
+                raise ValueError(f"with mask_grid={self.config.mask_grid} an action has {len(KNOBS) + 1} entries, "
+                                 f"the knobs' in {{0, 1, 2}} and a cell in 0..{cells}, got {entries.tolist()}")
+            action, self._mask_cell = entries[:-1], int(entries[-1])
         self._apply_move(action_to_move(action))
         self._t += 1
 
@@ -263,22 +284,29 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     def training_batches(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The K training batches at ``indices`` (:meth:`draw_batch_indices`): inputs ``(K, B, ...)`` with the
-        flagged input features masked (:meth:`mask_flagged_inputs`) and labels ``(K, B)``; not yet augmented by
-        the family (:meth:`augment_batch`)."""
+        move's target inputs decorrelated (:meth:`mask_inputs`) and labels ``(K, B)``; not yet augmented by the
+        family (:meth:`augment_batch`)."""
         split = self._split
         assert split is not None
-        return self.mask_flagged_inputs(_take_rows(split.x_train, indices)), _take_rows(split.y_train, indices)
+        return self.mask_inputs(_take_rows(split.x_train, indices)), _take_rows(split.y_train, indices)
 
-    def mask_flagged_inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """The next K training batches ``(K, B, ...)`` with the over-relevant input features flagged so far
-        decorrelated from the label at the current augmentation level
+    def mask_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The next K training batches ``(K, B, ...)`` with the move's target inputs decorrelated from the label
         (:func:`~traingym.envs.tasks.augmentation.decorrelate_inputs`; images and tables, before the family's
-        augmentation). Unchanged, with nothing drawn, at level 0 or with nothing flagged."""
-        inputs = self._monitor.inputs
-        if inputs is None or not inputs.flagged_ids or self._aug == 0:
-            return x
-        flat = decorrelate_inputs(x.flatten(2), inputs.flagged_ids, self._aug, self._mask_gen)
-        return flat.reshape(x.shape)
+        augmentation): the over-relevant input features flagged so far, at the current augmentation level; with
+        ``mask_grid``, the agent's cell instead, always. Unchanged, with nothing drawn, when there is nothing to
+        decorrelate (level 0 or nothing flagged; cell 0)."""
+        if self.config.mask_grid:
+            if not self._mask_cell or self._monitor.cells is None:
+                return x
+            targets: tuple[int, ...] = tuple(self._monitor.cells[self._mask_cell - 1].tolist())
+            level = 1
+        else:
+            inputs = self._monitor.inputs
+            if inputs is None or not inputs.flagged_ids or self._aug == 0:
+                return x
+            targets, level = inputs.flagged_ids, self._aug
+        return decorrelate_inputs(x.flatten(2), targets, level, self._mask_gen).reshape(x.shape)
 
     def family_aug_level(self) -> int:
         """The level of the family's own augmentation (shifts and noise, feature noise): the knob's level, one
@@ -287,7 +315,8 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         pixel noise) costs far more than a shortcut, so a remedy that brought it along did more harm than good
         (``docs/results/information_gap.md``)."""
         inputs = self._monitor.inputs
-        return max(0, self._aug - 1) if inputs is not None and inputs.flagged_ids else self._aug
+        flagged_first = not self.config.mask_grid and inputs is not None and inputs.flagged_ids
+        return max(0, self._aug - 1) if flagged_first else self._aug
 
     def augment_batch(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One training batch augmented by the family at :meth:`family_aug_level`, drawing from
@@ -492,7 +521,18 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             "train_loss": self._train_loss, "train_accuracy": self._train_acc,
             "val_loss": self._val_loss, "val_accuracy": self._val_acc,
             "move": list(self._last_move), "scaled_neurons": self._scaled, "diverged": self._diverged,
+            **self._cell_info(),
         }
+
+    def _cell_info(self) -> dict[str, Any]:
+        """With ``mask_grid``: the cell the last step decorrelated and the per-cell relevance features that the
+        ``"neurons"`` block ends with (the same numbers, for controllers that read ``info``)."""
+        if not self.config.mask_grid:
+            return {}
+        inputs = self._monitor.inputs
+        relevance = (inputs.cell_features() if inputs is not None
+                     else np.zeros(self.config.mask_grid ** 2, dtype=np.float32))
+        return {"mask_cell": self._mask_cell, "cell_relevance": [round(float(v), 4) for v in relevance]}
 
     def _status_line(self, reward: float) -> str:
         return (f"t={self._t:3d}/{self._horizon} lr={self._lr:.2e} wd={self._wd:.1e} aug={self._aug} "

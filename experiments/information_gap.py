@@ -210,7 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _write(args: GapArgs, section: str, body: str, data: dict) -> None:
     """Keep the other section of the page (held-out figures and the tuning table are written by separate runs)."""
 
-    sections = stored_data("information_gap").get("sections", {})
+    name = page_name(args.env)
+    sections = stored_data(name).get("sections", {})
     sections[section] = {"args": args.__dict__, "body": body, "data": data}
     titles = {"held_out": "Held-out instances", "tuning": "Choosing the controller's base targets (TRAIN instances)"}
     intro = ("The diagnosis-aware controller is steer whose targets the advisor's findings move "
@@ -219,7 +220,16 @@ def _write(args: GapArgs, section: str, body: str, data: dict) -> None:
              "columns use the planted ground truth, which no controller sees.\n\n")
     page = intro + "\n".join(f"## {titles[k]}\n\n`python -m traingym.experiments.information_gap "
                              f"{_flags(v['args'])}`\n\n{v['body']}" for k, v in sorted(sections.items()))
-    write_result("information_gap", "The information gap on a pathology mixture", page, {"sections": sections})
+    write_result(name, f"The information gap on a pathology mixture ({args.env})", page, {"sections": sections})
+
+
+def page_name(env_id: str) -> str:
+    """``information_gap`` for the first pathology mixture (``TrainGym/DigitsPathologies-v0``), else
+    ``information_gap_<family>``."""
+    import traingym.envs  # noqa: F401  (registers the ids)
+
+    family = gym.spec(env_id).kwargs["task"]
+    return "information_gap" if family == "digits_pathologies" else f"information_gap_{family}"
 
 
 def _flags(args: dict[str, Any]) -> str:

@@ -34,7 +34,7 @@ from traingym.protocol.checks import check_range
 from traingym.protocol.cli import IntTuple, StrTuple
 
 Preset = Literal["default", "ablation", "generalisation", "pathologies", "pathologies_ablation",
-                 "pathologies_kickstart", "pathologies_kickstart_128", "default_kickstart"]
+                 "pathologies_kickstart", "pathologies_kickstart_128", "default_kickstart", "patch_pathologies"]
 ALL_KNOBS = ("lr", "weight_decay", "aug_level", "neuron_scale")
 GENERALISATION_TRAIN_ENVS = ("TrainGym/DigitsMLP-v0", "TrainGym/DigitsCNN-v0", "TrainGym/TabularMLP-v0")
 """The families the generalisation agent trains on (together); it is evaluated on MNISTCNN, which it never saw."""
@@ -98,6 +98,12 @@ WIDE_TUNING = ("-only", "-dagger", "-demo")
 PRESET_VARIANTS["pathologies_kickstart_128"] = {
     name: overrides for name, overrides in PRESET_VARIANTS["pathologies_kickstart"].items()
     if any(name.endswith(f"{KICKSTART_SUFFIX}{tuning}") for tuning in WIDE_TUNING)}
+# Where the agent chooses the target of the decorrelating move (TrainGym/DigitsPatchPathologies-v0, mask_grid: a
+# patch shortcut in one cell, the cell the agent's fifth action entry): the same two agents, imitating the
+# diagnosis-aware controller by DAgger (the candidate that kept the imitation best on the ring mixture).
+PRESET_VARIANTS["patch_pathologies"] = {
+    f"{name}{KICKSTART_SUFFIX}-dagger": {**overrides, "kickstart": "diagnosis_aware", **FINE_TUNING["-dagger"]}
+    for name, overrides in PRESET_VARIANTS["pathologies"].items()}
 # The main job with and without imitating steer first (the same 10k env steps).
 PRESET_VARIANTS["default_kickstart"] = {"default": {}, "kickstart-steer": {"kickstart": "steer"}}
 """Per preset: agent variants, each as ``Args`` overrides of the main job's defaults."""
@@ -116,28 +122,33 @@ RESULT_PAGES: dict[str, tuple[str, str]] = {
                                   "behaviour, on all 128 held-out instances of the pathology mixture"),
     "generalisation": ("agent_generalisation", "One agent trained on DigitsMLP + DigitsCNN + TabularMLP, evaluated on "
                                                "held-out MNISTCNN (a family it never saw)"),
+    "patch_pathologies": ("agent_patch_pathologies", "Agents that choose the cell to decorrelate, on the patch "
+                                                     "mixture: training_stats alone against the full observation"),
 }
 PRESET_ENV: dict[str, str] = {"generalisation": "TrainGym/MNISTCNN-v0",
                               "pathologies": "TrainGym/DigitsPathologies-v0",
                               "pathologies_ablation": "TrainGym/DigitsPathologies-v0",
                               "pathologies_kickstart": "TrainGym/DigitsPathologies-v0",
-                              "pathologies_kickstart_128": "TrainGym/DigitsPathologies-v0"}
+                              "pathologies_kickstart_128": "TrainGym/DigitsPathologies-v0",
+                              "patch_pathologies": "TrainGym/DigitsPatchPathologies-v0"}
 """The evaluation env per preset (others: DigitsMLP)."""
 PRESET_BASELINES: dict[str, tuple[str, ...]] = {"generalisation": ("keep", "plateau", "steer"),
                                                 "pathologies": ("keep", "good_defaults", "steer", "diagnosis_aware",
                                                                 "diagnosis_aware_defaults"),
 }
 """The baselines per preset (others: keep, random, step_decay, plateau, steer)."""
-for _preset in ("pathologies_ablation", "pathologies_kickstart", "pathologies_kickstart_128"):
+for _preset in ("pathologies_ablation", "pathologies_kickstart", "pathologies_kickstart_128", "patch_pathologies"):
     PRESET_BASELINES[_preset] = PRESET_BASELINES["pathologies"]
 PRESET_RUNS: dict[str, str] = {"pathologies_ablation": "pathologies", "pathologies_kickstart": "pathologies",
                                "pathologies_kickstart_128": "pathologies", "default_kickstart": "default"}
 """Presets whose runs and evaluated episodes live in another preset's folder: a variant with the same name and
 settings is the same training run, trained once."""
+COMPARED_PRESETS: tuple[str, ...] = (*PRESET_RUNS, *PRESET_RUNS.values(), "patch_pathologies")
+"""Presets whose page compares each variant with its ``training_stats`` counterpart, seed by seed."""
 DEFAULT_EVAL_EPISODES = 64
 NO_RELEVANCE_SUFFIX = "-no-relevance"
 """Suffix of the episode cache folder of a ``--no-relevance`` evaluation (the folder without it: as trained)."""
-PRESET_EVAL_EPISODES: dict[str, int] = {"pathologies_kickstart_128": TEST_SET_SIZE}
+PRESET_EVAL_EPISODES: dict[str, int] = {"pathologies_kickstart_128": TEST_SET_SIZE, "patch_pathologies": TEST_SET_SIZE}
 """Held-out instances per preset (others: DEFAULT_EVAL_EPISODES)."""
 AGENTS_PAGE = ("agent_candidate", "Agents trained elsewhere (a candidate configuration) on held-out instances")
 """The page of a study of existing runs (``--agents``): not the main job's defaults, so not agent_default."""
@@ -313,7 +324,7 @@ def markdown(study: StudyArgs, rows: list[dict[str, Any]], baseline_means: dict[
     variants = list(dict.fromkeys(r["variant"] for r in rows))
     if labels is not None and episodes is not None and set(labels) != {"clean"}:
         lines += ["", *pathology_table(rows, study.baselines, episodes, labels, summary)]
-    if study.preset in PRESET_RUNS.values() or study.preset in PRESET_RUNS:
+    if study.preset in COMPARED_PRESETS:
         for variant in variants:
             suffix = next((variant[variant.index(s):] for s in (LONG_SUFFIX, KICKSTART_SUFFIX) if s in variant), "")
             reference = f"training_stats{suffix}" if f"training_stats{suffix}" in variants else variants[0]

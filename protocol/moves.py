@@ -78,9 +78,16 @@ def knob_indices(knobs: Sequence[str]) -> tuple[int, ...]:
 
 
 def expand_actions(actions: np.ndarray, indices: Sequence[int]) -> np.ndarray:
-    """Full env actions from actions over a subset of the knobs: column ``j`` of ``actions`` (shape ``(n,
-    len(indices))`` or ``(len(indices),)``) moves knob ``indices[j]``; every other knob keeps (1)."""
+    """Full env actions from actions over a subset of the knobs: column ``j < len(indices)`` of ``actions`` (shape
+    ``(n, columns)`` or ``(columns,)``) moves knob ``indices[j]``; every other knob keeps (1); columns after the
+    knobs' are the env's entries after the knobs (``mask_grid``'s cell) and follow unchanged."""
     partial = np.asarray(actions, dtype=np.int64)
     full = np.tile(KEEP_ACTION, partial.shape[:-1] + (1,))
-    full[..., list(indices)] = partial
-    return full
+    full[..., list(indices)] = partial[..., :len(indices)]
+    return np.concatenate([full, partial[..., len(indices):]], axis=-1)
+
+
+def agent_columns(indices: Sequence[int], width: int) -> list[int]:
+    """The columns of a full env action of ``width`` entries that an agent over the knobs at ``indices`` chooses:
+    those knobs, then every entry after the knobs (:func:`expand_actions`'s inverse)."""
+    return [*indices, *range(len(KNOBS), width)]

@@ -32,7 +32,7 @@ Grouping = Literal["none", "width", "architecture"]
 GROUPINGS: tuple[str, ...] = ("none", "width", "architecture")
 """How sub-envs share stacks: one stack for all (``none``: padded to the largest network), one per hidden width
 (``width``: padded in depth only), one per exact architecture (no padding, more and smaller batched ops)."""
-BATCHED_TASKS: tuple[str, ...] = ("digits_mlp", "tabular_mlp", "digits_pathologies")
+BATCHED_TASKS: tuple[str, ...] = ("digits_mlp", "tabular_mlp", "digits_pathologies", "digits_patch_pathologies")
 """Task families whose target network is an :class:`~traingym.envs.tasks.networks.MLP` (trainable stacked)."""
 
 

@@ -34,11 +34,13 @@ report's ``flagged_inputs``, highest z first. Every feature ever flagged in the 
 would otherwise be relearned. A feature that becomes flagged emits an ``over_relevant_input`` event (``neuron_ids``
 ``[feature]``, values ``z``, ``share``).
 
-## Observation block (:data:`FEATURE_SIZE` = 12 floats, the size of the token block)
+## Observation block (:data:`FEATURE_SIZE` = 12 floats, the size of the token block, + one per cell)
 The top :data:`TOP_FEATURES` features by z (flagged or not): ``squash(z, Z_SCALE)``
 (:mod:`~traingym.envs.monitoring.neuron_features`) and mean share per occurrence, interleaved; then the number
 flagged now (at most :data:`TOP_FEATURES`) / :data:`TOP_FEATURES` and the number of sticky features /
-:data:`STICKY_FEATURES`.
+:data:`STICKY_FEATURES`. With ``cells`` (the env's ``mask_grid``: the agent chooses which cell to decorrelate),
+then per cell ``squash(max z of its features, Z_SCALE)``: *where* the errors' relevance concentrates, which the
+agent needs and no other feature says.
 """
 
 from __future__ import annotations
@@ -75,13 +77,19 @@ class InputRelevanceMonitor:
     * ``feature_names``: a short name per input feature (``"pixel r0c3"``, ``"feature 7"``), for the report.
     * ``events``: event log that ``over_relevant_input`` events go to (None: no events).
     * ``z_threshold``: robust z-score from which a feature is flagged.
+    * ``cells``: flat feature ids per cell of the input (:func:`~traingym.envs.tasks.input_cells.input_cells`),
+      each summarised in :meth:`features`; empty: no cell features.
     """
 
     def __init__(self, feature_names: tuple[str, ...], *, events: EventLog | None = None,
-                 z_threshold: float = SHORTCUT_Z, decay: float = DECAY) -> None:
+                 z_threshold: float = SHORTCUT_Z, decay: float = DECAY, cells: tuple[np.ndarray, ...] = ()
+                 ) -> None:
         if not feature_names:
             raise ValueError("feature_names must name at least one input feature")
         self.feature_names = feature_names
+        self.cells = cells
+        self.feature_size = FEATURE_SIZE + len(cells)
+        """Length of :meth:`features`."""
         self.events = events
         self.z_threshold = float(z_threshold)
         self.decay = float(decay)
@@ -142,15 +150,20 @@ class InputRelevanceMonitor:
                  "share": round(float(scores[j]), 4)} for j in self._flagged_now[:TOP_FEATURES]]
 
     def features(self) -> np.ndarray:
-        """The ``(FEATURE_SIZE,)`` float32 observation block (module docstring)."""
-        out = np.zeros(FEATURE_SIZE, dtype=np.float32)
+        """The ``(feature_size,)`` float32 observation block (module docstring)."""
+        out = np.zeros(self.feature_size, dtype=np.float32)
         if self._counts.any():
             scores = self.scores
             for i, j in enumerate(np.argsort(-self._z, kind="stable")[:TOP_FEATURES]):
                 out[2 * i: 2 * i + 2] = (squash(self._z[j], Z_SCALE), scores[j])
-        out[-2] = min(len(self._flagged_now), TOP_FEATURES) / TOP_FEATURES
-        out[-1] = len(self._sticky) / STICKY_FEATURES
+        out[FEATURE_SIZE - 2] = min(len(self._flagged_now), TOP_FEATURES) / TOP_FEATURES
+        out[FEATURE_SIZE - 1] = len(self._sticky) / STICKY_FEATURES
+        out[FEATURE_SIZE:] = self.cell_features()
         return out
+
+    def cell_features(self) -> np.ndarray:
+        """``squash(max z, Z_SCALE)`` of each cell's features (zeros before any update), float32."""
+        return np.array([squash(float(self._z[ids].max()), Z_SCALE) for ids in self.cells], dtype=np.float32)
 
 
 def robust_z(scores: np.ndarray, seen: np.ndarray) -> np.ndarray:

@@ -29,6 +29,7 @@ from traingym.envs.monitoring.input_relevance import InputRelevanceMonitor, feat
 from traingym.envs.monitoring.neuron_log import LAYER_SLOTS, NeuronLog, ValidationPass
 from traingym.envs.monitoring.token_monitor import FEATURE_SIZE as TOKEN_FEATURE_SIZE
 from traingym.envs.monitoring.token_monitor import TokenRelevanceMonitor
+from traingym.envs.tasks.input_cells import input_cells
 from traingym.protocol.events import EventType
 from traingym.protocol.moves import AUG_LEVELS
 from traingym.protocol.report import (
@@ -97,9 +98,11 @@ class TrainingMonitor:
             from traingym.envs.monitoring.neuron_features import NeuronFeatures
 
             # Text families carry the token block, the others the input block (zeros with relevance off, or for
-            # a run whose input shape is unknown): the same space either way.
+            # a run whose input shape is unknown), with the cell features when the agent picks a cell to mask: the
+            # same space either way.
             self.neuron_features = NeuronFeatures(
-                config.flag_top_k, TOKEN_FEATURE_SIZE if vocabulary is not None else INPUT_FEATURE_SIZE)
+                config.flag_top_k, TOKEN_FEATURE_SIZE if vocabulary is not None
+                else INPUT_FEATURE_SIZE + config.mask_grid ** 2)
             obs_spaces["neurons"] = _box(self.neuron_features.size)
         if "diagnosis" in config.obs_keys:
             from traingym.envs.diagnosis import make_diagnosis_channel
@@ -114,6 +117,8 @@ class TrainingMonitor:
         self.log: NeuronLog | None = None
         self.inputs: InputRelevanceMonitor | None = None
         """Input relevance of an image / table run (None for text, with ``relevance=False`` or no input shape)."""
+        self.cells: tuple[np.ndarray, ...] | None = None
+        """With ``mask_grid``: flat input ids per grid cell of the run's images (the agent's masking targets)."""
         self._text = vocabulary is not None
         self.history: dict[str, deque[float]] = {k: deque(maxlen=config.history_len) for k in HISTORY_KEYS}
         self.slopes: dict[str, float] = {}
@@ -133,9 +138,11 @@ class TrainingMonitor:
         if self.relevance is not None:
             self.relevance.reset()
         self.inputs = None
+        self.cells = (input_cells(input_shape, self.config.mask_grid)
+                      if self.config.mask_grid and input_shape is not None and not self._text else None)
         if input_shape is not None and not self._text and self.config.relevance:
             events = self.events if "events" in policies else None
-            self.inputs = InputRelevanceMonitor(feature_names(input_shape), events=events)
+            self.inputs = InputRelevanceMonitor(feature_names(input_shape), events=events, cells=self.cells or ())
         if self.diagnosis is not None:
             self.diagnosis.reset()
 

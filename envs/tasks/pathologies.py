@@ -19,6 +19,12 @@ only what the env observes, and the report names the neutral base family):
 The shortcut pixels are drawn per instance (from its split seed) among the image's outer ring, where the real
 digits are blank, so no fixed rule can know them: which pixels carry the shortcut is the input relevance's business
 (:mod:`traingym.envs.monitoring.input_relevance`).
+
+:class:`DigitsPatchPathologies` (``TrainGym/DigitsPatchPathologies-v0``) is the same mixture with another carrier:
+a SpuCo-style label-coded patch, one class code (a distinct 0/1 pattern) in the 2 x 2 pixels of one cell of a
+4 x 4 grid, the cell drawn per instance anywhere in the image, strokes included. There the env lets the agent choose
+which cell to decorrelate (``mask_grid``) instead of decorrelating the flagged pixels itself, so the *which* must
+come from what the agent observes: a blind pick of the cell costs (``docs/results/region_masking.md``).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import numpy as np
 import torch
 from traingym.envs.tasks.base import Instance, Split, TaskFamily
 from traingym.envs.tasks.digits import SHAPE, DigitsMLP
+from traingym.envs.tasks.input_cells import input_cells
 
 PATHOLOGIES: tuple[str, ...] = ("clean", "spurious", "label_noise", "small_data", "dying_relu")
 """Pathology names, in the order of :data:`PATHOLOGY_WEIGHTS`."""
@@ -44,6 +51,9 @@ INITIAL_WD: tuple[float, float] = (1e-5, 1e-3)
 PIXELS_PER_CLASS = 2
 SPURIOUS_VALUE = 1.0
 """Value of a planted pixel (digits are scaled to [0, 1])."""
+PATCH_GRID = 4
+"""Cells per side of the grid the patch carrier's cell is drawn from (2 x 2 pixels on 8 x 8 digits); the grid of
+``TrainGym/DigitsPatchPathologies-v0``'s ``mask_grid`` too."""
 
 
 def outer_ring(shape: tuple[int, int, int]) -> np.ndarray:
@@ -65,15 +75,29 @@ def spurious_pixels(split_seed: int, n_classes: int, shape: tuple[int, int, int]
     return rng.choice(ring, size=need, replace=False).reshape(n_classes, PIXELS_PER_CLASS)
 
 
-def plant(x: torch.Tensor, codes: torch.Tensor, pixels: np.ndarray, rate: float, rng: np.random.Generator
-          ) -> torch.Tensor:
-    """A copy of ``x`` ``(N, features)`` where each row, with probability ``rate``, gets the shortcut pixels of
-    class ``codes[row]`` set to :data:`SPURIOUS_VALUE`."""
+def patch_cell(split_seed: int) -> int:
+    """The grid cell (row-major, of :data:`PATCH_GRID` x :data:`PATCH_GRID`) of an instance's patch shortcut,
+    drawn from its split seed."""
+    return int(np.random.default_rng([split_seed, 0x9A7C]).integers(PATCH_GRID * PATCH_GRID))
+
+
+def patch_codes(n_classes: int, size: int) -> np.ndarray:
+    """``(n_classes, size)`` distinct non-zero 0/1 codes, class ``k`` showing the binary digits of ``k + 1``."""
+    if n_classes > 2**size - 1:
+        raise ValueError(f"a patch of {size} pixels codes at most {2**size - 1} classes, got {n_classes}")
+    return np.array([[((k + 1) >> b) & 1 for b in range(size)] for k in range(n_classes)], dtype=np.float32)
+
+
+def plant(x: torch.Tensor, codes: torch.Tensor, pixels: np.ndarray, values: np.ndarray, rate: float,
+          rng: np.random.Generator) -> torch.Tensor:
+    """A copy of ``x`` ``(N, features)`` where each row, with probability ``rate``, shows class ``codes[row]``'s
+    shortcut: ``pixels`` ``(n_classes, P)`` flat indices set to ``values`` ``(n_classes, P)``."""
     x = x.clone()
     rows = np.flatnonzero(rng.random(x.shape[0]) < rate)
     if rows.size:
-        cols = torch.from_numpy(pixels[codes[rows].numpy()])  # (R, PIXELS_PER_CLASS)
-        x[torch.from_numpy(rows)[:, None], cols] = SPURIOUS_VALUE
+        classes = codes[rows].numpy()
+        cols = torch.from_numpy(pixels[classes])  # (R, P)
+        x[torch.from_numpy(rows)[:, None], cols] = torch.from_numpy(values[classes]).to(x.dtype)
     return x
 
 
@@ -115,15 +139,34 @@ class DigitsPathologies(DigitsMLP):
                          split.y_test, split.n_classes)
         if pathology != "spurious" or strength == 0.0:
             return split
-        pixels = spurious_pixels(int(instance["split_seed"]), split.n_classes, SHAPE)
+        pixels, values = self.shortcut(int(instance["split_seed"]), split.n_classes)
         rng = np.random.default_rng([int(instance["split_seed"]), 0x5B0D])
 
         def decorrelated(x: torch.Tensor) -> torch.Tensor:  # the pixels of a random class: no label information
-            return plant(x, torch.from_numpy(rng.integers(split.n_classes, size=x.shape[0])), pixels, strength, rng)
+            classes = torch.from_numpy(rng.integers(split.n_classes, size=x.shape[0]))
+            return plant(x, classes, pixels, values, strength, rng)
 
-        return Split(plant(split.x_train, split.y_train, pixels, strength, rng), split.y_train,
+        return Split(plant(split.x_train, split.y_train, pixels, values, strength, rng), split.y_train,
                      decorrelated(split.x_val), split.y_val, decorrelated(split.x_test), split.y_test,
                      split.n_classes)
+
+    def shortcut(self, split_seed: int, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+        """The spurious carrier of an instance: per class, the flat pixel indices ``(n_classes, P)`` and the values
+        ``(n_classes, P)`` they are set to (here :data:`PIXELS_PER_CLASS` ring pixels per class, at
+        :data:`SPURIOUS_VALUE`)."""
+        pixels = spurious_pixels(split_seed, n_classes, SHAPE)
+        return pixels, np.full(pixels.shape, SPURIOUS_VALUE, dtype=np.float32)
+
+
+class DigitsPatchPathologies(DigitsPathologies):
+    """The pathology mixture of :class:`DigitsPathologies` whose spurious carrier is a label-coded patch in one
+    grid cell (see the module docstring); the mixture of ``TrainGym/DigitsPatchPathologies-v0``."""
+
+    name: ClassVar[str] = "digits_patch_pathologies"
+
+    def shortcut(self, split_seed: int, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+        cell = input_cells(SHAPE, PATCH_GRID)[patch_cell(split_seed)]
+        return np.tile(cell, (n_classes, 1)), patch_codes(n_classes, cell.size)
 
 
 def check_pathology(instance: dict[str, Any]) -> None:
@@ -136,4 +179,5 @@ def check_pathology(instance: dict[str, Any]) -> None:
         raise ValueError(f"instance['strength'] must be a number in [0, 1], got {strength!r}")
 
 
-__all__ = ["PATHOLOGIES", "DigitsPathologies", "TaskFamily", "check_pathology", "outer_ring", "spurious_pixels"]
+__all__ = ["PATCH_GRID", "PATHOLOGIES", "DigitsPatchPathologies", "DigitsPathologies", "TaskFamily", "check_pathology",
+           "outer_ring", "patch_cell", "patch_codes", "spurious_pixels"]

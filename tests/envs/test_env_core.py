@@ -68,7 +68,7 @@ def test_episode_info_and_reward_telescopes() -> None:
 def test_divergence_terminates_with_penalty_and_finite_obs(env_id: str) -> None:
     env = gym.make(env_id, obs_keys=CORE_KEYS, **FAST)
     obs, info = env.reset(seed=0, options={"instance": {**env.unwrapped.instances[0], "lr": 1.0}})
-    raise_lr = np.array([2, 1, 1, 1])
+    raise_lr = np.array([2, 1, 1, 1] + [0] * (len(env.action_space.nvec) - 4))  # no cell where the agent picks one
     terminated = False
     for _ in range(20):
         obs, reward, terminated, truncated, info = env.step(raise_lr)

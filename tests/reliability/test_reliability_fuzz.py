@@ -26,10 +26,12 @@ from traingym.protocol.choices import CallPolicy, choice_values
 ENV_IDS = sorted(k for k in gym.registry if k.startswith("TrainGym/"))
 ADVISORS = ("heuristic", "advisors_testkit:ConstantAdvisor", "advisors_testkit:BrokenAdvisor")
 """Advisor specs drawn by the fuzzer: the default rules, a user class, and a user class that always raises."""
-DIVERGE = np.array([2, 0, 1, 2])
-"""Double the learning rate, cut weight decay, scale the flagged neurons up: steers a run into divergence."""
-COLLAPSE = np.array([0, 2, 2, 0])
-"""Halve the learning rate, raise weight decay and augmentation, scale the flagged neurons down."""
+DIVERGE = np.array([2, 0, 1, 2, 0])
+"""Double the learning rate, cut weight decay, scale the flagged neurons up (no cell where the agent picks one):
+steers a run into divergence."""
+COLLAPSE = np.array([0, 2, 2, 0, 1])
+"""Halve the learning rate, raise weight decay and augmentation, scale the flagged neurons down, decorrelate the
+first cell where the agent picks one."""
 
 
 def config_strategy(max_k: int, batch_sizes: tuple[int, ...]) -> st.SearchStrategy[dict[str, Any]]:
@@ -72,7 +74,8 @@ def override_strategy() -> st.SearchStrategy[dict[str, Any] | None]:
 
 def action_strategy(max_steps: int) -> st.SearchStrategy[list[np.ndarray]]:
     """Random action sequences, or sequences steered into divergence / collapse with random actions mixed in."""
-    random_action = st.lists(st.integers(0, 2), min_size=4, max_size=4).map(np.array)
+    random_action = st.tuples(st.lists(st.integers(0, 2), min_size=4, max_size=4), st.integers(0, 1024)).map(
+        lambda parts: np.array([*parts[0], parts[1]]))  # the knobs, then a cell for envs with mask_grid
     steered = st.sampled_from([DIVERGE, COLLAPSE]).flatmap(
         lambda base: st.lists(st.one_of(st.just(base), random_action), min_size=1, max_size=max_steps))
     return st.one_of(st.lists(random_action, min_size=1, max_size=max_steps), steered)
@@ -86,6 +89,14 @@ def check_transition(env: gym.Env, obs: dict[str, np.ndarray], reward: float | N
     if reward is not None:
         assert isinstance(reward, float) and math.isfinite(reward), reward
     json.dumps(info, allow_nan=False)  # plain, finite, JSON-able values only
+
+
+def fit_action(action: np.ndarray, env: gym.Env) -> np.ndarray:
+    """A drawn action (four knobs, then a cell) for ``env``: the knobs alone, or with the cell in its range."""
+    nvec = np.asarray(env.action_space.nvec)
+    fitted = action[:len(nvec)].copy()
+    fitted[len(nvec) - 1:] %= nvec[len(nvec) - 1:]
+    return fitted
 
 
 def run_fuzz_case(env_id: str, kwargs: dict[str, Any], horizon: int, override: dict[str, Any] | None,
@@ -106,7 +117,8 @@ def run_fuzz_case(env_id: str, kwargs: dict[str, Any], horizon: int, override: d
             options = {"instance": {**base, **override}}
         obs, info = env.reset(seed=seed, options=options)
         check_transition(env, obs, None, info)
-        for action in actions:
+        for drawn in actions:
+            action = fit_action(drawn, env)
             assert env.action_space.contains(action)
             obs, reward, terminated, truncated, info = env.step(action)
             steps += 1
