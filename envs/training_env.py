@@ -78,8 +78,9 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
       event counts); see :mod:`traingym.envs.monitoring.neuron_features`. Then 12 relevance features (zeros with
       ``relevance=False``): text tasks the top-5 tokens' squashed z and relevance share and the numbers flagged
       (:mod:`traingym.envs.monitoring.token_monitor`); image and table tasks the same for input features
-      (:mod:`traingym.envs.monitoring.input_relevance`), with ``mask_grid`` then one squashed z per cell (where the
-      errors' relevance concentrates; also in ``info["cell_relevance"]``, beside ``info["mask_cell"]``).
+      (:mod:`traingym.envs.monitoring.input_relevance`), with ``mask_grid`` then per cell a squashed z (where the
+      errors' relevance concentrates) and the share of its pixels ever flagged (also in ``info["cell_relevance"]``
+      and ``info["cell_flagged"]``, beside ``info["mask_cell"]``).
     - ``"diagnosis"``: the advisor's diagnosis text encoded by a language model, plus one-hot findings and the
       one-hot suggested move; see :mod:`traingym.advisors`.
 
@@ -525,14 +526,15 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         }
 
     def _cell_info(self) -> dict[str, Any]:
-        """With ``mask_grid``: the cell the last step decorrelated and the per-cell relevance features that the
-        ``"neurons"`` block ends with (the same numbers, for controllers that read ``info``)."""
+        """With ``mask_grid``: the cell the last step decorrelated and the per-cell features that the ``"neurons"``
+        block ends with (the same numbers, for controllers that read ``info``)."""
         if not self.config.mask_grid:
             return {}
         inputs = self._monitor.inputs
-        relevance = (inputs.cell_features() if inputs is not None
-                     else np.zeros(self.config.mask_grid ** 2, dtype=np.float32))
-        return {"mask_cell": self._mask_cell, "cell_relevance": [round(float(v), 4) for v in relevance]}
+        none = np.zeros(self.config.mask_grid ** 2, dtype=np.float32)
+        relevance, flagged = (inputs.cell_relevance(), inputs.cell_flagged()) if inputs is not None else (none, none)
+        return {"mask_cell": self._mask_cell, "cell_relevance": [round(float(v), 4) for v in relevance],
+                "cell_flagged": [round(float(v), 4) for v in flagged]}
 
     def _status_line(self, reward: float) -> str:
         return (f"t={self._t:3d}/{self._horizon} lr={self._lr:.2e} wd={self._wd:.1e} aug={self._aug} "

@@ -39,8 +39,9 @@ The top :data:`TOP_FEATURES` features by z (flagged or not): ``squash(z, Z_SCALE
 (:mod:`~traingym.envs.monitoring.neuron_features`) and mean share per occurrence, interleaved; then the number
 flagged now (at most :data:`TOP_FEATURES`) / :data:`TOP_FEATURES` and the number of sticky features /
 :data:`STICKY_FEATURES`. With ``cells`` (the env's ``mask_grid``: the agent chooses which cell to decorrelate),
-then per cell ``squash(max z of its features, Z_SCALE)``: *where* the errors' relevance concentrates, which the
-agent needs and no other feature says.
+then per cell ``squash(max z of its features, Z_SCALE)``, then per cell the share of its features ever flagged
+(sticky): *where* the errors' relevance concentrates now, and where it was flagged, which stays after the agent
+has decorrelated a shortcut and its relevance has faded (a policy without memory would otherwise lose the cell).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class InputRelevanceMonitor:
             raise ValueError("feature_names must name at least one input feature")
         self.feature_names = feature_names
         self.cells = cells
-        self.feature_size = FEATURE_SIZE + len(cells)
+        self.feature_size = FEATURE_SIZE + 2 * len(cells)
         """Length of :meth:`features`."""
         self.events = events
         self.z_threshold = float(z_threshold)
@@ -158,12 +159,19 @@ class InputRelevanceMonitor:
                 out[2 * i: 2 * i + 2] = (squash(self._z[j], Z_SCALE), scores[j])
         out[FEATURE_SIZE - 2] = min(len(self._flagged_now), TOP_FEATURES) / TOP_FEATURES
         out[FEATURE_SIZE - 1] = len(self._sticky) / STICKY_FEATURES
-        out[FEATURE_SIZE:] = self.cell_features()
+        out[FEATURE_SIZE:FEATURE_SIZE + len(self.cells)] = self.cell_relevance()
+        out[FEATURE_SIZE + len(self.cells):] = self.cell_flagged()
         return out
 
-    def cell_features(self) -> np.ndarray:
+    def cell_relevance(self) -> np.ndarray:
         """``squash(max z, Z_SCALE)`` of each cell's features (zeros before any update), float32."""
         return np.array([squash(float(self._z[ids].max()), Z_SCALE) for ids in self.cells], dtype=np.float32)
+
+    def cell_flagged(self) -> np.ndarray:
+        """Each cell's share of features ever flagged in the run (sticky), float32."""
+        sticky = np.zeros(len(self.feature_names), dtype=bool)
+        sticky[list(self._sticky)] = True
+        return np.array([sticky[ids].mean() for ids in self.cells], dtype=np.float32)
 
 
 def robust_z(scores: np.ndarray, seen: np.ndarray) -> np.ndarray:

@@ -102,7 +102,7 @@ class TrainingMonitor:
             # same space either way.
             self.neuron_features = NeuronFeatures(
                 config.flag_top_k, TOKEN_FEATURE_SIZE if vocabulary is not None
-                else INPUT_FEATURE_SIZE + config.mask_grid ** 2)
+                else INPUT_FEATURE_SIZE + 2 * config.mask_grid ** 2)
             obs_spaces["neurons"] = _box(self.neuron_features.size)
         if "diagnosis" in config.obs_keys:
             from traingym.envs.diagnosis import make_diagnosis_channel

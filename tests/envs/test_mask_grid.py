@@ -71,13 +71,13 @@ def test_the_action_gets_the_cell_entry_and_the_neurons_block_one_feature_per_ce
     env = gym.make(ENV_ID, obs_keys=["training_stats", "neurons"])
     plain = gym.make("TrainGym/DigitsPathologies-v0", obs_keys=["training_stats", "neurons"])
     assert env.action_space == gym.spaces.MultiDiscrete([3, 3, 3, 3, CELLS + 1])
-    assert env.observation_space["neurons"].shape[0] == plain.observation_space["neurons"].shape[0] + CELLS
+    assert env.observation_space["neurons"].shape[0] == plain.observation_space["neurons"].shape[0] + 2 * CELLS
     obs, info = env.reset(seed=0)
     assert env.observation_space.contains(obs)
-    assert info["mask_cell"] == 0 and info["cell_relevance"] == [0.0] * CELLS  # nothing explained at reset
+    assert info["mask_cell"] == 0 and info["cell_relevance"] == info["cell_flagged"] == [0.0] * CELLS
     obs, _, _, _, info = env.step(np.array([1, 1, 1, 1, 7]))
     assert info["mask_cell"] == 7
-    assert np.allclose(obs["neurons"][-CELLS:], info["cell_relevance"], atol=1e-4)
+    assert np.allclose(obs["neurons"][-2 * CELLS:], info["cell_relevance"] + info["cell_flagged"], atol=1e-4)
     assert "mask_cell" not in plain.reset(seed=0)[1]
     env.close()
     plain.close()
@@ -162,3 +162,20 @@ def test_the_batched_env_runs_the_grid_as_single_envs_do() -> None:
     batched.close()
     for env in singles:
         env.close()
+
+
+def test_the_flagged_share_keeps_the_cell_after_its_relevance_fades() -> None:
+    """Decorrelated, the patch stops driving errors and its relevance fades; the cell's share of ever-flagged pixels
+    stays, so a policy that reads the observation alone can keep decorrelating it."""
+    env = TrainingEnv(task="digits_patch_pathologies", mask_grid=PATCH_GRID, obs_keys=("training_stats",))
+    env.reset(seed=0, options={"instance": _instance("spurious", 1.0)})
+    planted = patch_cell(3)
+    for _ in range(4):
+        _, _, _, _, info = env.step(KEEP_NO_CELL)
+    assert int(np.argmax(info["cell_relevance"])) == planted and info["cell_flagged"][planted] > 0
+    peak = info["cell_relevance"][planted]
+    for _ in range(10):
+        _, _, _, _, info = env.step(np.array([1, 1, 1, 1, planted + 1]))
+    assert info["cell_relevance"][planted] < peak
+    assert int(np.argmax(info["cell_flagged"])) == planted
+    env.close()
