@@ -24,8 +24,8 @@ from traingym.envs.config import LR_BOUNDS, WD_BOUNDS, TrainingEnvConfig
 from traingym.envs.hidden_layer import HiddenLayer
 from traingym.envs.monitoring.event_detector import EventDetector
 from traingym.envs.monitoring.event_log import EventLog, report_view
-from traingym.envs.monitoring.input_relevance import FEATURE_SIZE as INPUT_FEATURE_SIZE
 from traingym.envs.monitoring.input_relevance import InputRelevanceMonitor, feature_names
+from traingym.envs.monitoring.input_relevance import feature_size as input_feature_size
 from traingym.envs.monitoring.neuron_log import LAYER_SLOTS, NeuronLog, ValidationPass
 from traingym.envs.monitoring.token_monitor import FEATURE_SIZE as TOKEN_FEATURE_SIZE
 from traingym.envs.monitoring.token_monitor import TokenRelevanceMonitor
@@ -102,7 +102,7 @@ class TrainingMonitor:
             # same space either way.
             self.neuron_features = NeuronFeatures(
                 config.flag_top_k, TOKEN_FEATURE_SIZE if vocabulary is not None
-                else INPUT_FEATURE_SIZE + 2 * config.mask_grid ** 2)
+                else input_feature_size(config.mask_grid ** 2))
             obs_spaces["neurons"] = _box(self.neuron_features.size)
         if "diagnosis" in config.obs_keys:
             from traingym.envs.diagnosis import make_diagnosis_channel
