@@ -80,6 +80,7 @@ class EpisodeResult:
     train_acc: list[float] = field(default_factory=list)
     """Per-step training accuracy (the list twin of the final ``train_accuracy``; NaN after reset)."""
     moves: list[list[int]] = field(default_factory=list)
+    """Per step the move (one entry per knob), then the cell decorrelated in an env with ``mask_grid``."""
     advisor_calls: int = 0
     advisor_fallbacks: int = 0
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -113,7 +114,7 @@ def run_episode(policy: Any, env: gym.Env, label: str, index: int, seed: int, ho
         result.steps += 1
         result.episode_return += float(reward)
         _append_state(result, info)
-        result.moves.append([int(m) for m in info["move"]])
+        result.moves.append([int(m) for m in info["move"]] + ([int(info["mask_cell"])] if "mask_cell" in info else []))
         if step_record is not None:
             step_record.update(move=[int(m) for m in info["move"]], reward=float(reward),
                                val_accuracy=float(info["val_accuracy"]))

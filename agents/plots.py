@@ -86,7 +86,8 @@ def _padded(rows: list[list[float]]) -> np.ndarray:
 
 def move_frequencies(episodes: Sequence[EpisodeResult]) -> np.ndarray:
     """Fraction of steps with each move per knob: shape (knobs, 3) for decrease / keep / increase."""
-    moves = np.array([m for e in episodes for m in e.moves], dtype=np.int64).reshape(-1, len(KNOBS))
+    # The knobs' entries only (an env with mask_grid appends the cell).
+    moves = np.array([m[:len(KNOBS)] for e in episodes for m in e.moves], dtype=np.int64).reshape(-1, len(KNOBS))
     if moves.size == 0:
         return np.zeros((len(KNOBS), 3))
     return np.stack([(moves == v).mean(axis=0) for v in (-1, 0, 1)], axis=1)

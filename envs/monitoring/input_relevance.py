@@ -34,7 +34,7 @@ report's ``flagged_inputs``, highest z first. Every feature ever flagged in the 
 would otherwise be relearned. A feature that becomes flagged emits an ``over_relevant_input`` event (``neuron_ids``
 ``[feature]``, values ``z``, ``share``).
 
-## Observation block (:data:`FEATURE_SIZE` = 12 floats, the size of the token block, + one per cell)
+## Observation block (:data:`FEATURE_SIZE` = 12 floats, the size of the token block, + two per cell)
 The top :data:`TOP_FEATURES` features by z (flagged or not): ``squash(z, Z_SCALE)``
 (:mod:`~traingym.envs.monitoring.neuron_features`) and mean share per occurrence, interleaved; then the number
 flagged now (at most :data:`TOP_FEATURES`) / :data:`TOP_FEATURES` and the number of sticky features /

@@ -65,3 +65,15 @@ def test_demonstrations_and_knob_subsets_carry_the_cell() -> None:
     _, _, _, infos = venv.step(np.array([[1, 1, 4]]))
     assert infos[0]["mask_cell"] == 4
     venv.close()
+
+
+def test_evaluated_episodes_record_the_cell_after_the_move() -> None:
+    from traingym.agents.baselines import RandomPolicy
+    from traingym.agents.episodes import EpisodeSettings, run_policy_object
+    from traingym.agents.plots import move_frequencies
+
+    settings = EpisodeSettings(ENV_ID, 3, 2, (0,))
+    (episode,) = run_policy_object(RandomPolicy(seed=1), "random", settings)
+    assert [len(m) for m in episode.moves] == [len(KNOBS) + 1] * 3
+    assert all(0 <= m[-1] <= CELLS for m in episode.moves)
+    assert move_frequencies([episode]).shape == (len(KNOBS), 3)
