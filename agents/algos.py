@@ -28,7 +28,7 @@ def policy_name(algo: str) -> str:
 
 
 def uses_discrete_actions(algo: str) -> bool:
-    """DQN needs ``Discrete(81)`` (``DiscreteActionWrapper``)."""
+    """DQN needs a ``Discrete`` action space (``DiscreteActionWrapper``: ``Discrete(81)`` for the four knobs)."""
     return algo == "dqn"
 
 

@@ -104,9 +104,10 @@ class Args:
     """RL algorithm: ppo, a2c, dqn (through DiscreteActionWrapper) or recurrent_ppo (sb3-contrib, LSTM policy)."""
     knobs: StrTuple = ()
     """Knobs the agent moves, a subset of lr, weight_decay, aug_level, neuron_scale (its action space is
-    MultiDiscrete([3] * len(knobs))); the others always keep. The env and the baselines are unchanged. Empty: lr,
-    weight_decay, aug_level (agents that could scale neurons learned to blow flagged units up late in the episode:
-    docs/results/agent_tuning.md); all four with dqn or --backend rllib."""
+    MultiDiscrete([3] * len(knobs)), then an env with mask_grid's cell entry); the others always keep. The env and
+    the baselines are unchanged. Empty: lr, weight_decay, aug_level (agents that could scale neurons learned to
+    blow flagged units up late in the episode: docs/results/agent_tuning.md); all four with dqn or --backend
+    rllib."""
     backend: Backend = "sb3"
     """Training library: sb3 (Stable-Baselines3, one machine) or rllib (Ray RLlib PPO, new API stack, env runners on
     a Ray cluster; needs the [ray] extra; see docs/ray.md)."""

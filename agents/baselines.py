@@ -283,7 +283,7 @@ class DiagnosisAwarePolicy(SteerPolicy):
         self.seen: set[Finding] = set()
         self.cell = 0
         """With ``mask_grid``: the cell a ``mask_cell`` response chose (kept: a decorrelated shortcut stops being
-        relevant, and the next most relevant cell is a stroke)."""
+        relevant, and the next most relevant cell is a stroke); the first of tied cells."""
 
     def reset_episode(self) -> None:
         super().reset_episode()
@@ -301,7 +301,8 @@ class DiagnosisAwarePolicy(SteerPolicy):
                 self.target["lr"] *= response.lr
                 self.target["weight_decay"] *= response.weight_decay
                 if response.mask_cell and "cell_relevance" in info:
-                    self.cell = 1 + int(np.argmax(info["cell_relevance"]))
+                    relevance = np.asarray(info["cell_relevance"])
+                    self.cell = 1 + int(np.argmax(relevance)) if relevance.max() > 0 else 0  # none explained yet
                 else:
                     self.target["aug_level"] = max(self.target["aug_level"], response.aug_level)
 

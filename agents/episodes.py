@@ -116,7 +116,10 @@ def run_episode(policy: Any, env: gym.Env, label: str, index: int, seed: int, ho
         _append_state(result, info)
         result.moves.append([int(m) for m in info["move"]] + ([int(info["mask_cell"])] if "mask_cell" in info else []))
         if step_record is not None:
-            step_record.update(move=result.moves[-1], reward=float(reward), val_accuracy=float(info["val_accuracy"]))
+            step_record.update(move=[int(m) for m in info["move"]], reward=float(reward),
+                               val_accuracy=float(info["val_accuracy"]))
+            if "mask_cell" in info:
+                step_record["mask_cell"] = int(info["mask_cell"])
             result.records.append(step_record)
     result.test_accuracy = float(info["test_accuracy"])
     result.train_accuracy = float(info["train_accuracy"])

@@ -1,7 +1,8 @@
 """An agent that moves only some of the knobs: its action space covers those, the others always keep.
 
 Used for agents trained with ``train_agent.py --knobs``: the env and the baselines are unchanged (every policy still
-acts on the env's ``MultiDiscrete([3, 3, 3, 3])``); only what the agent may choose shrinks.
+acts on the env's ``MultiDiscrete([3, 3, 3, 3])``, or ``[3, 3, 3, 3, G^2 + 1]`` with ``mask_grid``, whose cell entry
+the agent keeps); only the knobs the agent may move shrink.
 """
 
 from __future__ import annotations

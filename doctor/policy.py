@@ -109,6 +109,11 @@ def _load_saved_agent(text: str) -> DoctorPolicy:
         raise ValueError(f"policy {text!r}: no saved agent at {path}. Accepted: {ACCEPTED_POLICIES}")
     agent = load_agent(path)
     config = find_run_config(path)
+    grid = _mask_grid(config)
+    if grid:
+        raise ValueError(f"policy {text!r} was trained with mask_grid={grid}: its actions pick a grid cell of the "
+                         "input images to decorrelate, which the doctor cannot apply to your run. Accepted: "
+                         f"{ACCEPTED_POLICIES}")
     known = set(field_names())
     spec_fields = ("obs_keys", "advisor", "diagnosis_dim")  # the agent's ObservationSpec holds these
     settings = {k: v for k, v in config.get("env_kwargs", {}).items()
@@ -117,3 +122,15 @@ def _load_saved_agent(text: str) -> DoctorPolicy:
     horizon = config.get("args", {}).get("horizon")
     return DoctorPolicy(agent, text, agent.observation, settings,
                         int(horizon) if horizon else None, agent.discrete_actions)
+
+
+def _mask_grid(config: dict[str, Any]) -> int:
+    """The ``mask_grid`` an agent's training env had: its own kwargs', else its registered id's."""
+    import gymnasium as gym
+    import traingym.envs  # noqa: F401  (registers the ids)
+
+    kwargs = config.get("env_kwargs", {})
+    if "mask_grid" in kwargs:
+        return int(kwargs["mask_grid"])
+    env_id = config.get("args", {}).get("env", "")
+    return int(gym.spec(env_id).kwargs.get("mask_grid", 0)) if env_id in gym.registry else 0

@@ -107,7 +107,7 @@ class TrainingEnvConfig:
     level 1 and up (see ``relevance``). G >= 1 (image tasks, height and width multiples of G): the agent, one cell
     of a G x G grid over the image per step, as a fifth action entry in 0..G^2 (0 none, c the c-th cell,
     row-major); augmentation is then the family's own at the knob's level, and the ``"neurons"`` block ends with
-    G^2 per-cell relevance features (:mod:`traingym.envs.monitoring.input_relevance`)."""
+    2 G^2 per-cell relevance features (:mod:`traingym.envs.monitoring.input_relevance`)."""
     shortcut_p_pos: float = 0.9
     """reviews_shortcut: probability of the planted token in positive training reviews."""
     shortcut_p_neg: float = 0.05

@@ -233,14 +233,18 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         see :attr:`scaled_neurons`) and the step counter."""
         if self._model is None or self._split is None:
             raise RuntimeError("call reset() before step()")
+        cell = 0
         if self.config.mask_grid:
             entries = np.asarray(action).reshape(-1)
             cells = self.config.mask_grid ** 2
-            if entries.shape != (len(KNOBS) + 1,) or not 0 <= entries[-1] <= cells or entries[-1] != int(entries[-1]):
+            if (entries.shape != (len(KNOBS) + 1,) or entries.dtype.kind not in "biuf"
+                    or not 0 <= entries[-1] <= cells or entries[-1] != int(entries[-1])):
                 raise ValueError(f"with mask_grid={self.config.mask_grid} an action has {len(KNOBS) + 1} entries, "
                                  f"the knobs' in {{0, 1, 2}} and a cell in 0..{cells}, got {entries.tolist()}")
-            action, self._mask_cell = entries[:-1], int(entries[-1])
-        self._apply_move(action_to_move(action))
+            action, cell = entries[:-1], int(entries[-1])
+        move = action_to_move(action)  # validated before anything changes
+        self._mask_cell = cell
+        self._apply_move(move)
         self._t += 1
 
     def train_steps(self) -> tuple[float, float, float]:

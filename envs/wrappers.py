@@ -8,10 +8,11 @@ from gymnasium import spaces
 
 
 class DiscreteActionWrapper(gym.ActionWrapper):
-    """Flatten ``MultiDiscrete([3, 3, 3, 3])`` to ``Discrete(81)`` (for DQN).
+    """Flatten ``MultiDiscrete([3, 3, 3, 3])`` to ``Discrete(81)`` (for DQN), and any ``MultiDiscrete(nvec)`` to
+    ``Discrete(prod(nvec))`` (``mask_grid`` adds a cell entry: ``Discrete(81 * (G^2 + 1))``).
 
-    Discrete action ``a`` is the base-3 number whose digits, most significant first, are the sub-actions in knob
-    order; ``a = 40`` (all ones) keeps every knob.
+    Discrete action ``a`` is the mixed-radix number whose digits, most significant first, are the sub-actions in
+    knob order (then the cell); with four knobs ``a = 40`` (all ones) keeps every knob.
     """
 
     def __init__(self, env: gym.Env) -> None:

@@ -27,6 +27,7 @@ from traingym.envs.tasks.pathologies import PATHOLOGIES
 from traingym.experiments.mixture_args import check_mixture_args
 from traingym.experiments.results import stored_data, write_result
 from traingym.protocol.cli import StrTuple, parse_cli
+from traingym.protocol.moves import keep_action
 
 EXPECTED_FINDING: dict[str, str | None] = {
     "clean": None,
@@ -73,7 +74,7 @@ def diagnose_episodes(env_id: str, advisor: str, indices: Sequence[int], instanc
     fraction of advisor calls that fell back to the heuristic."""
     env = gym.make(env_id, instance_set=instance_set, obs_keys=["training_stats", "diagnosis"], encoder="hashing",
                    advisor=advisor, **env_kwargs)
-    keep = np.ones(env.action_space.shape, dtype=np.int64)
+    keep = keep_action(env.action_space)
     truth, named, calls, fallbacks = [], [], 0, 0
     try:
         for i in indices:

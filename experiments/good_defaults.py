@@ -53,7 +53,7 @@ class SweepArgs:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m traingym.experiments.good_defaults``."""
-    from traingym.experiments.results import write_result
+    from traingym.experiments.results import family_page_name, write_result
     from traingym.protocol.cli import parse_cli
 
     args = parse_cli(SweepArgs, argv, "python -m traingym.experiments.good_defaults")
@@ -66,14 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"best: {rows[0]}")
     if args.write:
         store_tuned(args.env, rows[0], settings)
-        family = gym.spec(args.env).kwargs["task"]
         body = (f"Env `{args.env}` ({env_optimizer(args.env)}), TRAIN instances 0..{args.n_instances - 1}, "
                 f"K={args.steps_per_action}, T={args.horizon}; every grid point overrides the instance's initial "
                 f"lr, weight decay and augmentation and never moves (the keep policy). Ranked by mean final "
                 f"validation accuracy; the first row is stored in `agents/tuned_defaults.json` (the targets of "
                 f"`steer` and the values of `good_defaults`).\n\nGrid: `{json.dumps(grid)}`\n\n{sweep_table(rows)}")
-        path = write_result(f"good_defaults_{family}", f"Tuned defaults for {args.env} (sweep on TRAIN instances)",
-                            body, data={"env": args.env, **settings, "grid": grid, "rows": rows})
+        path = write_result(family_page_name("good_defaults", args.env),
+                            f"Tuned defaults for {args.env} (sweep on TRAIN instances)", body,
+                            data={"env": args.env, **settings, "grid": grid, "rows": rows})
         print(f"stored in {TUNED_DEFAULTS_PATH}; table in {path}")
     return 0
 

@@ -13,7 +13,6 @@ compare``: adding a policy or an advisor to the command that wrote the page runs
 
 from __future__ import annotations
 
-import re
 import shlex
 import time
 from collections.abc import Sequence
@@ -21,8 +20,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
+from traingym.experiments.results import family_page_name
 from traingym.hpo.compare import (
     CompareConfig,
     Comparison,
@@ -48,8 +47,7 @@ class HPOPageArgs(CompareConfig):
 
 def page_name(env_id: str) -> str:
     """``hpo_<family>``: the env's task family, as in the tuned-defaults pages (``good_defaults_<family>``)."""
-    task = str(gym.spec(env_id).kwargs.get("task") or env_id.split("/")[-1])
-    return "hpo_" + re.sub(r"[^a-z0-9]+", "_", task.lower()).strip("_")
+    return family_page_name("hpo", env_id)
 
 
 def command_line(args: HPOPageArgs) -> str:

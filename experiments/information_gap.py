@@ -36,7 +36,7 @@ from traingym.agents.episodes import EpisodeResult, EpisodeSettings, episode_ins
 from traingym.agents.stats import bootstrap_mean, paired_difference
 from traingym.agents.tuned_defaults import tuned_defaults
 from traingym.experiments.mixture_args import check_mixture_args
-from traingym.experiments.results import stored_data, write_result
+from traingym.experiments.results import family_page_name, stored_data, write_result
 from traingym.protocol.checks import check_range
 from traingym.protocol.cli import parse_cli
 
@@ -226,10 +226,8 @@ def _write(args: GapArgs, section: str, body: str, data: dict) -> None:
 def page_name(env_id: str) -> str:
     """``information_gap`` for the first pathology mixture (``TrainGym/DigitsPathologies-v0``), else
     ``information_gap_<family>``."""
-    import traingym.envs  # noqa: F401  (registers the ids)
-
-    family = gym.spec(env_id).kwargs["task"]
-    return "information_gap" if family == "digits_pathologies" else f"information_gap_{family}"
+    name = family_page_name("information_gap", env_id)
+    return "information_gap" if name == "information_gap_digits_pathologies" else name
 
 
 def _flags(args: dict[str, Any]) -> str:

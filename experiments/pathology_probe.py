@@ -34,7 +34,7 @@ from traingym.experiments.mixture_args import check_mixture_args
 from traingym.experiments.results import write_result
 from traingym.protocol.checks import check_range
 from traingym.protocol.cli import IntTuple, parse_cli
-from traingym.protocol.moves import KEEP_ACTION
+from traingym.protocol.moves import keep_action
 
 KEY_SETS: tuple[tuple[str, ...], ...] = (
     ("training_stats",), ("neurons",), ("diagnosis",), ("training_stats", "neurons"), OBS_KEYS)
@@ -86,7 +86,7 @@ def collect(env_id: str, instance_set: str, episodes: int, steps: Sequence[int],
             labels.append(str(info["instance"].get("pathology", "clean")))
             kept: dict[str, list[np.ndarray]] = {key: [] for key in OBS_KEYS}
             for t in range(1, steps[-1] + 1):
-                obs, _, terminated, truncated, _ = env.step(KEEP_ACTION.copy())
+                obs, _, terminated, truncated, _ = env.step(keep_action(env.action_space))
                 if t in steps:
                     for key in OBS_KEYS:
                         kept[key].append(obs[key])

@@ -20,6 +20,7 @@ pathology replaced by the patch, at its tuned LR / WD)::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,9 +60,11 @@ class Args:
             check_range("strengths", s, 0.0, 1.0)
 
 
-def train_once(instance: dict, rate: float, arm: str, config: TrainingEnvConfig, hparams: dict) -> float:
-    """Test accuracy of one training run (the env's K x horizon SGD steps) under ``arm``, on the instance's split as
-    ``TrainGym/DigitsPatchPathologies-v0`` plants it (the patch at rate ``rate``; ``clean``: no patch)."""
+def train_once(instance: dict[str, Any], rate: float, arm: str, config: TrainingEnvConfig, hparams: dict[str, Any]
+               ) -> float:
+    """Test accuracy of one training run (the env's K x horizon SGD steps, no family augmentation) under ``arm``,
+    on the instance's split as ``TrainGym/DigitsPatchPathologies-v0`` plants it (the patch at rate ``rate``;
+    ``clean``: no patch)."""
     family = DigitsPatchPathologies()
     planted = {**instance, "pathology": "clean" if arm == "clean" else "spurious",
                "strength": 0.0 if arm == "clean" else rate, "label_noise": 0.0}

@@ -25,6 +25,18 @@ def check_page_name(flag: str, name: str) -> None:
         raise ValueError(f"{flag} must be letters, digits and underscores, got {name!r}")
 
 
+def family_page_name(prefix: str, env_id: str) -> str:
+    """``<prefix>_<family>``: a registered id's task family, in page-name characters (a user's ``module:Class``
+    family, or an id without a task, becomes letters, digits and underscores)."""
+    import re
+
+    import gymnasium as gym
+    import traingym.envs  # noqa: F401  (registers the ids)
+
+    task = str(gym.spec(env_id).kwargs.get("task") or env_id.split("/")[-1])
+    return f"{prefix}_" + re.sub(r"[^a-z0-9]+", "_", task.lower()).strip("_")
+
+
 def results_dir() -> Path:
     return RESULTS_DIR if RESULTS_DIR.parent.is_dir() else Path.cwd() / "docs" / "results"
 

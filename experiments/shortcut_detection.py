@@ -19,22 +19,24 @@ from typing import Literal
 
 import gymnasium as gym
 import numpy as np
-from traingym.envs.tasks.pathologies import PATHOLOGIES, SHAPE, spurious_pixels
+from traingym.envs.tasks.pathologies import PATHOLOGIES
 from traingym.experiments.mixture_args import check_mixture_args
 from traingym.experiments.results import stored_data, write_result
 from traingym.protocol.cli import parse_cli
+from traingym.protocol.moves import keep_action
 
 
 def detection_rates(env_id: str, instance_set: str, indices: Sequence[int]) -> dict[str, dict[str, float]]:
     """Per pathology: episodes, share with any flag, share whose first flag is planted, planted pixels flagged."""
     env = gym.make(env_id, instance_set=instance_set, obs_keys=["training_stats", "neurons"])
-    keep = np.ones(env.action_space.shape, dtype=np.int64)
+    keep = keep_action(env.action_space)
     rows: dict[str, list[tuple[bool, bool, int]]] = {p: [] for p in PATHOLOGIES}
     try:
         for i in indices:
             _, info = env.reset(seed=i, options={"instance_index": i})
             instance = info["instance"]
-            planted = set(spurious_pixels(instance["split_seed"], 10, SHAPE).reshape(-1).tolist()) if (
+            task = env.unwrapped.task  # type: ignore[attr-defined]  # the family's own carrier (ring or patch)
+            planted = set(task.shortcut(instance["split_seed"], 10)[0].reshape(-1).tolist()) if (
                 instance["pathology"] == "spurious") else set()
             first = None
             done = False

@@ -110,7 +110,7 @@ PRESET_VARIANTS["patch_pathologies"] = {
     f"{name}{KICKSTART_SUFFIX}{tuning}": {**overrides, "kickstart": "diagnosis_aware", **settings}
     for tuning, settings in PATCH_DAGGER.items() for name, overrides in PRESET_VARIANTS["pathologies"].items()}
 # ... and both by PPO alone (the pathologies preset's settings: 10k env steps, no demonstrations).
-PRESET_VARIANTS["patch_pathologies_ppo"] = PRESET_VARIANTS["pathologies"]
+PRESET_VARIANTS["patch_pathologies_ppo"] = dict(PRESET_VARIANTS["pathologies"])
 # The main job with and without imitating steer first (the same 10k env steps).
 PRESET_VARIANTS["default_kickstart"] = {"default": {}, "kickstart-steer": {"kickstart": "steer"}}
 """Per preset: agent variants, each as ``Args`` overrides of the main job's defaults."""

@@ -1,12 +1,14 @@
 """The move vocabulary shared by the environment, the advisors, the baselines and HPO.
 
 A move nudges each knob down, keeps it, or nudges it up. The env's ``MultiDiscrete([3, 3, 3, 3])`` action is the
-move shifted by one (0 = decrease, 1 = keep, 2 = increase), in the order of :data:`KNOBS`.
+move shifted by one (0 = decrease, 1 = keep, 2 = increase), in the order of :data:`KNOBS`; an env with
+``mask_grid`` appends one entry, the grid cell it decorrelates (0 none), which is not part of the move.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -64,6 +66,13 @@ def clip_move(move: Sequence[object]) -> Move:
 
 KEEP_ACTION: np.ndarray = move_to_action(KEEP)
 """The env action that changes nothing, ``[1, 1, 1, 1]`` (copy it before modifying it)."""
+
+
+def keep_action(action_space: Any) -> np.ndarray:
+    """The action of ``action_space`` (an env's ``MultiDiscrete``) that changes nothing: every knob kept, and 0
+    (no cell) for each entry after the knobs (``mask_grid``)."""
+    extra = len(np.asarray(action_space.nvec)) - len(KNOBS)
+    return np.concatenate([KEEP_ACTION, np.zeros(extra, dtype=np.int64)])
 
 
 def knob_indices(knobs: Sequence[str]) -> tuple[int, ...]:

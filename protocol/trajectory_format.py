@@ -9,6 +9,7 @@ Schema (``schema_version`` 1), one object per line:
 - ``diagnosis`` (object or null): the advisor's diagnosis of that report (``info["advisor"]``) when the env's
   observation includes the diagnosis key, else null;
 - ``move`` (4 ints in {-1, 0, 1}: lr, weight_decay, aug_level, neuron_scale): the move the policy took;
+- ``mask_cell`` (int, only in an env with ``mask_grid``): the grid cell the step decorrelated (0 none);
 - ``reward`` (float): the change in validation accuracy it produced (``-divergence_penalty`` on divergence);
 - ``val_accuracy`` (float): validation accuracy after the move;
 - ``outcome`` (object): the episode's final result, the same on every record of the episode:

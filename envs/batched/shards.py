@@ -66,6 +66,8 @@ def serve_worker(remote: Connection, parent: Connection, build: Callable[[], Any
 
     parent.close()
     torch.set_num_threads(1)
+    # Worker processes only, not the in-process batched env (workers=1): mallopt sets the allocator of the whole
+    # process for good, and there that is the user's (agent, other libraries), whose heap it would keep up to 1 GiB.
     keep_freed_memory()
     try:
         env = build()

@@ -39,9 +39,10 @@ The top :data:`TOP_FEATURES` features by z (flagged or not): ``squash(z, Z_SCALE
 (:mod:`~traingym.envs.monitoring.neuron_features`) and mean share per occurrence, interleaved; then the number
 flagged now (at most :data:`TOP_FEATURES`) / :data:`TOP_FEATURES` and the number of sticky features /
 :data:`STICKY_FEATURES`. With ``cells`` (the env's ``mask_grid``: the agent chooses which cell to decorrelate),
-then per cell ``squash(max z of its features, Z_SCALE)``, then per cell the share of its features ever flagged
-(sticky): *where* the errors' relevance concentrates now, and where it was flagged, which stays after the agent
-has decorrelated a shortcut and its relevance has faded (a policy without memory would otherwise lose the cell).
+then per cell ``squash(max z of its features, Z_SCALE)``, then per cell the share of its features among the sticky
+ones (the newest :data:`STICKY_FEATURES` ever flagged): *where* the errors' relevance concentrates now, and where it
+was flagged, which stays after the agent has decorrelated a shortcut and its relevance has faded (a policy without
+memory would otherwise lose the cell).
 """
 
 from __future__ import annotations
@@ -68,7 +69,12 @@ PERSISTENCE = 3
 ALARM_Z = 6.0
 """Robust z from which a feature flags a run with nothing flagged yet (``SHORTCUT_Z`` extends the alarm)."""
 FEATURE_SIZE = 2 * TOP_FEATURES + 2
-"""Length of :meth:`InputRelevanceMonitor.features`."""
+"""Length of :meth:`InputRelevanceMonitor.features` without cells."""
+
+
+def feature_size(cells: int) -> int:
+    """Length of :meth:`InputRelevanceMonitor.features` with ``cells`` cells: two features per cell."""
+    return FEATURE_SIZE + 2 * cells
 
 
 class InputRelevanceMonitor:
@@ -89,7 +95,7 @@ class InputRelevanceMonitor:
             raise ValueError("feature_names must name at least one input feature")
         self.feature_names = feature_names
         self.cells = cells
-        self.feature_size = FEATURE_SIZE + 2 * len(cells)
+        self.feature_size = feature_size(len(cells))
         """Length of :meth:`features`."""
         self.events = events
         self.z_threshold = float(z_threshold)
@@ -168,7 +174,7 @@ class InputRelevanceMonitor:
         return np.array([squash(float(self._z[ids].max()), Z_SCALE) for ids in self.cells], dtype=np.float32)
 
     def cell_flagged(self) -> np.ndarray:
-        """Each cell's share of features ever flagged in the run (sticky), float32."""
+        """Each cell's share of features among the sticky ones (the newest ever flagged in the run), float32."""
         sticky = np.zeros(len(self.feature_names), dtype=bool)
         sticky[list(self._sticky)] = True
         return np.array([sticky[ids].mean() for ids in self.cells], dtype=np.float32)

@@ -24,8 +24,8 @@ from traingym.envs.config import LR_BOUNDS, WD_BOUNDS, TrainingEnvConfig
 from traingym.envs.hidden_layer import HiddenLayer
 from traingym.envs.monitoring.event_detector import EventDetector
 from traingym.envs.monitoring.event_log import EventLog, report_view
-from traingym.envs.monitoring.input_relevance import FEATURE_SIZE as INPUT_FEATURE_SIZE
 from traingym.envs.monitoring.input_relevance import InputRelevanceMonitor, feature_names
+from traingym.envs.monitoring.input_relevance import feature_size as input_feature_size
 from traingym.envs.monitoring.neuron_log import LAYER_SLOTS, NeuronLog, ValidationPass
 from traingym.envs.monitoring.token_monitor import FEATURE_SIZE as TOKEN_FEATURE_SIZE
 from traingym.envs.monitoring.token_monitor import TokenRelevanceMonitor
@@ -102,7 +102,7 @@ class TrainingMonitor:
             # same space either way.
             self.neuron_features = NeuronFeatures(
                 config.flag_top_k, TOKEN_FEATURE_SIZE if vocabulary is not None
-                else INPUT_FEATURE_SIZE + 2 * config.mask_grid ** 2)
+                else input_feature_size(config.mask_grid ** 2))
             obs_spaces["neurons"] = _box(self.neuron_features.size)
         if "diagnosis" in config.obs_keys:
             from traingym.envs.diagnosis import make_diagnosis_channel
@@ -174,14 +174,20 @@ class TrainingMonitor:
         """Validation pass on the fixed buffer; refreshes the neuron log and flagged neurons, detects events.
         ``computed``: the pass already run elsewhere (:class:`~traingym.envs.monitoring.neuron_log.ValidationPass`)."""
         assert self.log is not None
-        model.eval()
+        if computed is None:
+            model.eval()  # for the module's own passes; a computed pass reads nothing from the module
         logits = self.log.validation_logits(model, x_val, computed)
         predicted = logits.argmax(1)
         errors = predicted != y_val
-        self.log.record_errors(model, x_val[errors], predicted[errors], computed)
-        if self.explains_inputs(step):
+        explain = self.explains_inputs(step)
+        if computed is None:
+            self.log.record_errors(model, x_val[errors], predicted[errors])
+            if explain:
+                self.log.record_input_relevance(model, x_val[errors], predicted[errors], y_val[errors])
+        else:  # the log needs only the number of errors: no copies of them
+            self.log.record_computed(computed, int(errors.sum()), explain)
+        if explain:
             assert self.inputs is not None
-            self.log.record_input_relevance(model, x_val[errors], predicted[errors], y_val[errors], computed)
             self.inputs.update(self.log.input_relevance, step)
         loss, acc = torch.stack([F.cross_entropy(logits, y_val), (~errors).float().mean()]).tolist()
         loss = min(loss, MAX_LOSS) if math.isfinite(loss) else MAX_LOSS

@@ -29,7 +29,8 @@ LAYER_SLOTS = MAX_LAYERS
 class ValidationPass:
     """A validation pass computed outside the log (a batched env's stacked passes for all its sub-envs at once):
     what :meth:`NeuronLog.validation_logits`, :meth:`NeuronLog.record_errors` and
-    :meth:`NeuronLog.record_input_relevance` otherwise compute with the module."""
+    :meth:`NeuronLog.record_input_relevance` otherwise compute with the module (read by
+    :meth:`NeuronLog.validation_logits` and :meth:`NeuronLog.record_computed`)."""
 
     logits: torch.Tensor
     """``(V, classes)``."""
@@ -143,15 +144,27 @@ class NeuronLog:
             summary.dead_fraction, summary.saturation = flags.float().mean(1).tolist()
         return logits
 
-    def record_errors(self, model: nn.Module, x_err: torch.Tensor, predicted: torch.Tensor,
-                      computed: ValidationPass | None = None) -> None:
-        """Selective log: importance |a * g| of every unit on the validation errors; flags the top-k per layer.
-        ``computed``: the importances were computed elsewhere (:class:`ValidationPass`)."""
+    def record_errors(self, model: nn.Module, x_err: torch.Tensor, predicted: torch.Tensor) -> None:
+        """Selective log: importance |a * g| of every unit on the validation errors; flags the top-k per layer."""
         self.n_errors = int(x_err.shape[0])
         if self.n_errors == 0 or not self.selective:
             self._clear_flags()
             return
-        importances = list(computed.importances) if computed else self._importances(model, x_err, predicted)
+        self._flag(self._importances(model, x_err, predicted))
+
+    def record_computed(self, computed: ValidationPass, n_errors: int, explain: bool) -> None:
+        """What :meth:`record_errors` and (``explain``) :meth:`record_input_relevance` record, from a pass computed
+        elsewhere: its importances and input relevance, with the number of validation errors (not the errors)."""
+        self.n_errors = n_errors
+        if n_errors == 0 or not self.selective:
+            self._clear_flags()
+        else:
+            self._flag(list(computed.importances))
+        if explain:
+            self.input_relevance = computed.input_relevance
+
+    def _flag(self, importances: list[torch.Tensor]) -> None:
+        """Flag the top-k units per layer by importance (each layer's ``(units,)``); set the layers' error shares."""
         # Flagging works on a few numbers per layer: one device-to-host copy, the rest on the CPU.
         importances = list(torch.cat(importances).cpu().split([imp.numel() for imp in importances]))
         sums = [imp.sum() for imp in importances]
@@ -185,14 +198,10 @@ class NeuronLog:
         return importances
 
     def record_input_relevance(self, model: nn.Module, x_err: torch.Tensor, predicted: torch.Tensor,
-                               labels: torch.Tensor, computed: ValidationPass | None = None) -> None:
+                               labels: torch.Tensor) -> None:
         """Input relevance on the validation errors (:attr:`input_relevance`): per error, the contrastive gradient x
         input ``x * d(logit_predicted - logit_true)/dx``, positive part (the features that pushed the wrong class
-        past the right one), normalised to shares over the features. ``computed``: computed elsewhere
-        (:class:`ValidationPass`)."""
-        if computed is not None:
-            self.input_relevance = computed.input_relevance
-            return
+        past the right one), normalised to shares over the features."""
         x = x_err[: self.max_error_samples].detach().requires_grad_(True)
         if x.shape[0] == 0:
             self.input_relevance = None

@@ -32,7 +32,7 @@ def augment_images(x: torch.Tensor, level: int, shape: tuple[int, int, int], gen
     computed on ``x``'s device (``generator`` must live there too).
     """
     draws = draw_image_augmentation(x.shape[0], level, shape, generator, x.device)
-    return apply_image_augmentations(x[None], [draws], shape)[0]
+    return apply_image_augmentation(x, draws, shape)
 
 
 def _max_shift(level: int, h: int) -> int:
@@ -58,49 +58,27 @@ def draw_image_augmentation(b: int, level: int, shape: tuple[int, int, int], gen
     return ImageAugmentation(level, shifts, noise, top, left)
 
 
-def apply_image_augmentations(x: torch.Tensor, draws: Sequence[ImageAugmentation], shape: tuple[int, int, int]
-                              ) -> torch.Tensor:
-    """Augment ``M`` batches ``x`` ``(M, B, C*H*W)`` with their draws (each its own level) in one computation;
-    equal, bit for bit, to augmenting each batch on its own.
+def apply_image_augmentation(x: torch.Tensor, draws: ImageAugmentation, shape: tuple[int, int, int]) -> torch.Tensor:
+    """Augment one batch ``x`` ``(B, C*H*W)`` with its draws (:func:`draw_image_augmentation`).
 
     Shifts and cutouts are table lookups: every (row, column) shift has a row of source pixels and a 0/1 row of
     pixels shifted in from outside, every cutout (size, top, left) a 0/1 row of kept pixels; one gather and a few
-    elementwise products then augment all ``M * B`` images (indexing with boolean masks costs several times more).
+    elementwise products then augment all ``B`` images (indexing with boolean masks costs several times more).
     """
-    m, b, device = x.shape[0], x.shape[1], x.device
+    n, device = x.shape[0], x.device
     c, h, w = shape
-    n = m * b
-    levels = [d.level for d in draws]
-    pad = max(_max_shift(level, h) for level in levels)  # every batch's shifts are within [-pad, pad]
+    pad = _max_shift(draws.level, h)  # the shifts are within [-pad, pad]
     source, inside = _shift_tables(h, w, pad, str(device))
-    shifts = (torch.cat([d.shifts for d in draws], 1) if m > 1 else draws[0].shifts) + pad
+    shifts = draws.shifts + pad
     combo = shifts[0] * (2 * pad + 1) + shifts[1]
     img = x.reshape(n, c, h * w)
     img = img.gather(2, source.index_select(0, combo)[:, None, :].expand(n, c, h * w))
     img = img * inside.index_select(0, combo)[:, None, :]  # pixels in [0, 1]: x * 0 is +0, as zero padding
-    noise = torch.cat([d.noise for d in draws]).reshape(n, c, h * w) if m > 1 else draws[0].noise.reshape(n, c, -1)
-    uniform = len(set(levels)) == 1  # one level (always for a single batch): scalars instead of per-batch rows
-    if uniform:
-        img = img + 0.05 * levels[0] * noise
-    else:
-        scale = torch.tensor([0.05 * level for level in levels], dtype=img.dtype, device=device)
-        img = img + scale.repeat_interleave(b)[:, None, None] * noise
-    sizes = [_cutout_size(d.level, h) if d.top is not None else 0 for d in draws]
-    if any(sizes):
-        keep, first = _cutout_tables(h, w, tuple(sorted(set(sizes) - {0})), str(device))
-        if m > 1:
-            zeros = torch.zeros(b, dtype=torch.int64, device=device)
-            top = torch.cat([d.top if d.top is not None else zeros for d in draws])
-            left = torch.cat([d.left if d.left is not None else zeros for d in draws])
-        else:  # one batch (every single-env step): its own draws, no concatenation
-            top, left = draws[0].top, draws[0].left
-        if uniform:
-            row = top * (w - sizes[0] + 1) + left + first[sizes[0]]
-        else:
-            base = torch.tensor([first[s] if s else 0 for s in sizes], device=device).repeat_interleave(b)
-            lefts = torch.tensor([w - s + 1 if s else 0 for s in sizes], device=device).repeat_interleave(b)
-            row = base + top * lefts + left  # batches without cutout: row 0, which keeps every pixel
-        img = img * keep.index_select(0, row)[:, None, :]
+    img = img + 0.05 * draws.level * draws.noise.reshape(n, c, h * w)
+    if draws.top is not None and draws.left is not None:
+        size = _cutout_size(draws.level, h)
+        keep, first = _cutout_tables(h, w, (size,), str(device))
+        img = img * keep.index_select(0, draws.top * (w - size + 1) + draws.left + first[size])[:, None, :]
     return img.reshape(x.shape)
 
 

@@ -290,3 +290,16 @@ def test_a_collapsed_run_with_every_unit_of_a_layer_dead_is_rolled_back() -> Non
     assert doctor.rollbacks and {r.reason for r in doctor.rollbacks} == {"dead_layer"}
     assert all(layer["dead_fraction"] < 1.0 for layer in doctor.last_report["layers"])
     assert doctor.rollbacks[-1].lr_after == pytest.approx(doctor.rollbacks[-1].lr_at_divergence / LR_FACTOR)
+
+
+def test_an_agent_that_picks_grid_cells_is_refused(tmp_path) -> None:
+    from traingym.agents.args import Args
+    from traingym.agents.train import train
+
+    run = tmp_path / "patch-agent"
+    train(Args(env="TrainGym/DigitsPatchPathologies-v0", total_timesteps=16, n_envs=1, horizon=2,
+               steps_per_action=2, n_steps=8, eval_freq=0, checkpoint_freq=0, baselines=(), progress_bar=False,
+               tensorboard=False, run_dir=str(run)))
+    model, opt, (x, y, xv, yv, _, _) = setup_run()
+    with pytest.raises(ValueError, match="mask_grid=4"):
+        TrainingDoctor(model, opt, (xv, yv), policy=str(run))

@@ -83,12 +83,17 @@ def test_the_action_gets_the_cell_entry_and_the_neurons_block_one_feature_per_ce
     plain.close()
 
 
-@pytest.mark.parametrize("action", [[1, 1, 1, 1], [1, 1, 1, 1, CELLS + 1], [1, 1, 1, 1, -1], [1, 1, 1, 1, 1.5]])
+@pytest.mark.parametrize("action", [[1, 1, 1, 1], [1, 1, 1, 1, CELLS + 1], [1, 1, 1, 1, -1], [1, 1, 1, 1, 1.5],
+                                    ["a", "b", "c", "d", "e"]])
 def test_a_bad_action_names_the_cell_range(action: list) -> None:
     env = TrainingEnv(task="digits_patch_pathologies", mask_grid=PATCH_GRID, obs_keys=("training_stats",))
     env.reset(seed=0)
     with pytest.raises(ValueError, match=f"a cell in 0..{CELLS}"):
         env.step(np.array(action))
+    with pytest.raises(ValueError, match="action entries must be in"):  # bad knobs: the cell stays as it was
+        env.step(np.array([1, 1, 1, 7, 3]))
+    indices = env.draw_batch_indices()
+    assert torch.equal(env.training_batches(indices)[0], env.split.x_train[indices])  # still no cell decorrelated
     env.close()
 
 

@@ -25,6 +25,7 @@ import traingym.envs  # noqa: F401  (registers the ids)
 from advisors_testkit import Reply, ScriptedChatServer
 from torch import nn
 from traingym.envs import TrainingEnv
+from traingym.protocol.moves import keep_action
 
 ENV_IDS = sorted(k for k in gym.registry if k.startswith("TrainGym/"))
 SOAK_STEPS = 10_000
@@ -83,7 +84,9 @@ def test_soak_10k_random_steps_over_all_families() -> None:
             check(env, obs, None, info, counts)
             done = False
             while not done and counts["steps"] < SOAK_STEPS:
-                action = DIVERGE if steer else rng.integers(0, 3, size=4)
+                # Every entry in its range (a mask_grid env's fifth entry is a cell); steering pads with no cell.
+                action = (np.concatenate([DIVERGE, keep_action(env.action_space)[len(DIVERGE):]]) if steer
+                          else rng.integers(0, env.action_space.nvec))
                 obs, reward, terminated, truncated, info = env.step(action)
                 counts["steps"] += 1
                 per_env[env_id] += 1

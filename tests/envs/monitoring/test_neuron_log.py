@@ -6,8 +6,13 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from traingym.envs import TrainingEnv
+from traingym.envs.config import TrainingEnvConfig
 from traingym.envs.monitoring.event_log import validate_record
+from traingym.envs.monitoring.monitor import TrainingMonitor
+from traingym.envs.monitoring.neuron_log import ValidationPass
+from traingym.envs.tasks.networks import build_mlp
 
 FAST = {"steps_per_action": 5, "val_size": 128, "obs_keys": ["training_stats", "neurons"]}
 
@@ -85,3 +90,43 @@ def test_neurons_block_has_the_same_shape_for_every_instance() -> None:
         shapes.add(obs["neurons"].shape)
     assert len(shapes) == 1
     env.close()
+
+
+def test_validate_with_a_computed_pass_records_what_the_modules_own_passes_record(monkeypatch) -> None:
+    """A batched env's :class:`ValidationPass`: the monitor records what the module's own passes record, and reads
+    nothing from the module (it is not run, its train/eval mode stays as it is)."""
+    config = TrainingEnvConfig(obs_keys=("training_stats", "neurons"), val_size=128, max_error_samples=20)
+    gen = torch.Generator().manual_seed(0)
+    model = build_mlp(64, [32, 16], 10, gen)
+    x, y = torch.rand((128, 64), generator=gen), torch.randint(10, (128,), generator=gen)
+    own, other = TrainingMonitor(config), TrainingMonitor(config)
+    for monitor in (own, other):
+        monitor.reset(model.hidden_layers(), (1, 8, 8))
+    step = 1  # after reset: input relevance runs too
+    expected = own.validate(model, x, y, step, train_loss=2.0)
+    assert own.log.n_errors > config.max_error_samples and own.log.input_relevance is not None
+    # The pass a batched env computes, here from the module: outputs, then the error pass on the first errors.
+    hidden: list[torch.Tensor] = []
+    handles = [act.register_forward_hook(lambda m, a, out: hidden.append(out)) for act in model.acts]
+    with torch.no_grad():
+        logits = model(x)
+    for handle in handles:
+        handle.remove()
+    errors = logits.argmax(1) != y
+    importances = own.log._importances(model, x[errors], logits.argmax(1)[errors])
+    computed = ValidationPass(logits, hidden, importances, own.log.input_relevance)
+
+    def not_run(*args: object) -> torch.Tensor:
+        raise AssertionError("the module ran")
+
+    model.train()
+    monkeypatch.setattr(model, "forward", not_run)
+    assert other.validate(model, x, y, step, train_loss=2.0, computed=computed) == expected
+    assert model.training
+    assert other.log.n_errors == own.log.n_errors
+    assert other.log.input_relevance is own.log.input_relevance
+    for mine, theirs in zip(own.log.summaries, other.log.summaries):
+        assert mine.as_dict() == theirs.as_dict()
+    for mine, theirs in zip(own.log.flagged + own.log.flagged_scores, other.log.flagged + other.log.flagged_scores):
+        assert torch.equal(mine, theirs)
+    assert other.inputs.features().tolist() == own.inputs.features().tolist()
