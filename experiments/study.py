@@ -102,10 +102,11 @@ PRESET_VARIANTS["pathologies_kickstart_128"] = {
 # Where the agent chooses the target of the decorrelating move (TrainGym/DigitsPatchPathologies-v0, mask_grid: a
 # patch shortcut in one cell, the cell the agent's fifth action entry): the same two agents, imitating the
 # diagnosis-aware controller by DAgger (the candidate that kept the imitation best on the ring mixture), with its
-# 48 demonstration episodes and with 192: 48 hold about ten spurious runs, too few to show each of the 16 cells.
+# 48 demonstration episodes, and with 192 and 384: 48 hold about ten spurious runs, too few to show each of the 16
+# cells (the agent then picks cells it saw). Between 192 and 384 the TRAIN draws choose (--instance-set sampled).
 PATCH_DAGGER: dict[str, dict[str, Any]] = {
     "-dagger": FINE_TUNING["-dagger"],
-    "-dagger-192": {"total_timesteps": 3840, "kickstart_rounds": 4, "kickstart_episodes": 192}}
+    **{f"-dagger-{n}": {"total_timesteps": 20 * n, "kickstart_rounds": 4, "kickstart_episodes": n} for n in (192, 384)}}
 PRESET_VARIANTS["patch_pathologies"] = {
     f"{name}{KICKSTART_SUFFIX}{tuning}": {**overrides, "kickstart": "diagnosis_aware", **settings}
     for tuning, settings in PATCH_DAGGER.items() for name, overrides in PRESET_VARIANTS["pathologies"].items()}
