@@ -55,13 +55,16 @@ class ExportArgs:
     """The finished run directory (holds config.json and model.zip)."""
     name: str = "digits-mlp"
     """The name users load it by: ``pretrained:<name>``."""
+    card: str = ""
+    """Markdown for the card below the provenance (which run of which study, where it is evaluated); empty: the
+    run's ``eval.csv`` table."""
 
 
 def main(argv: list[str] | None = None) -> int:
     from traingym.protocol.cli import parse_cli
 
     args = parse_cli(ExportArgs, argv, "python -m traingym.experiments.export_pretrained")
-    print(export_pretrained(Path(args.run_dir), args.name))
+    print(export_pretrained(Path(args.run_dir), args.name, args.card))
     return 0
 
 

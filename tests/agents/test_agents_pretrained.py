@@ -86,3 +86,27 @@ def test_the_pathology_agents_load_by_name_with_their_env_and_observation(name: 
     settings = EpisodeSettings("TrainGym/DigitsPathologies-v0", horizon=3, steps_per_action=5, instance_indices=(0,))
     (episode,) = run_policy_object(policy, name, settings)
     assert episode.steps == 3 and 0.0 <= episode.test_accuracy <= 1.0
+
+
+@pytest.mark.parametrize(("name", "obs_keys"), [("patch-pathologies", ("training_stats", "neurons", "diagnosis")),
+                                                ("patch-pathologies-stats", ("training_stats",))])
+def test_the_patch_agents_load_by_name_and_only_the_full_observation_finds_the_cell(name: str,
+                                                                                     obs_keys: tuple) -> None:
+    """Both sides of docs/results/agent_patch_pathologies.md ship. On a held-out patch instance the full-observation
+    agent decorrelates the planted cell; the training_stats agent, which cannot see where it is, does not."""
+    import json
+
+    from traingym.agents.episodes import EpisodeSettings, run_policy_object
+    from traingym.envs.tasks.pathologies import DigitsPatchPathologies, patch_cell
+
+    env_id = "TrainGym/DigitsPatchPathologies-v0"
+    policy = load_agent(f"pretrained:{name}")
+    args = json.loads((pretrained.PRETRAINED_DIR / name / "config.json").read_text())["args"]
+    assert args["env"] == env_id and tuple(policy.env_overrides["obs_keys"]) == obs_keys
+    assert pretrained.shipped_agent_for(env_id) == "pretrained:patch-pathologies"
+    instances = DigitsPatchPathologies().instance_set("test", "sgd")
+    index = next(i for i, x in enumerate(instances) if x["pathology"] == "spurious" and x["strength"] > 0.9)
+    (episode,) = run_policy_object(policy, name, EpisodeSettings(env_id, 20, 50, (index,)))
+    planted = 1 + patch_cell(instances[index]["split_seed"])
+    on_cell = sum(move[-1] == planted for move in episode.moves)
+    assert on_cell >= 10 if name == "patch-pathologies" else on_cell <= 5
