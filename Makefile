@@ -36,8 +36,17 @@ browser:
 
 setup: $(STAMP) browser
 
+# The main job: the agent that reads what the neurons and the diagnosis say, on the mixture where only they say which
+# input cell carries a shortcut (variant training_stats+neurons+diagnosis-kickstart-dagger-384 of
+# `python -m traingym.experiments.study patch_pathologies`, docs/results/agent_patch_pathologies.md; a test keeps the
+# two the same). `.venv/bin/python train_agent.py` alone runs the former main job: PPO on DigitsMLP, training_stats.
+MAIN_JOB ?= --env TrainGym/DigitsPatchPathologies-v0 --knobs lr weight_decay aug_level neuron_scale \
+	--obs-keys training_stats neurons diagnosis --diagnosis-dim 8 --norm-obs-keys training_stats \
+	--kickstart diagnosis_aware --kickstart-episodes 384 --kickstart-rounds 4 --total-timesteps 7680 \
+	--baselines keep good_defaults steer diagnosis_aware
+
 run: setup
-	$(BIN)/python train_agent.py
+	$(BIN)/python train_agent.py $(MAIN_JOB)
 
 test: setup
 	$(BIN)/python -m pytest -m "slow or not slow" $(PYTEST_ARGS)
