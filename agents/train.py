@@ -226,6 +226,7 @@ def train(args: Args) -> TrainResult:
     watch = None
     try:
         watch = start_watch(args, run_dir)
+        start = time.perf_counter()  # the training time includes a kickstart's demonstrations and fits
         if args.resume:
             model, venv, normalizer, resumed_from = restore(args, run_dir, venv)
             print(f"resumed from checkpoint at step {resumed_from}")
@@ -240,7 +241,6 @@ def train(args: Args) -> TrainResult:
                       f"(action accuracy {kicked.action_accuracy:.3f})")
         write_config(run_dir, args, resumed_from)
         remaining = args.total_timesteps - model.num_timesteps
-        start = time.perf_counter()
         if remaining > 0:
             callbacks = make_callbacks(args, run_dir, normalizer)
             if watch is not None:

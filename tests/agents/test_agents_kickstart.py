@@ -145,6 +145,16 @@ def test_kickstarted_run_counts_the_demonstrations_in_its_budget(tmp_path: Path)
     assert 0.0 <= record["action_accuracy"] <= 1.0
 
 
+def test_the_training_time_includes_the_kickstart(tmp_path: Path) -> None:
+    import time
+
+    start = time.perf_counter()  # all of the budget in demonstrations: no RL update after them
+    result = train(Args(run_dir=str(tmp_path / "run"), env=PATHOLOGIES, kickstart="diagnosis_aware",
+                        kickstart_episodes=3, kickstart_epochs=2, **{**TINY, "total_timesteps": 9}))
+    assert result.num_timesteps == 9
+    assert result.train_seconds > 0.5 * (time.perf_counter() - start)
+
+
 def test_dagger_rounds_split_the_episodes_and_count_every_step(tmp_path: Path) -> None:
     result = train(Args(run_dir=str(tmp_path / "run"), env=PATHOLOGIES, kickstart="diagnosis_aware",
                         kickstart_episodes=3, kickstart_rounds=2, kickstart_epochs=2, **TINY))
