@@ -79,8 +79,8 @@ class TrainingEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
       ``relevance=False``): text tasks the top-5 tokens' squashed z and relevance share and the numbers flagged
       (:mod:`traingym.envs.monitoring.token_monitor`); image and table tasks the same for input features
       (:mod:`traingym.envs.monitoring.input_relevance`), with ``mask_grid`` then per cell a squashed z (where the
-      errors' relevance concentrates) and the share of its pixels ever flagged (also in ``info["cell_relevance"]``
-      and ``info["cell_flagged"]``, beside ``info["mask_cell"]``).
+      errors' relevance concentrates) and its share of pixels among the sticky flagged ones (also in
+      ``info["cell_relevance"]`` and ``info["cell_flagged"]``, beside ``info["mask_cell"]``).
     - ``"diagnosis"``: the advisor's diagnosis text encoded by a language model, plus one-hot findings and the
       one-hot suggested move; see :mod:`traingym.advisors`.
 

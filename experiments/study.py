@@ -34,7 +34,8 @@ from traingym.protocol.checks import check_range
 from traingym.protocol.cli import IntTuple, StrTuple
 
 Preset = Literal["default", "ablation", "generalisation", "pathologies", "pathologies_ablation",
-                 "pathologies_kickstart", "pathologies_kickstart_128", "default_kickstart", "patch_pathologies"]
+                 "pathologies_kickstart", "pathologies_kickstart_128", "default_kickstart", "patch_pathologies",
+                 "patch_pathologies_ppo"]
 ALL_KNOBS = ("lr", "weight_decay", "aug_level", "neuron_scale")
 GENERALISATION_TRAIN_ENVS = ("TrainGym/DigitsMLP-v0", "TrainGym/DigitsCNN-v0", "TrainGym/TabularMLP-v0")
 """The families the generalisation agent trains on (together); it is evaluated on MNISTCNN, which it never saw."""
@@ -109,6 +110,8 @@ PATCH_DAGGER: dict[str, dict[str, Any]] = {
 PRESET_VARIANTS["patch_pathologies"] = {
     f"{name}{KICKSTART_SUFFIX}{tuning}": {**overrides, "kickstart": "diagnosis_aware", **settings}
     for tuning, settings in PATCH_DAGGER.items() for name, overrides in PRESET_VARIANTS["pathologies"].items()}
+# ... and both by PPO alone, from reward (the pathologies preset's settings: 10k env steps, no demonstrations).
+PRESET_VARIANTS["patch_pathologies_ppo"] = dict(PRESET_VARIANTS["pathologies"])
 # The main job with and without imitating steer first (the same 10k env steps).
 PRESET_VARIANTS["default_kickstart"] = {"default": {}, "kickstart-steer": {"kickstart": "steer"}}
 """Per preset: agent variants, each as ``Args`` overrides of the main job's defaults."""
@@ -129,23 +132,29 @@ RESULT_PAGES: dict[str, tuple[str, str]] = {
                                                "held-out MNISTCNN (a family it never saw)"),
     "patch_pathologies": ("agent_patch_pathologies", "Agents that choose the cell to decorrelate, on the patch "
                                                      "mixture: training_stats alone against the full observation"),
+    "patch_pathologies_ppo": ("agent_patch_pathologies_ppo", "PPO alone on the patch mixture, choosing the cell "
+                                                             "to decorrelate: training_stats against the full "
+                                                             "observation"),
 }
 PRESET_ENV: dict[str, str] = {"generalisation": "TrainGym/MNISTCNN-v0",
                               "pathologies": "TrainGym/DigitsPathologies-v0",
                               "pathologies_ablation": "TrainGym/DigitsPathologies-v0",
                               "pathologies_kickstart": "TrainGym/DigitsPathologies-v0",
                               "pathologies_kickstart_128": "TrainGym/DigitsPathologies-v0",
-                              "patch_pathologies": "TrainGym/DigitsPatchPathologies-v0"}
+                              "patch_pathologies": "TrainGym/DigitsPatchPathologies-v0",
+                              "patch_pathologies_ppo": "TrainGym/DigitsPatchPathologies-v0"}
 """The evaluation env per preset (others: DigitsMLP)."""
 PRESET_BASELINES: dict[str, tuple[str, ...]] = {"generalisation": ("keep", "plateau", "steer"),
                                                 "pathologies": ("keep", "good_defaults", "steer", "diagnosis_aware",
                                                                 "diagnosis_aware_defaults"),
 }
 """The baselines per preset (others: keep, random, step_decay, plateau, steer)."""
-for _preset in ("pathologies_ablation", "pathologies_kickstart", "pathologies_kickstart_128", "patch_pathologies"):
+for _preset in ("pathologies_ablation", "pathologies_kickstart", "pathologies_kickstart_128", "patch_pathologies",
+                "patch_pathologies_ppo"):
     PRESET_BASELINES[_preset] = PRESET_BASELINES["pathologies"]
 PRESET_RUNS: dict[str, str] = {"pathologies_ablation": "pathologies", "pathologies_kickstart": "pathologies",
-                               "pathologies_kickstart_128": "pathologies", "default_kickstart": "default"}
+                               "pathologies_kickstart_128": "pathologies", "default_kickstart": "default",
+                               "patch_pathologies_ppo": "patch_pathologies"}
 """Presets whose runs and evaluated episodes live in another preset's folder: a variant with the same name and
 settings is the same training run, trained once."""
 COMPARED_PRESETS: tuple[str, ...] = (*PRESET_RUNS, *PRESET_RUNS.values(), "patch_pathologies")
@@ -153,7 +162,8 @@ COMPARED_PRESETS: tuple[str, ...] = (*PRESET_RUNS, *PRESET_RUNS.values(), "patch
 DEFAULT_EVAL_EPISODES = 64
 NO_RELEVANCE_SUFFIX = "-no-relevance"
 """Suffix of the episode cache folder of a ``--no-relevance`` evaluation (the folder without it: as trained)."""
-PRESET_EVAL_EPISODES: dict[str, int] = {"pathologies_kickstart_128": TEST_SET_SIZE, "patch_pathologies": TEST_SET_SIZE}
+PRESET_EVAL_EPISODES: dict[str, int] = {"pathologies_kickstart_128": TEST_SET_SIZE, "patch_pathologies": TEST_SET_SIZE,
+                                        "patch_pathologies_ppo": TEST_SET_SIZE}
 """Held-out instances per preset (others: DEFAULT_EVAL_EPISODES)."""
 AGENTS_PAGE = ("agent_candidate", "Agents trained elsewhere (a candidate configuration) on held-out instances")
 """The page of a study of existing runs (``--agents``): not the main job's defaults, so not agent_default."""
